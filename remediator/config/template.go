@@ -1,0 +1,68 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TemplateData is what a playbook template sees: `{{ .Labels.container }}`, `{{ .Target }}`.
+type TemplateData struct {
+	Labels      map[string]string
+	Annotations map[string]string
+	Target      string
+	Playbook    string
+}
+
+// Template is a text/template compiled when the file is loaded, so a typo is a load error with
+// a line number rather than a failed heal at 3 AM.
+type Template struct {
+	Text string
+	tmpl *template.Template
+}
+
+// NewTemplate compiles text. Missing keys are errors, never "<no value>" in a URL.
+func NewTemplate(text string) (Template, error) {
+	t, err := template.New("").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return Template{}, err
+	}
+	return Template{Text: text, tmpl: t}, nil
+}
+
+// UnmarshalYAML compiles the scalar as a template.
+func (t *Template) UnmarshalYAML(node *yaml.Node) error {
+	var s string
+	if err := node.Decode(&s); err != nil {
+		return err
+	}
+	nt, err := NewTemplate(s)
+	if err != nil {
+		return fmt.Errorf("line %d: invalid template %q: %w", node.Line, s, err)
+	}
+	*t = nt
+	return nil
+}
+
+// MarshalYAML writes the template's source.
+func (t Template) MarshalYAML() (any, error) { return t.Text, nil }
+
+// IsZero reports whether no template was given.
+func (t Template) IsZero() bool { return t.Text == "" }
+
+// String returns the template's source.
+func (t Template) String() string { return t.Text }
+
+// Execute renders the template for one alert.
+func (t Template) Execute(data TemplateData) (string, error) {
+	if t.tmpl == nil {
+		return t.Text, nil
+	}
+	var b bytes.Buffer
+	if err := t.tmpl.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
