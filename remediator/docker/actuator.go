@@ -1,0 +1,236 @@
+// Package docker is the remediator's Docker actuator: it resolves an alert to one container,
+// refuses containers that did not opt in (and its own, and protected ones), and restarts, stops,
+// starts, kills or recreates it through the engine API, waiting for the result before it reports.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// Defaults for Options left empty.
+const (
+	DefaultOptInLabel     = "remediator.enable"
+	DefaultProtectedLabel = "remediator.protected"
+	// DefaultTimeout bounds one action including the wait for its result. It leaves room for a
+	// stop timeout of 10s and a healthcheck with Docker's default 30s interval.
+	DefaultTimeout = 90 * time.Second
+)
+
+// Options configure an Actuator.
+type Options struct {
+	// Host is the engine address (unix:///var/run/docker.sock, tcp://socket-proxy:2375). Empty
+	// means DOCKER_HOST and the other DOCKER_* variables, else the local socket.
+	Host string
+	// OptInLabel must be "true" on a container for it to be touched.
+	OptInLabel string
+	// ProtectedLabel, with any value, puts a container out of reach even if it opted in
+	// (the socket proxy, the remediator, databases).
+	ProtectedLabel string
+	// SelfContainerID is the remediator's own container; empty means detect it.
+	SelfContainerID string
+	// Timeout bounds each action, the wait for its result included.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Actuator runs docker steps. It is safe for concurrent use.
+type Actuator struct {
+	cli       *client.Client
+	host      string
+	optIn     string
+	protected string
+	self      string
+	timeout   time.Duration
+	logger    *slog.Logger
+	// poll is how often a wait looks at the container's state.
+	poll time.Duration
+}
+
+var _ action.Runner = (*Actuator)(nil)
+
+// New builds an Actuator. It does not contact the engine: a remediator must start, and answer
+// Alertmanager, while the engine or its proxy is down; each action reports that instead.
+func New(opts Options) (*Actuator, error) {
+	a := &Actuator{
+		optIn:     opts.OptInLabel,
+		protected: opts.ProtectedLabel,
+		self:      strings.ToLower(strings.TrimSpace(opts.SelfContainerID)),
+		timeout:   opts.Timeout,
+		logger:    opts.Logger,
+		poll:      200 * time.Millisecond,
+	}
+	if a.optIn == "" {
+		a.optIn = DefaultOptInLabel
+	}
+	if a.protected == "" {
+		a.protected = DefaultProtectedLabel
+	}
+	if a.timeout <= 0 {
+		a.timeout = DefaultTimeout
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	if a.self == "" {
+		id, source := DetectSelfContainerID()
+		a.self = id
+		if id != "" {
+			a.logger.Info("running in a container, it will never be acted on", "container_id", shortID(id), "source", source)
+		}
+	} else if !isHexID(a.self, 12) {
+		return nil, fmt.Errorf("self container id %q is not a container id (12 to 64 hex digits)", opts.SelfContainerID)
+	}
+	clientOpts := []client.Opt{client.FromEnv}
+	if opts.Host != "" {
+		clientOpts = append(clientOpts, client.WithHost(opts.Host))
+	}
+	cli, err := client.New(clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	a.cli = cli
+	a.host = cli.DaemonHost()
+	u, err := client.ParseHostURL(a.host)
+	if err != nil {
+		return nil, fmt.Errorf("docker host %q: %w", a.host, err)
+	}
+	switch u.Scheme {
+	case "unix", "tcp", "http", "https", "npipe":
+	default:
+		// ssh:// works for the docker command (through a helper), not for this client.
+		return nil, fmt.Errorf("docker host %q: unsupported scheme %q (want unix://, tcp://, http:// or https://)", a.host, u.Scheme)
+	}
+	return a, nil
+}
+
+// Close releases the client's idle connections.
+func (a *Actuator) Close() error { return a.cli.Close() }
+
+// Host is the engine address in use, for logs and messages.
+func (a *Actuator) Host() string { return a.host }
+
+// Run performs req.Step.Docker against the container the alert points to.
+func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) {
+	if req.Step == nil || req.Step.Docker == nil {
+		return "", errors.New("not a docker step")
+	}
+	da := req.Step.Docker
+	act := strings.ToLower(strings.TrimSpace(da.Action))
+	if _, ok := actions[act]; !ok {
+		return "", fmt.Errorf("unknown docker action %q (want one of restart, stop, start, kill, recreate)", da.Action)
+	}
+	if act == "kill" {
+		if _, err := normalizeSignal(da.Signal); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	start := time.Now()
+
+	explicit := ""
+	if !da.Container.IsZero() {
+		var err error
+		explicit, err = da.Container.Execute(templateData(req))
+		if err != nil {
+			return "", fmt.Errorf("container template %q: %w", da.Container.Text, err)
+		}
+		explicit = strings.TrimSpace(explicit)
+		if explicit == "" {
+			return "", fmt.Errorf("container template %q rendered empty for this alert", da.Container.Text)
+		}
+	}
+	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
+	if err != nil {
+		return "", a.engineError(ctx, err, "resolve target", start)
+	}
+	if err := a.guard(t); err != nil {
+		a.logger.Warn("docker action refused", "action", act, "container", t.name, "reason", err)
+		return "", err
+	}
+	a.logger.Info("docker action starting", "action", act, "container", t.name, "id", shortID(t.id))
+	detail, err := actions[act](a, ctx, t, da)
+	if err != nil {
+		err = a.engineError(ctx, err, act+" "+t.String(), start)
+		a.logger.Error("docker action failed", "action", act, "container", t.name, "err", err)
+		return detail, err
+	}
+	detail = fmt.Sprintf("%s in %s", detail, time.Since(start).Round(100*time.Millisecond))
+	a.logger.Info("docker action done", "action", act, "container", t.name, "detail", detail)
+	return detail, nil
+}
+
+type actionFunc func(a *Actuator, ctx context.Context, t *target, da *config.DockerAction) (string, error)
+
+var actions = map[string]actionFunc{
+	"restart":  (*Actuator).restart,
+	"stop":     (*Actuator).stop,
+	"start":    (*Actuator).start,
+	"kill":     (*Actuator).kill,
+	"recreate": (*Actuator).recreate,
+}
+
+func templateData(req action.Request) config.TemplateData {
+	d := config.TemplateData{
+		Labels:      map[string]string{},
+		Annotations: map[string]string{},
+		Target:      req.Target,
+	}
+	for k, v := range req.Alert.Labels {
+		d.Labels[k] = v
+	}
+	for k, v := range req.Alert.Annotations {
+		d.Annotations[k] = v
+	}
+	if req.Playbook != nil {
+		d.Playbook = req.Playbook.Name
+	}
+	return d
+}
+
+// engineError turns what the client returned into a reason an operator can act on. The
+// client's own texts ("Cannot connect to the Docker daemon...", "context deadline exceeded")
+// do not say which engine, which step, or what to check.
+func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
+	var refused *refusal
+	switch {
+	case errors.As(err, &refused):
+		return err
+	case client.IsErrConnectionFailed(err) || isDialError(err):
+		return fmt.Errorf("%s: docker engine unreachable at %s (is it running, is DOCKER_HOST right?): %w", what, a.host, err)
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return fmt.Errorf("%s: timed out after %s: %w", what, time.Since(start).Round(100*time.Millisecond), err)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s: cancelled: %w", what, err)
+	case cerrdefs.IsPermissionDenied(err):
+		return fmt.Errorf("%s: forbidden by the engine or by the socket proxy at %s, which must allow this call: %w", what, a.host, err)
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("%s: container is gone: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// refusal is a decision of the actuator (not opted in, protected, ambiguous...), not a fault
+// of the engine: its message is final.
+type refusal struct{ msg string }
+
+func (r *refusal) Error() string { return r.msg }
+
+func refusef(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }

@@ -1,0 +1,78 @@
+package docker
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// leastPrivilegeProxy stands for the compose stack's socket proxy with what the default
+// playbooks need: reads on containers, ping and version; POST only on start, stop, restart and
+// kill. Everything else is 403, as the proxy answers.
+func leastPrivilegeProxy(t *testing.T) string {
+	t.Helper()
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		if !strings.HasPrefix(h, "unix://") {
+			t.Skip("the proxy test forwards to a unix socket; DOCKER_HOST is " + h)
+		}
+		sock = strings.TrimPrefix(h, "unix://")
+	}
+	read := regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers(/.*)?)$`)
+	write := regexp.MustCompile(`^(/v[\d.]+)?/containers/[a-zA-Z0-9_.-]+/(start|stop|restart|kill)$`)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := ((r.Method == http.MethodGet || r.Method == http.MethodHead) && read.MatchString(r.URL.Path)) ||
+			(r.Method == http.MethodPost && write.MatchString(r.URL.Path))
+		if !ok {
+			http.Error(w, "<html><body><h1>403 Forbidden</h1>Request forbidden by administrative rules.</body></html>", http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return "tcp://" + strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestThroughLeastPrivilegeProxy(t *testing.T) {
+	t.Parallel()
+	plain, _, _ := demoImages(t)
+	name := containerName(t)
+	c, _ := runDemo(t, plain, name, optIn)
+	a := newActuator(t, Options{Host: leastPrivilegeProxy(t)})
+	labels := map[string]string{"container": name}
+
+	for _, act := range []string{"restart", "stop", "start", "kill", "start"} {
+		da := config.DockerAction{Action: act, StopTimeout: model.Duration(2 * time.Second)}
+		if _, err := a.Run(context.Background(), request(da, labels)); err != nil {
+			t.Fatalf("%s through the proxy: %v", act, err)
+		}
+	}
+
+	_, err := a.Run(context.Background(), request(config.DockerAction{Action: "recreate"}, labels))
+	if err == nil || !strings.Contains(err.Error(), "which must allow this call") {
+		t.Fatalf("recreate through a proxy without create/rename/remove: err = %v, want it to say the proxy forbids it", err)
+	}
+	t.Log(err)
+	if id := testutil.InspectField(t, name, "{{.Id}} {{.State.Status}}"); id != c.ID+" running" {
+		t.Errorf("after the refused recreate: %s, want %s running, untouched", id, c.ID)
+	}
+}
