@@ -1,0 +1,315 @@
+package alertmanager
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/selfheal/selfheal/internal/testutil"
+)
+
+const configFile = "alertmanager.yml"
+
+func amtool(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	bin := testutil.LookPath(t, "amtool")
+	out, err := exec.Command(bin, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestAmtoolCheckConfig(t *testing.T) {
+	out, err := amtool(t, "check-config", configFile)
+	if err != nil {
+		t.Fatalf("amtool check-config: %v\n%s", err, out)
+	}
+	for _, want := range []string{"2 receivers", "1 inhibit rules"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("amtool check-config output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// routeCase is a label set and the receiver Alertmanager must pick for it.
+type routeCase struct {
+	name     string
+	labels   []string
+	receiver string
+}
+
+func checkRoutes(t *testing.T, cases []routeCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"config", "routes", "test", "--config.file=" + configFile, "--verify.receivers=" + tc.receiver}, tc.labels...)
+			out, err := amtool(t, args...)
+			if err != nil {
+				t.Fatalf("labels %v: want receiver %s: %v\n%s", tc.labels, tc.receiver, err, out)
+			}
+		})
+	}
+}
+
+func TestRoutes(t *testing.T) {
+	checkRoutes(t, []routeCase{
+		{"healable critical", []string{"alertname=ServiceMemoryHigh", "severity=critical", "remediation=auto", "service=user-service", "instance=user-service:8080", "container=user-service"}, "remediator"},
+		{"healable warning", []string{"alertname=ServicePoolSaturated", "severity=warning", "remediation=auto", "service=order-service", "instance=order-service:8080"}, "remediator"},
+		{"no playbook", []string{"alertname=ServiceCircuitOpen", "severity=warning", "service=user-service", "instance=user-service:8080"}, "oncall"},
+		{"remediation other than auto", []string{"alertname=ServiceDown", "severity=critical", "remediation=manual"}, "oncall"},
+		{"escalation: budget exhausted", []string{"alertname=RemediatorBudgetExhausted", "severity=critical", "team=remediator", "target=order-service"}, "oncall"},
+		{"escalation: heals failing", []string{"alertname=RemediatorHealsFailing", "severity=warning", "team=remediator", "playbook=memory-leak"}, "oncall"},
+		// A remediator alert never reaches the remediator, whatever labels it carries.
+		{"remediator alert mislabelled auto", []string{"alertname=RemediatorDown", "severity=critical", "remediation=auto"}, "oncall"},
+		{"unknown alert", []string{"alertname=Watchdog", "severity=none"}, "oncall"},
+	})
+}
+
+// TestRoutesOfEveryRule routes each alerting rule of rules/ by its static labels, so a rule
+// added or relabelled there is routed as its remediation label promises.
+func TestRoutesOfEveryRule(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "rules", "*.yml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no rule files in ../rules (%v)", err)
+	}
+	var cases []routeCase
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rf struct {
+			Groups []struct {
+				Rules []struct {
+					Alert  string            `yaml:"alert"`
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(b, &rf); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Alert == "" {
+					continue
+				}
+				labels := []string{"alertname=" + r.Alert, "service=svc", "instance=svc:8080"}
+				keys := make([]string, 0, len(r.Labels))
+				for k := range r.Labels {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					labels = append(labels, k+"="+r.Labels[k])
+				}
+				want := "oncall"
+				if r.Labels["remediation"] == "auto" && !strings.HasPrefix(r.Alert, "Remediator") {
+					want = "remediator"
+				}
+				cases = append(cases, routeCase{r.Alert + "/" + r.Labels["severity"], labels, want})
+			}
+		}
+	}
+	checkRoutes(t, cases)
+}
+
+// notification is the part of Alertmanager's webhook payload the live test reads.
+type notification struct {
+	Receiver string `json:"receiver"`
+	Status   string `json:"status"`
+	Alerts   []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+	Authorization string `json:"-"`
+}
+
+// recorder stands in for a webhook receiver and keeps what it was sent.
+type recorder struct {
+	mu   sync.Mutex
+	got  []notification
+	srv  *httptest.Server
+	errs []string
+}
+
+func newRecorder(t *testing.T) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var n notification
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err := json.Unmarshal(body, &n); err != nil {
+			r.errs = append(r.errs, fmt.Sprintf("undecodable notification: %v: %s", err, body))
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n.Authorization = req.Header.Get("Authorization")
+		r.got = append(r.got, n)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// waitFor returns the first notification that satisfies ok, or fails after timeout.
+func (r *recorder) waitFor(t *testing.T, what string, timeout time.Duration, ok func(notification) bool) notification {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r.mu.Lock()
+		for _, n := range r.got {
+			if ok(n) {
+				r.mu.Unlock()
+				return n
+			}
+		}
+		got, errs := fmt.Sprintf("%+v", r.got), r.errs
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no notification %s within %s; got %s; errors %v", what, timeout, got, errs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// testConfig turns the shipped configuration into the live test's. Differences, and only these:
+// the remediator's webhook URL and the human receiver's placeholder URL point at recorders on
+// 127.0.0.1, and credentials_file at a token file of the test. Routes, grouping, timings and
+// inhibition are the shipped ones.
+func testConfig(t *testing.T, remediatorURL, oncallURL, tokenFile string) string {
+	t.Helper()
+	b, err := os.ReadFile(configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range cfg["receivers"].([]any) {
+		r := r.(map[string]any)
+		name := r["name"].(string)
+		for _, wc := range r["webhook_configs"].([]any) {
+			wc := wc.(map[string]any)
+			switch name {
+			case "remediator":
+				wc["url"] = remediatorURL
+				auth := wc["http_config"].(map[string]any)["authorization"].(map[string]any)
+				auth["credentials_file"] = tokenFile
+			case "oncall":
+				wc["url"] = oncallURL
+			}
+			seen[name] = true
+		}
+	}
+	if !seen["remediator"] || !seen["oncall"] {
+		t.Fatalf("%s: receivers remediator and oncall with webhook_configs expected, found %v", configFile, seen)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+type postedAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      time.Time         `json:"endsAt,omitempty"`
+}
+
+func postAlerts(t *testing.T, amURL string, alerts ...postedAlert) {
+	t.Helper()
+	body, _ := json.Marshal(alerts)
+	resp, err := http.Post(amURL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("post alerts: %s: %s", resp.Status, b)
+	}
+}
+
+// TestAlertmanagerDeliversAsRouted runs the real Alertmanager with the shipped configuration and
+// follows one healable incident and one escalation through it.
+func TestAlertmanagerDeliversAsRouted(t *testing.T) {
+	remediator, oncall := newRecorder(t), newRecorder(t)
+	token := "test-token-" + fmt.Sprint(time.Now().UnixNano())
+	tokenFile := filepath.Join(t.TempDir(), "webhook-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	am := testutil.StartAlertmanager(t, testConfig(t, remediator.srv.URL+"/webhook", oncall.srv.URL+"/oncall", tokenFile))
+
+	target := map[string]string{"service": "user-service", "instance": "user-service:8080", "container": "user-service", "job": "demo-services"}
+	memory := func(severity string) map[string]string {
+		l := map[string]string{"alertname": "ServiceMemoryHigh", "severity": severity, "remediation": "auto"}
+		for k, v := range target {
+			l[k] = v
+		}
+		return l
+	}
+	escalation := map[string]string{"alertname": "RemediatorBudgetExhausted", "severity": "critical", "team": "remediator", "target": "order-service", "job": "remediator", "instance": "remediator:9096"}
+	start := time.Now().Add(-time.Minute)
+	postAlerts(t, am,
+		postedAlert{Labels: memory("warning"), StartsAt: start},
+		postedAlert{Labels: memory("critical"), StartsAt: start},
+		postedAlert{Labels: escalation, StartsAt: start},
+	)
+
+	// The healable incident reaches the remediator with the token, and only its critical alert:
+	// the warning of the same alert and instance is inhibited.
+	n := remediator.waitFor(t, "firing at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "firing" })
+	if n.Receiver != "remediator" {
+		t.Errorf("receiver %q, want remediator", n.Receiver)
+	}
+	if want := "Bearer " + token; n.Authorization != want {
+		t.Errorf("Authorization %q, want %q (token from credentials_file)", n.Authorization, want)
+	}
+	if len(n.Alerts) != 1 || n.Alerts[0].Labels["severity"] != "critical" || n.Alerts[0].Labels["alertname"] != "ServiceMemoryHigh" {
+		t.Errorf("alerts %+v, want the critical ServiceMemoryHigh only (the warning inhibited)", n.Alerts)
+	}
+
+	// The escalation reaches a person, not the remediator.
+	e := oncall.waitFor(t, "firing at oncall", 30*time.Second, func(n notification) bool { return n.Status == "firing" })
+	if len(e.Alerts) != 1 || e.Alerts[0].Labels["alertname"] != "RemediatorBudgetExhausted" {
+		t.Errorf("oncall got %+v, want RemediatorBudgetExhausted only", e.Alerts)
+	}
+	if e.Authorization != "" {
+		t.Errorf("the webhook token leaked to the oncall receiver: %q", e.Authorization)
+	}
+
+	// Healed: the resolved notification tells the remediator the episode is over.
+	end := time.Now()
+	postAlerts(t, am,
+		postedAlert{Labels: memory("warning"), StartsAt: start, EndsAt: end},
+		postedAlert{Labels: memory("critical"), StartsAt: start, EndsAt: end},
+	)
+	remediator.waitFor(t, "resolved at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "resolved" })
+
+	remediator.mu.Lock()
+	defer remediator.mu.Unlock()
+	for _, n := range remediator.got {
+		for _, a := range n.Alerts {
+			if strings.HasPrefix(a.Labels["alertname"], "Remediator") {
+				t.Errorf("the remediator was sent its own alert %v", a.Labels)
+			}
+		}
+	}
+}

@@ -1,0 +1,166 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// StartPrometheus runs a real Prometheus server (the `prometheus` binary on PATH) on a free
+// loopback port with configYAML and returns its base URL, e.g. "http://127.0.0.1:41234". When
+// ruleFiles are given they replace the config's rule_files, so a test can hand over a config
+// generated from the shipped one together with the repository's rule files.
+//
+// The server stores its data in a temporary directory, is ready (/-/ready) when this returns and
+// is stopped when the test ends; its log is printed if the test failed. A missing binary skips
+// the test (fails it in CI). Lifecycle endpoints are on, so tests may POST /-/reload.
+func StartPrometheus(t testing.TB, configYAML string, ruleFiles ...string) string {
+	t.Helper()
+	bin := LookPath(t, "prometheus")
+	dir := t.TempDir()
+	if len(ruleFiles) > 0 {
+		var err error
+		configYAML, err = replaceRuleFiles(configYAML, ruleFiles)
+		if err != nil {
+			t.Fatalf("prometheus config: %v", err)
+		}
+	}
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startServer(t, "prometheus", bin, url,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		"--web.enable-lifecycle",
+		"--log.level=info",
+	)
+	return url
+}
+
+// StartAlertmanager runs a real Alertmanager (Debian's `prometheus-alertmanager`, or
+// `alertmanager`) on a free loopback port with configYAML, clustering off, and returns its base
+// URL once it is ready. It stops when the test ends; its log is printed if the test failed.
+func StartAlertmanager(t testing.TB, configYAML string) string {
+	t.Helper()
+	bin := LookPath(t, "prometheus-alertmanager", "alertmanager")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startServer(t, "alertmanager", bin, url,
+		"--config.file="+cfg,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		// An empty address turns gossip off: no second port, no peers to wait for.
+		"--cluster.listen-address=",
+		"--log.level=info",
+	)
+	return url
+}
+
+// replaceRuleFiles sets rule_files in a Prometheus config to the given paths (made absolute,
+// because Prometheus resolves relative ones against the config file's directory).
+func replaceRuleFiles(configYAML string, ruleFiles []string) (string, error) {
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(configYAML), &cfg); err != nil {
+		return "", err
+	}
+	if cfg == nil {
+		cfg = map[string]any{}
+	}
+	var abs []any
+	for _, f := range ruleFiles {
+		a, err := filepath.Abs(f)
+		if err != nil {
+			return "", err
+		}
+		abs = append(abs, a)
+	}
+	cfg["rule_files"] = abs
+	out, err := yaml.Marshal(cfg)
+	return string(out), err
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer starts bin with args, waits until url/-/ready answers 200 and arranges for the
+// process to be stopped (SIGTERM, then SIGKILL) when the test ends.
+func startServer(t testing.TB, name, bin, url string, args ...string) {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, log.String())
+		}
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before it was ready: %v\n%s", name, waitErr, log.String())
+		case <-ctx.Done():
+			t.Fatalf("%s not ready at %s within 30s\n%s", name, url, log.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := client.Get(url + "/-/ready")
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+	}
+}
