@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
+	"strings"
 	"text/template"
 
 	"go.yaml.in/yaml/v3"
@@ -23,9 +25,21 @@ type Template struct {
 	tmpl *template.Template
 }
 
+// templateFuncs are the few helpers a playbook needs to shape a label into a URL or an argument.
+// pathEscape and queryEscape also tell RenderURL that a value was escaped on purpose.
+var templateFuncs = template.FuncMap{
+	"toLower":     strings.ToLower,
+	"toUpper":     strings.ToUpper,
+	"trimPrefix":  func(prefix, s string) string { return strings.TrimPrefix(s, prefix) },
+	"trimSuffix":  func(suffix, s string) string { return strings.TrimSuffix(s, suffix) },
+	"replace":     func(old, new, s string) string { return strings.ReplaceAll(s, old, new) },
+	"pathEscape":  url.PathEscape,
+	"queryEscape": url.QueryEscape,
+}
+
 // NewTemplate compiles text. Missing keys are errors, never "<no value>" in a URL.
 func NewTemplate(text string) (Template, error) {
-	t, err := template.New("").Option("missingkey=error").Parse(text)
+	t, err := template.New("").Option("missingkey=error").Funcs(templateFuncs).Parse(text)
 	if err != nil {
 		return Template{}, err
 	}

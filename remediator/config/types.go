@@ -3,6 +3,8 @@
 package config
 
 import (
+	"time"
+
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/common/model"
 )
@@ -118,6 +120,13 @@ type TimeWindow struct {
 	Start    string   `yaml:"start"`
 	End      string   `yaml:"end"`
 	Location string   `yaml:"location"`
+
+	// Parsed forms, filled by Parse.
+	days      [7]bool // indexed by time.Weekday
+	startMin  int     // minutes after midnight
+	endMin    int
+	loc       *time.Location
+	validated bool
 }
 
 // Verify says how a step's success is judged. By default the triggering alert must stop firing

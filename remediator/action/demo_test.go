@@ -1,0 +1,125 @@
+package action
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// startDemoService builds and runs the real demo service on a loopback port.
+func startDemoService(t *testing.T) string {
+	t.Helper()
+	root := testutil.RepoRoot(t)
+	bin := filepath.Join(t.TempDir(), "demo-service")
+	err := testutil.BuildStatic(root, "./services/cmd/demo-service", bin)
+	testutil.Require(t, err == nil, fmt.Sprintf("the demo service must build: %v", err))
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	cmd := exec.Command(bin, "--service.name=order-service", "--web.listen-address="+addr, "--memory.limit=1GiB")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no FAULTS, DATABASE_URL from the caller
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if err := testutil.WaitHTTP("http://"+addr+"/healthz", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func post(t *testing.T, method, url string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s", method, url, resp.Status)
+	}
+}
+
+func leakedBytes(t *testing.T, addr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `demo_memory_leaked_bytes{kind="flushable"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatal("demo_memory_leaked_bytes{kind=\"flushable\"} not exported")
+	return 0
+}
+
+// The shipped playbooks' http steps, run unchanged against the real demo service: the client
+// dials loopback whatever host the step names, as Docker's DNS would resolve the container.
+func TestShippedHTTPStepsAgainstDemoService(t *testing.T) {
+	addr := startDemoService(t)
+	cfg, err := config.Load(filepath.Join("..", "playbooks.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := NewHTTPClient()
+	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	d := NewDispatcher(DispatcherOptions{HTTPClient: client})
+	labels := map[string]string{"alertname": "ServiceMemoryHigh", "container": "order-service", "severity": "critical"}
+
+	// A flushable leak of some MiB, then stopped so that the flush is the only thing that frees it.
+	post(t, http.MethodPost, "http://"+addr+"/chaos/memory-leak?rate_mb=20&kind=flushable")
+	deadline := time.Now().Add(10 * time.Second)
+	for leakedBytes(t, addr) < 10<<20 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leak did not grow")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	post(t, http.MethodDelete, "http://"+addr+"/chaos/memory-leak")
+	if leakedBytes(t, addr) == 0 {
+		t.Fatal("nothing leaked")
+	}
+
+	flush := cfg.Playbook("memory-high").Step("flush-cache")
+	detail, err := d.Run(context.Background(), request(flush, labels))
+	if err != nil {
+		t.Fatalf("flush-cache: %v", err)
+	}
+	if !strings.HasPrefix(detail, "POST http://order-service:8080/recover/flush-cache: 200 OK") {
+		t.Errorf("detail = %q", detail)
+	}
+	if got := leakedBytes(t, addr); got != 0 {
+		t.Errorf("leaked bytes after the flush step = %v, want 0", got)
+	}
+
+	// Without a database the pool cannot be reset: the step fails with the service's reason,
+	// which is what makes the playbook escalate to a restart.
+	reset := cfg.Playbook("pool-exhausted").Step("reset-pool")
+	_, err = d.Run(context.Background(), request(reset, labels))
+	if err == nil || !strings.Contains(err.Error(), "got 409 Conflict, want 200 or 202 or 204") ||
+		!strings.Contains(err.Error(), "--database.url is not set") {
+		t.Errorf("reset-pool without a database: %v", err)
+	}
+}

@@ -1,0 +1,140 @@
+package action
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// ErrDockerNotConfigured is returned for docker steps when the remediator runs without an engine.
+var ErrDockerNotConfigured = errors.New("docker actions are not configured")
+
+// DispatcherOptions configure a Dispatcher. Every field may be left empty.
+type DispatcherOptions struct {
+	// HTTPClient runs http steps; nil means NewHTTPClient().
+	HTTPClient *http.Client
+	// Docker runs docker steps (remediator/docker's Actuator); nil makes them fail with
+	// ErrDockerNotConfigured.
+	Docker Runner
+	Logger *slog.Logger
+}
+
+// Dispatcher is the Runner the pipeline uses: it hands each step to the runner for its action.
+type Dispatcher struct {
+	http    *HTTPRunner
+	command *CommandRunner
+	wait    *WaitRunner
+	docker  Runner
+	logger  *slog.Logger
+}
+
+var _ Runner = (*Dispatcher)(nil)
+
+// NewDispatcher builds a Dispatcher.
+func NewDispatcher(o DispatcherOptions) *Dispatcher {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{
+		http:    &HTTPRunner{Client: o.HTTPClient},
+		command: &CommandRunner{},
+		wait:    &WaitRunner{},
+		docker:  o.Docker,
+		logger:  logger,
+	}
+}
+
+// Run performs req.Step's action. The step's timeout bounds every action but wait, whose
+// duration is its own bound.
+func (d *Dispatcher) Run(ctx context.Context, req Request) (string, error) {
+	if req.Step == nil {
+		return "", errors.New("no step to run")
+	}
+	kind := req.Step.Action()
+	var r Runner
+	switch kind {
+	case "http":
+		r = d.http
+	case "command":
+		r = d.command
+	case "wait":
+		r = d.wait
+	case "docker":
+		if d.docker == nil {
+			return "", ErrDockerNotConfigured
+		}
+		r = d.docker
+	default:
+		return "", fmt.Errorf("step %q has no action", req.Step.Name)
+	}
+	if kind != "wait" {
+		var cancel context.CancelFunc
+		ctx, cancel = withStepTimeout(ctx, req.Step)
+		defer cancel()
+	}
+	start := time.Now()
+	detail, err := r.Run(ctx, req)
+	d.logger.Debug("action done", "playbook", playbookName(req), "step", req.Step.Name, "action", kind,
+		"target", req.Target, "duration", time.Since(start), "detail", detail, "err", err)
+	return detail, err
+}
+
+// TemplateData is what the step's templates see for this request.
+func (r Request) TemplateData() config.TemplateData {
+	return config.TemplateData{
+		Labels:      map[string]string(r.Alert.Labels),
+		Annotations: map[string]string(r.Alert.Annotations),
+		Target:      r.Target,
+		Playbook:    playbookName(r),
+	}
+}
+
+func playbookName(r Request) string {
+	if r.Playbook == nil {
+		return ""
+	}
+	return r.Playbook.Name
+}
+
+func withStepTimeout(ctx context.Context, st *config.Step) (context.Context, context.CancelFunc) {
+	if st == nil || st.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, time.Duration(st.Timeout))
+}
+
+// timeoutError says how long an action was given when its context ended, and keeps the
+// context's error in the chain so callers can tell a timeout (errors.Is DeadlineExceeded).
+func timeoutError(ctx context.Context, what string, start time.Time) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s: no result within %s: %w", what, time.Since(start).Round(time.Millisecond), ctx.Err())
+	}
+	return fmt.Errorf("%s: interrupted after %s: %w", what, time.Since(start).Round(time.Millisecond), ctx.Err())
+}
+
+// snippet shortens output for an error message: at most n bytes, control characters shown as
+// spaces, so a hostile or binary answer cannot garble logs.
+func snippet(b []byte, n int) string {
+	cut := len(b) > n
+	if cut {
+		b = b[:n]
+	}
+	out := make([]rune, 0, len(b))
+	for _, r := range string(b) {
+		if r < 0x20 || r == 0x7f {
+			r = ' '
+		}
+		out = append(out, r)
+	}
+	s := string(out)
+	if cut {
+		s += "…"
+	}
+	return s
+}
