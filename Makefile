@@ -7,7 +7,11 @@ BIN       := bin
 LDFLAGS   := -s -w
 PKGS      := ./...
 
-.PHONY: all build test unit bench lint fmt e2e clean
+.PHONY: all build test unit fuzz bench lint fmt e2e clean
+
+# Fuzz targets run for a bounded time in CI; each entry is package:target.
+FUZZ_TARGETS := ./remediator/config:FuzzParse ./remediator/config:FuzzRenderURL ./remediator/intake:FuzzDecode
+FUZZ_TIME    ?= 15s
 
 all: build
 
@@ -21,8 +25,22 @@ $(BIN)/remediator: FORCE
 
 FORCE:
 
-test: build
-	$(GO) test -timeout 15m $(PKGS)
+# In CI the test command also runs the fuzzers briefly and the end-to-end suite, so a change is
+# proven on the whole loop; by hand, `make unit`, `make fuzz` and `make e2e` run them one by one.
+test: build unit $(if $(CI),fuzz e2e)
+
+unit:
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t##*:}; \
+	  echo "fuzz $$pkg $$fn for $(FUZZ_TIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZ_TIME) $$pkg; \
+	done
+
+e2e: build
+	E2E=1 $(GO) test -count=1 -timeout 15m -v ./e2e
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
