@@ -1,0 +1,124 @@
+package faults
+
+import (
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// leakBudget caps all leaks together.
+type leakBudget struct {
+	mu   sync.Mutex
+	max  int64
+	used int64
+}
+
+// take grants up to n bytes of what is left.
+func (b *leakBudget) take(n int64) int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.max > 0 {
+		n = min(n, b.max-b.used)
+	}
+	b.used += max(n, 0)
+	return n
+}
+
+func (b *leakBudget) give(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// leak retains memory at a steady rate. The chunks are written to page by page, because memory
+// that is allocated but never touched is not resident and would not show in RSS.
+type leak struct {
+	budget *leakBudget
+
+	mu       sync.Mutex
+	chunks   [][]byte
+	bytes    int64
+	stopGrow chan struct{}
+}
+
+func newLeak(b *leakBudget) *leak { return &leak{budget: b} }
+
+const leakTick = 100 * time.Millisecond
+
+func (l *leak) start(rateMB float64) {
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	stop := make(chan struct{})
+	l.stopGrow = stop
+	chunk := int64(rateMB * (1 << 20) * leakTick.Seconds())
+	go func() {
+		t := time.NewTicker(leakTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				l.grow(chunk, stop)
+			}
+		}
+	}()
+}
+
+func (l *leak) grow(n int64, stop chan struct{}) {
+	if n = l.budget.take(n); n <= 0 {
+		return
+	}
+	b := make([]byte, n)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopGrow != stop { // stopped (or flushed) while this chunk was being made
+		l.budget.give(n)
+		return
+	}
+	l.chunks = append(l.chunks, b)
+	l.bytes += n
+}
+
+func (l *leak) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopGrow != nil {
+		close(l.stopGrow)
+		l.stopGrow = nil
+	}
+}
+
+func (l *leak) running() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stopGrow != nil
+}
+
+func (l *leak) size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bytes
+}
+
+// drop forgets the retained chunks and returns how many bytes they held.
+func (l *leak) drop() int64 {
+	l.mu.Lock()
+	n := l.bytes
+	l.chunks, l.bytes = nil, 0
+	l.mu.Unlock()
+	l.budget.give(n)
+	return n
+}
+
+// freeOSMemory collects the dropped chunks and returns their pages to the kernel now rather
+// than whenever the scavenger gets to them, so RSS falls where an operator can see it.
+func freeOSMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
