@@ -1,0 +1,113 @@
+// Command remediator receives Alertmanager's notifications and heals what its playbooks cover,
+// safely: see remediator/server for the parts and README for the flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/server"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	app := kingpin.New("remediator", "Heals what Alertmanager reports, by playbook, with budgets, cooldowns and verification.")
+	var (
+		configFile  = app.Flag("config.file", "Playbooks file.").Default("remediator/playbooks.yml").String()
+		configCheck = app.Flag("config.check", "Validate the playbooks file and exit: 0 and a summary when valid, else one file:line problem per line.").Bool()
+		storagePath = app.Flag("storage.path", "Directory of the state database.").Default("data/").String()
+		promURL     = app.Flag("prometheus.url", "Prometheus used for verification and preconditions (overrides global.prometheus_url).").String()
+		tokenFile   = app.Flag("webhook.token-file", "File with the bearer token required on the webhook and the write API.").String()
+		basicUser   = app.Flag("webhook.basic-auth-user", "Basic auth user accepted on the webhook and the write API.").String()
+		basicPass   = app.Flag("webhook.basic-auth-password-file", "File with the basic auth password.").String()
+		maxBody     = app.Flag("webhook.max-body-bytes", "Largest notification accepted; larger ones get 413.").Default("1MiB").Bytes()
+		readAuth    = app.Flag("web.api.read-auth", "Require the webhook credentials on the read-only API too.").Bool()
+		maxRequests = app.Flag("web.max-requests", "Requests served at once; more get 503.").Default("64").Int()
+		rhTimeout   = app.Flag("web.read-header-timeout", "Time allowed to read request headers.").Default("5s").Duration()
+		rTimeout    = app.Flag("web.read-timeout", "Time allowed to read a whole request.").Default("15s").Duration()
+		wTimeout    = app.Flag("web.write-timeout", "Time allowed to write a response.").Default("30s").Duration()
+		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
+		docker      = dockerFlags(app)
+	)
+	webFlags := kingpinflag.AddFlags(app, ":9096")
+	logCfg := &promslog.Config{}
+	promslogflag.AddFlags(app, logCfg)
+	app.Version(version.Print("remediator"))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfgOpts := config.Options{PrometheusURL: *promURL}
+	if *configCheck {
+		summary, err := config.CheckWithOptions(*configFile, cfgOpts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println(summary)
+		return 0
+	}
+	logger := promslog.New(logCfg)
+	logger.Info("starting remediator", "version", version.Info(), "build_context", version.BuildContext())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("remediator"),
+	)
+	runner, err := newRunner(logger, docker)
+	if err != nil {
+		logger.Error("cannot build the action runner", "err", err)
+		return 1
+	}
+	srv, err := server.New(server.Options{
+		ConfigFile: *configFile, ConfigOptions: cfgOpts, StoragePath: *storagePath,
+		WebhookTokenFile: *tokenFile, BasicAuthUser: *basicUser, BasicAuthPassFile: *basicPass,
+		MaxBodyBytes: int64(*maxBody), ReadAuth: *readAuth, MaxRequests: *maxRequests,
+		ReadHeaderTimeout: *rhTimeout, ReadTimeout: *rTimeout, WriteTimeout: *wTimeout, IdleTimeout: *idleTimeout,
+		Runner: runner, Logger: logger, Registerer: reg, Gatherer: reg,
+	})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = srv.Reload() // logged and exported by Reload
+			}
+		}
+	}()
+	if err := srv.Serve(ctx, webFlags); err != nil {
+		logger.Error("remediator stopped", "err", err)
+		return 1
+	}
+	logger.Info("remediator stopped")
+	return 0
+}

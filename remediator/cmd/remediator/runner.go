@@ -1,0 +1,39 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/docker"
+)
+
+type dockerOptions struct {
+	host, optIn, protected, self *string
+	timeout                      *time.Duration
+}
+
+func dockerFlags(app *kingpin.Application) dockerOptions {
+	return dockerOptions{
+		host:      app.Flag("docker.host", "Docker engine address, e.g. tcp://socket-proxy:2375 (default: DOCKER_HOST, else the local socket).").String(),
+		optIn:     app.Flag("docker.opt-in-label", "Only containers with this label set to \"true\" are ever acted on.").Default(docker.DefaultOptInLabel).String(),
+		protected: app.Flag("docker.protected-label", "Containers carrying this label are never acted on, even if opted in.").Default(docker.DefaultProtectedLabel).String(),
+		self:      app.Flag("docker.self-container-id", "The remediator's own container id (default: detected).").String(),
+		timeout:   app.Flag("docker.timeout", "Bound on one docker action, waiting for its result included.").Default(docker.DefaultTimeout.String()).Duration(),
+	}
+}
+
+// newRunner builds the action dispatcher: http, command and wait steps in-process, docker steps
+// through the engine (which is contacted per action, so a down engine fails steps, not start).
+func newRunner(logger *slog.Logger, o dockerOptions) (action.Runner, error) {
+	d, err := docker.New(docker.Options{
+		Host: *o.host, OptInLabel: *o.optIn, ProtectedLabel: *o.protected, SelfContainerID: *o.self,
+		Timeout: *o.timeout, Logger: logger.With("component", "docker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return action.NewDispatcher(action.DispatcherOptions{Docker: d, Logger: logger.With("component", "action")}), nil
+}

@@ -1,0 +1,48 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// budget allows at most N heals of a target per window. A spent budget suspends the target:
+// nothing is done for it until a person resets it or the window moves on. This is what stops an
+// endless heal loop on something a restart cannot fix.
+type budget struct{}
+
+func (budget) name() string { return "budget" }
+
+func (budget) decide(p *Pipeline, d *decision) verdict {
+	t := p.target(d.target)
+	used, left := budgetUse(t, d.playbook.Budget, d.now)
+	if left == 0 {
+		t.Suspended = true
+		return suppress(ReasonBudget, fmt.Sprintf("budget spent: %d heals in %s", used, time.Duration(d.playbook.Budget.Window)))
+	}
+	return proceed()
+}
+
+// budgetUse drops attempts older than the window and returns attempts used and left (-1:
+// unlimited). It also lifts a suspension whose window has moved on.
+func budgetUse(t *store.Target, b config.Budget, now time.Time) (used, left int) {
+	if b.Window > 0 {
+		kept := t.Attempts[:0]
+		for _, a := range t.Attempts {
+			if now.Sub(a) < time.Duration(b.Window) {
+				kept = append(kept, a)
+			}
+		}
+		t.Attempts = kept
+	}
+	used = len(t.Attempts)
+	if b.Attempts <= 0 {
+		t.Suspended = false
+		return used, -1
+	}
+	left = max(b.Attempts-used, 0)
+	t.Suspended = left == 0
+	return used, left
+}

@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	"sort"
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// ErrUnknownTarget is returned for a target the remediator never saw.
+var ErrUnknownTarget = errors.New("unknown target")
+
+// TargetView is a target as the API shows it.
+type TargetView struct {
+	Name          string     `json:"name"`
+	State         string     `json:"state"`
+	Playbook      string     `json:"playbook,omitempty"`
+	AttemptsUsed  int        `json:"attempts_used"`
+	AttemptsLeft  *int       `json:"attempts_left"`
+	BudgetWindow  string     `json:"budget_window,omitempty"`
+	Suspended     bool       `json:"suspended"`
+	CooldownUntil *time.Time `json:"cooldown_until"`
+	Paused        bool       `json:"paused"`
+	PausedUntil   *time.Time `json:"paused_until,omitempty"`
+	Firing        []string   `json:"firing"`
+	LastHeal      *LastHeal  `json:"last_heal"`
+}
+
+// LastHeal summarises the target's latest heal.
+type LastHeal struct {
+	ID      string    `json:"id"`
+	Result  string    `json:"result"`
+	Started time.Time `json:"started"`
+}
+
+// Targets lists known targets by name.
+func (p *Pipeline) Targets() []TargetView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	out := make([]TargetView, 0, len(p.targets))
+	for _, t := range p.targets {
+		p.publish(t)
+		pb := p.playbookByName(t.Playbook)
+		used, left := budgetUse(t, pb.Budget, now)
+		v := TargetView{
+			Name: t.Name, State: t.State, Playbook: t.Playbook, AttemptsUsed: used,
+			Suspended: t.Suspended, Paused: t.Pause.In(now) || p.global.In(now), Firing: []string{},
+		}
+		if left >= 0 {
+			v.AttemptsLeft = &left
+		}
+		if pb.Budget.Window > 0 {
+			v.BudgetWindow = pb.Budget.Window.String()
+		}
+		if now.Before(t.CooldownUntil) {
+			cd := t.CooldownUntil
+			v.CooldownUntil = &cd
+		}
+		if t.Pause.In(now) && !t.Pause.Until.IsZero() {
+			u := t.Pause.Until
+			v.PausedUntil = &u
+		}
+		for _, f := range t.Firing {
+			v.Firing = append(v.Firing, f.Alertname)
+		}
+		sort.Strings(v.Firing)
+		if t.LastHealID != "" {
+			v.LastHeal = &LastHeal{ID: t.LastHealID, Result: t.LastHealResult, Started: t.LastHealAt}
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Heals lists heals, newest first.
+func (p *Pipeline) Heals(f store.HealFilter) ([]store.Heal, error) { return p.store.Heals(f) }
+
+// Pause stops healing globally (target "") or for one target, for d (0: until resumed).
+func (p *Pipeline) Pause(target string, d time.Duration, reason string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushWrites()
+	now := p.now()
+	pause := store.Pause{Active: true, Reason: reason}
+	if d > 0 {
+		pause.Until = now.Add(d)
+	}
+	if target == "" {
+		p.global = pause
+		p.m.paused.Set(1)
+		for _, t := range p.targets {
+			p.publish(t)
+		}
+		return p.store.PutGlobalPause(pause)
+	}
+	t := p.target(target)
+	t.Pause = pause
+	p.publish(t)
+	return p.store.PutTarget(*t)
+}
+
+// Resume ends a pause; held-back alerts are decided again on the next tick.
+func (p *Pipeline) Resume(target string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushWrites()
+	if target == "" {
+		p.global = store.Pause{}
+		p.m.paused.Set(0)
+		for _, t := range p.targets {
+			p.publish(t)
+		}
+		return p.store.PutGlobalPause(p.global)
+	}
+	t, ok := p.targets[target]
+	if !ok {
+		return ErrUnknownTarget
+	}
+	t.Pause = store.Pause{}
+	p.publish(t)
+	return p.store.PutTarget(*t)
+}
+
+// Reset clears a target's spent budget, suspension and cooldown after a person has looked.
+func (p *Pipeline) Reset(target string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.flushWrites()
+	t, ok := p.targets[target]
+	if !ok {
+		return ErrUnknownTarget
+	}
+	t.Attempts, t.Suspended, t.Consecutive, t.CooldownUntil = nil, false, 0, time.Time{}
+	p.publish(t)
+	return p.store.PutTarget(*t)
+}
+
+// WaitingGauge is remediator_heals_waiting (tests).
+func (p *Pipeline) WaitingGauge() prometheus.Gauge { return p.m.waiting }

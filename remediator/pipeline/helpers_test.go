@@ -1,0 +1,263 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/store"
+	"github.com/selfheal/selfheal/remediator/verify"
+)
+
+// fakeRunner records the steps it is asked to run; fail names steps whose action errors.
+type fakeRunner struct {
+	mu    sync.Mutex
+	calls []string
+	fail  map[string]bool
+	delay time.Duration
+	// block, when set, holds every action until closed.
+	block chan struct{}
+}
+
+func (r *fakeRunner) Run(ctx context.Context, req action.Request) (string, error) {
+	r.mu.Lock()
+	r.calls = append(r.calls, req.Target+"/"+req.Step.Name)
+	fail := r.fail[req.Step.Name]
+	r.mu.Unlock()
+	if r.block != nil {
+		select {
+		case <-r.block:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	if r.delay > 0 {
+		time.Sleep(r.delay)
+	}
+	if fail {
+		return "", errors.New("injected failure")
+	}
+	return "done " + req.Step.Name, nil
+}
+
+func (r *fakeRunner) Calls() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls...)
+}
+
+// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert.
+type fakeProm struct {
+	mu     sync.Mutex
+	firing map[string]bool
+	down   bool
+	// result for any non-ALERTS query
+	queryOK bool
+}
+
+func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, errors.New("connection refused")
+	}
+	if len(q) > 6 && q[:6] == "ALERTS" {
+		for name, on := range f.firing {
+			if on && contains(q, `alertname="`+name+`"`) {
+				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil
+			}
+		}
+		return nil, nil
+	}
+	if f.queryOK {
+		return model.Vector{&model.Sample{}}, nil
+	}
+	return nil, nil
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+const basePlaybooks = `
+global:
+  max_concurrent_heals: 1
+  heals_per_minute: 1000
+defaults:
+  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
+  budget: {attempts: 3, window: 1h}
+  blast_radius: {max_targets: 0, max_ratio: 0}
+  verify: {timeout: 2s, interval: 20ms}
+  step_timeout: 2s
+playbooks:
+  - name: memory-high
+    match: ['alertname="ServiceMemoryHigh"']
+    steps:
+      - name: flush-cache
+        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
+      - name: restart
+        docker: {action: restart}
+`
+
+type harness struct {
+	t      *testing.T
+	p      *Pipeline
+	st     *store.Store
+	runner *fakeRunner
+	prom   *fakeProm
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	dir    string
+}
+
+func mustConfig(t testing.TB, yaml string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), "test.yml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
+	t.Helper()
+	return newHarnessIn(t, t.TempDir(), yaml, prom, &fakeRunner{fail: map[string]bool{}})
+}
+
+func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner) *harness {
+	t.Helper()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q verify.Querier
+	if prom != nil {
+		q = prom
+	}
+	reg := prometheus.NewRegistry()
+	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}, mustConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, p: p, st: st, runner: runner, prom: prom, reg: reg, cancel: cancel, dir: dir}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.p.Wait()
+	h.st.Close()
+	h.cancel = nil
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func alert(name, container, status string) template.Alert {
+	return template.Alert{
+		Status:   status,
+		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container},
+		StartsAt: t0,
+	}
+}
+
+// deliver records alerts as the intake does and hands them to the pipeline.
+func (h *harness) deliver(alerts ...template.Alert) {
+	h.t.Helper()
+	entries, errs := intake.Entries(&intake.Message{Data: &template.Data{Alerts: alerts}, Version: "4"}, time.Now())
+	if len(errs) > 0 {
+		h.t.Fatalf("bad test alerts: %v", errs)
+	}
+	fresh, err := h.st.Accept(entries)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var acc []store.InboxEntry
+	for i, e := range entries {
+		if fresh[i] {
+			acc = append(acc, e)
+		}
+	}
+	h.p.Submit(acc)
+}
+
+func (h *harness) idle() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.p.WaitIdle(ctx); err != nil {
+		h.t.Fatalf("pipeline never idle: %v", err)
+	}
+}
+
+func (h *harness) heals() []store.Heal {
+	h.t.Helper()
+	hs, err := h.st.Heals(store.HealFilter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return hs
+}
+
+func (h *harness) counter(name string, labels ...string) float64 {
+	h.t.Helper()
+	var c prometheus.Collector
+	switch name {
+	case "suppressed":
+		c = h.p.m.suppressed.WithLabelValues(labels...)
+	case "heals":
+		c = h.p.m.heals.WithLabelValues(labels...)
+	case "alerts":
+		c = h.p.m.alerts.WithLabelValues(labels...)
+	case "suspended":
+		c = h.p.m.suspended.WithLabelValues(labels...)
+	case "state":
+		c = h.p.m.state.WithLabelValues(labels...)
+	default:
+		h.t.Fatalf("unknown metric %s", name)
+	}
+	return testutil.ToFloat64(c)
+}
+
+func steps(hl store.Heal) string {
+	s := ""
+	for _, st := range hl.Steps {
+		s += fmt.Sprintf("%s=%s;", st.Name, st.Outcome)
+	}
+	return s
+}
+
+type alertT = template.Alert
+type actionRequest = action.Request
+
+type verifyT = verify.Verifier
+
+func newVerifier(q *fakeProm) *verify.Verifier {
+	if q == nil {
+		return verify.New(nil)
+	}
+	return verify.New(q)
+}

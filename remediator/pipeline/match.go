@@ -1,0 +1,85 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// match picks the first playbook whose matchers all match the alert and names its target.
+type match struct{}
+
+func (match) name() string { return "match" }
+
+func (match) decide(p *Pipeline, d *decision) verdict {
+	pb, target, err := matchPlaybook(p.cfg, d)
+	if err != nil {
+		return verdict{stop: true, outcome: outcomeUnmatched, detail: err.Error()}
+	}
+	if pb == nil {
+		return verdict{stop: true, outcome: outcomeUnmatched, detail: "no playbook matches"}
+	}
+	d.playbook, d.target = pb, target
+	p.observeFiring(d)
+	return proceed()
+}
+
+// matchPlaybook returns the first matching playbook and the alert's target, or nil.
+func matchPlaybook(cfg *config.Config, d *decision) (*config.Playbook, string, error) {
+	if cfg == nil {
+		return nil, "", nil
+	}
+	ls := model.LabelSet{}
+	for k, v := range d.alert.Labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	pb := cfg.Match(ls)
+	if pb == nil {
+		return nil, "", nil
+	}
+	target, err := renderTarget(pb, d)
+	if err != nil {
+		return nil, "", fmt.Errorf("playbook %q: %w", pb.Name, err)
+	}
+	return pb, target, nil
+}
+
+func renderTarget(pb *config.Playbook, d *decision) (string, error) {
+	tmpl := pb.Target
+	if tmpl.IsZero() {
+		var err error
+		if tmpl, err = config.NewTemplate("{{ .Labels.container }}"); err != nil {
+			return "", err
+		}
+	}
+	t, err := tmpl.Execute(config.TemplateData{Labels: d.alert.Labels, Annotations: d.alert.Annotations, Playbook: pb.Name})
+	if err != nil {
+		return "", fmt.Errorf("target template: %w", err)
+	}
+	t = strings.TrimSpace(t)
+	if err := validTarget(t); err != nil {
+		return "", err
+	}
+	return t, nil
+}
+
+// validTarget keeps label values that would be dangerous in URLs, paths or container names out
+// of target names.
+func validTarget(t string) error {
+	if t == "" {
+		return fmt.Errorf("target is empty (the alert lacks the label the target template uses)")
+	}
+	if len(t) > 253 {
+		return fmt.Errorf("target %.32q… is longer than 253 characters", t)
+	}
+	for _, r := range t {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)
+		if !ok {
+			return fmt.Errorf("target %q contains %q; allowed are letters, digits and - _ . :", t, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/selfheal/selfheal/remediator/config"
+)
+
+// Suppression reasons, the values of remediator_heals_suppressed_total{reason}.
+const (
+	ReasonCooldown     = "cooldown"
+	ReasonBudget       = "budget"
+	ReasonBlastRadius  = "blast_radius"
+	ReasonPaused       = "paused"
+	ReasonRateLimit    = "rate_limit"
+	ReasonDryRun       = "dry_run"
+	ReasonPrecondition = "precondition"
+	ReasonTimeWindow   = "time_window"
+)
+
+var suppressionReasons = []string{ReasonCooldown, ReasonBudget, ReasonBlastRadius, ReasonPaused,
+	ReasonRateLimit, ReasonDryRun, ReasonPrecondition, ReasonTimeWindow}
+
+type metrics struct {
+	alerts          *prometheus.CounterVec
+	heals           *prometheus.CounterVec
+	steps           *prometheus.CounterVec
+	stepDuration    *prometheus.HistogramVec
+	healDuration    *prometheus.HistogramVec
+	timeToHeal      *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
+	waiting         prometheus.Gauge
+	suppressed      *prometheus.CounterVec
+	budgetRemaining *prometheus.GaugeVec
+	suspended       *prometheus.GaugeVec
+	state           *prometheus.GaugeVec
+	cooldownUntil   *prometheus.GaugeVec
+	successRatio    *prometheus.GaugeVec
+	paused          prometheus.Gauge
+}
+
+// AlertsCounter is remediator_alerts_total; the intake shares it so both count outcomes of the
+// same alerts in one series family.
+func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		alerts: alerts,
+		heals: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_heals_total", Help: "Heals finished, by playbook and result.",
+		}, []string{"playbook", "result"}),
+		steps: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_steps_total", Help: "Heal steps finished, by playbook, step, action and result.",
+		}, []string{"playbook", "step", "action", "result"}),
+		stepDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "remediator_step_duration_seconds", Help: "Duration of a step's action and verification.",
+			Buckets: []float64{.1, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300},
+		}, []string{"playbook", "action"}),
+		healDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "remediator_heal_duration_seconds", Help: "Duration of a heal from its first step to its end.",
+			Buckets: []float64{.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600},
+		}, []string{"playbook"}),
+		timeToHeal: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "remediator_time_to_heal_seconds", Help: "Time from the alert's startsAt to a verified heal.",
+			Buckets: []float64{5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200},
+		}, []string{"playbook"}),
+		inFlight: f.NewGauge(prometheus.GaugeOpts{
+			Name: "remediator_heals_in_flight", Help: "Heals running now.",
+		}),
+		waiting: f.NewGauge(prometheus.GaugeOpts{
+			Name: "remediator_heals_waiting", Help: "Heals waiting for their turn (at most one per target).",
+		}),
+		suppressed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_heals_suppressed_total", Help: "Heals not run, by reason.",
+		}, []string{"reason"}),
+		budgetRemaining: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "remediator_budget_remaining", Help: "Heal attempts left in the target's budget window.",
+		}, []string{"target"}),
+		suspended: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "remediator_target_suspended", Help: "1 while the target's heal budget is spent and healing it is suspended.",
+		}, []string{"target"}),
+		state: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "remediator_target_state",
+			Help: "Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused.",
+		}, []string{"target"}),
+		cooldownUntil: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "remediator_cooldown_until_timestamp_seconds", Help: "When the target's cooldown ends (0: none).",
+		}, []string{"target"}),
+		successRatio: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "remediator_step_success_ratio", Help: "Recent success ratio of a playbook step for an alert name.",
+		}, []string{"playbook", "step", "alertname"}),
+		paused: f.NewGauge(prometheus.GaugeOpts{
+			Name: "remediator_paused", Help: "1 while healing is paused globally.",
+		}),
+	}
+	for _, r := range suppressionReasons {
+		m.suppressed.WithLabelValues(r)
+	}
+	return m
+}
+
+// resetPlaybooks drops the per-playbook series of playbooks that may no longer exist and
+// pre-creates those of the loaded configuration, so every series starts at 0.
+func (m *metrics) resetPlaybooks(cfg *config.Config) {
+	m.heals.Reset()
+	m.steps.Reset()
+	m.stepDuration.Reset()
+	m.healDuration.Reset()
+	m.timeToHeal.Reset()
+	m.successRatio.Reset()
+	if cfg == nil {
+		return
+	}
+	for _, pb := range cfg.Playbooks {
+		for _, r := range []string{"healed", "failed", "interrupted", "dry_run"} {
+			m.heals.WithLabelValues(pb.Name, r)
+		}
+		m.healDuration.WithLabelValues(pb.Name)
+		m.timeToHeal.WithLabelValues(pb.Name)
+		for i, st := range pb.Steps {
+			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run"} {
+				m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), r)
+			}
+			m.stepDuration.WithLabelValues(pb.Name, st.Action())
+		}
+	}
+}
+
+func stepName(st *config.Step, i int) string {
+	if st.Name != "" {
+		return st.Name
+	}
+	return st.Action() + "-" + itoa(i+1)
+}

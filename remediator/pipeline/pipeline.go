@@ -1,0 +1,503 @@
+// Package pipeline decides what to do about each accepted alert and does it, in stages composed
+// here, in this order: dedupe -> match -> guards -> cooldown -> budget -> serialize -> act ->
+// verify -> record. Each stage lives in its own file.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/time/rate"
+
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
+	"github.com/selfheal/selfheal/remediator/verify"
+)
+
+// Options builds a Pipeline.
+type Options struct {
+	Store    *store.Store
+	Runner   action.Runner
+	Verifier *verify.Verifier
+	Logger   *slog.Logger
+	// Registerer receives the pipeline's metrics (remediator_heals_*, remediator_target_*, ...).
+	Registerer prometheus.Registerer
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+	// Tick is how often states, suspensions, pauses and parked decisions are re-evaluated
+	// (default 1s).
+	Tick time.Duration
+}
+
+// Pipeline is the remediator's decision and healing engine.
+type Pipeline struct {
+	store    *store.Store
+	runner   action.Runner
+	verifier *verify.Verifier
+	logger   *slog.Logger
+	now      func() time.Time
+	tick     time.Duration
+	m        *metrics
+
+	// decide runs at intake; gates run again when a waiting heal gets its turn.
+	decide []stage
+	gates  []stage
+
+	qmu      sync.Mutex
+	incoming []store.InboxEntry
+	signal   chan struct{}
+	kick     chan struct{}
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	limiter   *rate.Limiter
+	global    store.Pause
+	targets   map[string]*store.Target
+	stats     map[string]store.StepStats
+	waiting   map[string]*job
+	waitOrder []string
+	inFlight  map[string]*job
+	byEpisode map[string]*job
+	parked    map[string]*decision
+	blast     map[string]map[string]time.Time
+	busy      int // decisions being made, for WaitIdle
+	// dirty and closes buffer store writes of decisions (see flushWrites).
+	dirty  map[string]bool
+	closes []store.Close
+
+	wg sync.WaitGroup
+}
+
+// New builds a pipeline with its configuration; call Start to run it.
+func New(o Options, cfg *config.Config) (*Pipeline, error) {
+	if o.Store == nil || o.Runner == nil {
+		return nil, errors.New("pipeline needs a store and a runner")
+	}
+	if o.Verifier == nil {
+		o.Verifier = verify.New(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Tick <= 0 {
+		o.Tick = time.Second
+	}
+	alerts := promauto.With(o.Registerer).NewCounterVec(prometheus.CounterOpts{
+		Name: "remediator_alerts_total",
+		Help: "Alerts received, by outcome (accepted, deduplicated, unmatched, rejected, resolved).",
+	}, []string{"outcome"})
+	for _, o := range []string{"accepted", "deduplicated", "unmatched", "rejected", "resolved"} {
+		alerts.WithLabelValues(o)
+	}
+	p := &Pipeline{
+		store: o.Store, runner: o.Runner, verifier: o.Verifier, logger: o.Logger, now: o.Now, tick: o.Tick,
+		m:         newMetrics(o.Registerer, alerts),
+		signal:    make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		limiter:   rate.NewLimiter(rate.Inf, 1),
+		targets:   map[string]*store.Target{},
+		stats:     map[string]store.StepStats{},
+		waiting:   map[string]*job{},
+		inFlight:  map[string]*job{},
+		byEpisode: map[string]*job{},
+		parked:    map[string]*decision{},
+		blast:     map[string]map[string]time.Time{},
+		dirty:     map[string]bool{},
+	}
+	p.decide = []stage{dedupe{}, match{}, guards{}, cooldown{}, budget{}}
+	p.gates = p.decide[2:]
+	p.SetConfig(cfg)
+	return p, nil
+}
+
+// AlertsCounter is remediator_alerts_total, shared with the intake.
+func (p *Pipeline) AlertsCounter() *prometheus.CounterVec { return p.m.alerts }
+
+// SetConfig swaps the configuration (hot reload). Heals in flight finish with the playbook they
+// started with.
+func (p *Pipeline) SetConfig(cfg *config.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg = cfg
+	perMinute := 6.0
+	if cfg != nil && cfg.Global.HealsPerMinute != 0 {
+		perMinute = cfg.Global.HealsPerMinute
+	}
+	limit := rate.Limit(perMinute / 60)
+	if perMinute < 0 || math.IsInf(perMinute, 1) {
+		limit = rate.Inf
+	}
+	p.limiter.SetLimit(limit)
+	p.limiter.SetBurst(max(1, p.maxConcurrent()))
+	p.m.resetPlaybooks(cfg)
+	p.kickDispatcher()
+}
+
+func (p *Pipeline) maxConcurrent() int {
+	if p.cfg == nil || p.cfg.Global.MaxConcurrentHeals <= 0 {
+		return 1
+	}
+	return p.cfg.Global.MaxConcurrentHeals
+}
+
+// Start recovers from the store (heals cut short by a crash become "interrupted"; accepted but
+// undecided alerts are decided again) and runs the pipeline until ctx ends.
+func (p *Pipeline) Start(ctx context.Context) error {
+	if err := p.recover(); err != nil {
+		return err
+	}
+	inbox, err := p.store.Inbox()
+	if err != nil {
+		return err
+	}
+	if len(inbox) > 0 {
+		p.logger.Info("deciding alerts accepted before the restart", "count", len(inbox))
+	}
+	p.Submit(inbox)
+	p.wg.Add(3)
+	go func() { defer p.wg.Done(); p.decideLoop(ctx) }()
+	go func() { defer p.wg.Done(); p.dispatch(ctx) }()
+	go func() { defer p.wg.Done(); p.tickLoop(ctx) }()
+	return nil
+}
+
+// Wait waits for the pipeline's goroutines after ctx ended.
+func (p *Pipeline) Wait() { p.wg.Wait() }
+
+// Submit hands durably accepted alerts to the pipeline. It never blocks on a decision.
+func (p *Pipeline) Submit(entries []store.InboxEntry) {
+	if len(entries) == 0 {
+		return
+	}
+	p.qmu.Lock()
+	p.incoming = append(p.incoming, entries...)
+	p.qmu.Unlock()
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pipeline) decideLoop(ctx context.Context) {
+	for {
+		p.qmu.Lock()
+		batch := p.incoming
+		p.incoming = nil
+		p.mu.Lock()
+		p.busy = len(batch)
+		p.mu.Unlock()
+		p.qmu.Unlock()
+		for i, e := range batch {
+			p.decideOne(e)
+			if i%256 == 255 {
+				p.mu.Lock()
+				p.flushWrites()
+				p.mu.Unlock()
+			}
+		}
+		p.mu.Lock()
+		p.flushWrites()
+		p.busy = 0
+		p.mu.Unlock()
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.signal:
+		}
+	}
+}
+
+// decideOne composes the stages for one alert.
+func (p *Pipeline) decideOne(e store.InboxEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := &decision{entry: e, alert: e.Alert, episode: e.EpisodeKey, now: p.now()}
+	if e.Resolved {
+		p.resolve(d)
+		return
+	}
+	for _, s := range p.decide {
+		if v := s.decide(p, d); v.stop {
+			p.finishDecision(d, v)
+			p.afterDecision(d)
+			return
+		}
+	}
+	p.enqueue(d)
+	p.afterDecision(d)
+}
+
+func (p *Pipeline) afterDecision(d *decision) {
+	if d.target == "" {
+		return
+	}
+	t := p.target(d.target)
+	p.publish(t)
+	p.saveTarget(t)
+}
+
+// gate re-runs the guards, cooldown and budget for a decision about to act. Lock held.
+func (p *Pipeline) gate(d *decision) verdict {
+	for _, s := range p.gates {
+		if v := s.decide(p, d); v.stop {
+			return v
+		}
+	}
+	return proceed()
+}
+
+// resolve handles a resolved alert: it never acts; it ends waiting or escalating heals for the
+// episode, feeds verification, and marks the target healthy when nothing else fires. Lock held.
+func (p *Pipeline) resolve(d *decision) {
+	p.verifier.Resolved(d.episode, d.now)
+	if j := p.dropWaitingEpisode(d.episode); j != nil {
+		p.closeDecision(j.d, outcomeResolved, "")
+	}
+	if pb, target, err := matchPlaybook(p.cfg, d); err == nil && pb != nil {
+		d.playbook, d.target = pb, target
+		t := p.target(target)
+		delete(t.Firing, d.episode)
+		if len(t.Firing) == 0 {
+			t.HealthySince = d.now
+			delete(p.parked, target)
+		}
+		if pd, ok := p.parked[target]; ok && pd.episode == d.episode {
+			delete(p.parked, target)
+		}
+		p.publish(t)
+		p.saveTarget(t)
+	}
+	p.closeDecision(d, outcomeResolved, "")
+}
+
+// recover turns heals that were running when the process died into "interrupted" ones: they
+// count against the budget, start the cooldown, and their episode gets no second action.
+func (p *Pipeline) recover() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts, err := p.store.Targets()
+	if err != nil {
+		return err
+	}
+	for i := range ts {
+		t := ts[i]
+		p.targets[t.Name] = &t
+	}
+	if p.stats, err = p.store.StepStats(); err != nil {
+		return err
+	}
+	if p.global, err = p.store.GlobalPause(); err != nil {
+		return err
+	}
+	running, err := p.store.RunningHeals()
+	if err != nil {
+		return err
+	}
+	now := p.now()
+	for i := range running {
+		h := &running[i]
+		for k := range h.Steps {
+			if h.Steps[k].Outcome == store.StepRunning {
+				h.Steps[k].Outcome = store.StepInterrupted
+				h.Steps[k].End = now
+				h.Steps[k].Error = "the remediator stopped during this step"
+			}
+		}
+		h.Result, h.Ended, h.Reason = store.HealInterrupted, now, "the remediator stopped during the heal"
+		pb := p.playbookByName(h.Playbook)
+		t := p.target(h.Target)
+		startCooldown(t, pb.Cooldown, now)
+		t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
+		budgetUse(t, pb.Budget, now)
+		ep := verify.EpisodeKey(template.Alert{Fingerprint: h.Alert.Fingerprint, StartsAt: h.Alert.StartsAt})
+		if err := p.store.FinishHeal(h, *t, ep, ep); err != nil {
+			return err
+		}
+		p.m.heals.WithLabelValues(h.Playbook, store.HealInterrupted).Inc()
+		p.logger.Warn("heal was interrupted by a restart; it counts against the budget and is not repeated",
+			"heal", h.ID, "target", h.Target, "playbook", h.Playbook)
+	}
+	for _, t := range p.targets {
+		p.publish(t)
+	}
+	p.m.paused.Set(b2f(p.global.In(now)))
+	return nil
+}
+
+func (p *Pipeline) healDone(j *job) {
+	p.mu.Lock()
+	delete(p.inFlight, j.d.target)
+	delete(p.byEpisode, j.d.episode)
+	p.m.inFlight.Set(float64(len(p.inFlight)))
+	t := p.target(j.d.target)
+	p.publish(t)
+	p.saveTarget(t)
+	p.flushWrites()
+	p.mu.Unlock()
+	p.kickDispatcher()
+}
+
+// tickLoop re-evaluates what time changes: budget windows, cooldowns, pause expiry, parked
+// decisions; and prunes the history.
+func (p *Pipeline) tickLoop(ctx context.Context) {
+	t := time.NewTicker(p.tick)
+	defer t.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.refresh()
+		if now := p.now(); now.Sub(lastPrune) > 10*time.Minute {
+			lastPrune = now
+			p.prune(now)
+		}
+	}
+}
+
+func (p *Pipeline) refresh() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	if p.global.Active && !p.global.In(now) {
+		p.global = store.Pause{}
+		_ = p.store.PutGlobalPause(p.global)
+	}
+	p.m.paused.Set(b2f(p.global.In(now)))
+	for _, t := range p.targets {
+		before := *t
+		if t.Pause.Active && !t.Pause.In(now) {
+			t.Pause = store.Pause{}
+		}
+		resetCooldownIfHealthy(t, p.playbookByName(t.Playbook).Cooldown, now)
+		p.publish(t)
+		if before.State != t.State || before.Suspended != t.Suspended || before.Pause != t.Pause || before.Consecutive != t.Consecutive {
+			p.saveTarget(t)
+		}
+	}
+	for target, d := range p.parked {
+		if _, busy := p.waiting[target]; busy {
+			delete(p.parked, target)
+			continue
+		}
+		if _, firing := p.target(target).Firing[d.episode]; !firing {
+			delete(p.parked, target)
+			continue
+		}
+		d.now = now
+		if v := p.gate(d); v.stop {
+			if v.reason != d.blockedBy {
+				d.blockedBy = v.reason
+				p.m.suppressed.WithLabelValues(v.reason).Inc()
+				p.logger.Info("held-back alert still blocked", "target", target, "reason", v.reason, "detail", v.detail)
+			}
+			continue
+		}
+		delete(p.parked, target)
+		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
+		p.enqueue(d)
+	}
+	p.flushWrites()
+	for pb, seen := range p.blast {
+		for target, at := range seen {
+			if now.Sub(at) > 24*time.Hour {
+				delete(seen, target)
+			}
+		}
+		if len(seen) == 0 {
+			delete(p.blast, pb)
+		}
+	}
+}
+
+func (p *Pipeline) prune(now time.Time) {
+	p.mu.Lock()
+	maxAge, maxEntries := 30*24*time.Hour, 1000
+	if p.cfg != nil {
+		if p.cfg.Global.HistoryMaxAge > 0 {
+			maxAge = time.Duration(p.cfg.Global.HistoryMaxAge)
+		}
+		if p.cfg.Global.HistoryMaxEntries > 0 {
+			maxEntries = p.cfg.Global.HistoryMaxEntries
+		}
+	}
+	p.forgetIdleTargets(now, maxAge)
+	p.mu.Unlock()
+	if n, err := p.store.Prune(now, maxAge, maxEntries); err != nil {
+		p.logger.Error("prune heal history", "err", err)
+	} else if n > 0 {
+		p.logger.Debug("pruned heal history", "removed", n)
+	}
+}
+
+// forgetIdleTargets drops targets with nothing to remember (healthy, no pause, no attempts in the
+// budget window, last heal older than maxAge), so state and per-target series stay bounded by the
+// targets that matter. Lock held.
+func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
+	var gone []string
+	for name, t := range p.targets {
+		_, busy := p.inFlight[name]
+		_, waits := p.waiting[name]
+		if busy || waits || len(t.Firing) > 0 || len(t.Attempts) > 0 || t.Suspended || t.Pause.Active ||
+			now.Before(t.CooldownUntil) || now.Sub(t.LastHealAt) < maxAge || now.Sub(t.HealthySince) < maxAge {
+			continue
+		}
+		gone = append(gone, name)
+	}
+	if len(gone) == 0 {
+		return
+	}
+	p.flushWrites()
+	if err := p.store.DeleteTargets(gone); err != nil {
+		p.logger.Error("forget idle targets", "err", err)
+		return
+	}
+	for _, name := range gone {
+		delete(p.targets, name)
+		delete(p.parked, name)
+		p.m.state.DeleteLabelValues(name)
+		p.m.suspended.DeleteLabelValues(name)
+		p.m.budgetRemaining.DeleteLabelValues(name)
+		p.m.cooldownUntil.DeleteLabelValues(name)
+	}
+	p.logger.Debug("forgot idle targets", "count", len(gone))
+}
+
+// WaitIdle waits until no alert is being decided, waiting or healing (tests, shutdown).
+func (p *Pipeline) WaitIdle(ctx context.Context) error {
+	for {
+		p.qmu.Lock()
+		queued := len(p.incoming)
+		p.qmu.Unlock()
+		p.mu.Lock()
+		idle := queued == 0 && p.busy == 0 && len(p.waiting) == 0 && len(p.inFlight) == 0
+		p.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,391 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+const fastVerify = `
+  verify: {timeout: 300ms, interval: 20ms}
+`
+
+func TestHealFirstStepVerified(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	hs := h.heals()
+	if len(hs) != 1 || hs[0].Result != store.HealHealed || steps(hs[0]) != "flush-cache=succeeded;" {
+		t.Fatalf("heals = %+v", hs)
+	}
+	if got := h.runner.Calls(); len(got) != 1 || got[0] != "c1/flush-cache" {
+		t.Fatalf("calls = %v", got)
+	}
+	if h.counter("heals", "memory-high", "healed") != 1 {
+		t.Fatal("heals_total{healed} not 1")
+	}
+}
+
+func TestEscalation(t *testing.T) {
+	tests := []struct {
+		name       string
+		failAction bool
+		firing     bool
+		want       string
+		result     string
+	}{
+		{"action fails, next step heals", true, false, "flush-cache=failed;restart=succeeded;", store.HealHealed},
+		{"nothing verifies", false, true, "flush-cache=failed;restart=failed;", store.HealFailed},
+		{"prometheus down during verification", false, false, "flush-cache=failed;restart=failed;", store.HealFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			prom := &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": tc.firing}, down: strings.Contains(tc.name, "down")}
+			h := newHarness(t, strings.Replace(basePlaybooks, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1), prom)
+			h.runner.fail["flush-cache"] = tc.failAction
+			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+			h.idle()
+			hs := h.heals()
+			if len(hs) != 1 || steps(hs[0]) != tc.want || hs[0].Result != tc.result {
+				t.Fatalf("heals = %+v", hs)
+			}
+			for _, s := range hs[0].Steps {
+				if s.Outcome == store.StepFailed && s.Error == "" {
+					t.Errorf("failed step %s has no error text", s.Name)
+				}
+				if prom.down && !strings.Contains(s.Error, "prometheus query failed: connection refused") {
+					t.Errorf("step %s: error %q does not say Prometheus is down", s.Name, s.Error)
+				}
+			}
+		})
+	}
+}
+
+func TestResolvedNeverActs(t *testing.T) {
+	h := newHarness(t, basePlaybooks, nil)
+	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+	h.idle()
+	if len(h.runner.Calls()) != 0 || len(h.heals()) != 0 {
+		t.Fatalf("resolved alert acted: %v", h.runner.Calls())
+	}
+}
+
+func TestResolvedNotificationVerifiesWithoutPrometheus(t *testing.T) {
+	h := newHarness(t, basePlaybooks, nil)
+	h.runner.delay = 50 * time.Millisecond
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	time.Sleep(20 * time.Millisecond)
+	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+	h.idle()
+	hs := h.heals()
+	if len(hs) != 1 || hs[0].Result != store.HealHealed || len(h.runner.Calls()) != 1 {
+		t.Fatalf("heals = %+v calls %v", hs, h.runner.Calls())
+	}
+}
+
+func TestResolvedDropsWaitingHeal(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h.runner.block = make(chan struct{})
+	h.deliver(alert("ServiceMemoryHigh", "a", "firing"))
+	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+	h.deliver(alert("ServiceMemoryHigh", "b", "firing"))
+	time.Sleep(50 * time.Millisecond)
+	h.deliver(alert("ServiceMemoryHigh", "b", "resolved"))
+	time.Sleep(50 * time.Millisecond)
+	close(h.runner.block)
+	h.idle()
+	if calls := h.runner.Calls(); len(calls) != 1 || calls[0] != "a/flush-cache" {
+		t.Fatalf("calls = %v, want only a's", calls)
+	}
+}
+
+func TestDuplicateDeliveriesOneHeal(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.deliver(alert("ServiceMemoryHigh", "c1", "firing")) }()
+	}
+	wg.Wait()
+	h.idle()
+	if n := len(h.heals()); n != 1 {
+		t.Fatalf("%d heals, want 1", n)
+	}
+	if n := len(h.runner.Calls()); n != 1 {
+		t.Fatalf("%d actions, want 1", n)
+	}
+}
+
+func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	var mu sync.Mutex
+	inFlight, maxInFlight := 0, 0
+	h.p.runner = runnerFunc(func() {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		time.Sleep(30 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}, h.runner)
+	h.runner.block = make(chan struct{})
+	h.deliver(alert("ServiceMemoryHigh", "a", "firing"))
+	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+	// Five episodes for b while a heals: one waiting heal, four coalesced away.
+	for i := range 5 {
+		a := alert("ServiceMemoryHigh", "b", "firing")
+		a.StartsAt = t0.Add(time.Duration(i) * time.Minute)
+		h.deliver(a)
+	}
+	h.deliver(alert("ServiceMemoryHigh", "c", "firing"))
+	waitFor(t, func() bool { h.p.mu.Lock(); defer h.p.mu.Unlock(); return len(h.p.waiting) == 2 })
+	close(h.runner.block)
+	h.idle()
+	if maxInFlight != 1 {
+		t.Errorf("max in flight %d, want 1", maxInFlight)
+	}
+	got := strings.Join(h.runner.Calls(), ",")
+	if got != "a/flush-cache,b/flush-cache,c/flush-cache" {
+		t.Errorf("calls %s", got)
+	}
+	if d := h.counter("alerts", "deduplicated"); d != 4 {
+		t.Errorf("deduplicated %v, want 4", d)
+	}
+}
+
+type countingRunner struct {
+	around func()
+	inner  *fakeRunner
+}
+
+func runnerFunc(around func(), inner *fakeRunner) *countingRunner {
+	return &countingRunner{around: around, inner: inner}
+}
+
+func (c *countingRunner) Run(ctx context.Context, req actionRequest) (string, error) {
+	defer c.around()
+	return c.inner.Run(ctx, req)
+}
+
+func TestBudgetSuspendsAndResetResumes(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "cooldown: {initial: 1h,", "cooldown: {initial: 1ms,", 1)
+	yaml = strings.Replace(yaml, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 2, window: 1h}", 1)
+	yaml = strings.Replace(yaml, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1)
+	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": true}})
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	// The alert keeps firing: after the first failed heal and its 1ms cooldown, the held-back
+	// decision runs again, until the budget of two is spent.
+	waitFor(t, func() bool {
+		return h.counter("suspended", "c1") == 1
+	})
+	h.idle()
+	time.Sleep(100 * time.Millisecond)
+	if n := len(h.heals()); n != 2 {
+		t.Fatalf("%d heals, want exactly the budget (2)", n)
+	}
+	if h.counter("state", "c1") != StateValues[StateSuspended] {
+		t.Fatalf("state %v, want suspended", h.counter("state", "c1"))
+	}
+	if h.counter("suppressed", ReasonBudget) < 1 {
+		t.Fatal("no budget suppression counted")
+	}
+	calls := len(h.runner.Calls())
+	if err := h.p.Reset("c1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(h.heals()) == 3 && len(h.runner.Calls()) > calls })
+	if err := h.p.Reset("nope"); err != ErrUnknownTarget {
+		t.Fatalf("reset unknown: %v", err)
+	}
+}
+
+func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
+	for _, target := range []string{"", "c1"} {
+		t.Run("target="+target, func(t *testing.T) {
+			h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+			if err := h.p.Pause(target, 0, "maintenance"); err != nil {
+				t.Fatal(err)
+			}
+			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+			h.idle()
+			time.Sleep(60 * time.Millisecond)
+			if len(h.runner.Calls()) != 0 || h.counter("suppressed", ReasonPaused) != 1 {
+				t.Fatalf("paused but acted: %v", h.runner.Calls())
+			}
+			if h.counter("state", "c1") != StateValues[StatePaused] {
+				t.Fatalf("state %v, want paused", h.counter("state", "c1"))
+			}
+			if err := h.p.Resume(target); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return len(h.heals()) == 1 })
+		})
+	}
+}
+
+func TestPauseWithDurationExpires(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	if err := h.p.Pause("", time.Second, ""); err != nil {
+		t.Fatal(err)
+	}
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	if len(h.runner.Calls()) != 0 {
+		t.Fatal("acted while paused")
+	}
+	waitFor(t, func() bool { return len(h.heals()) == 1 })
+}
+
+func TestDryRun(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "  max_concurrent_heals: 1\n", "  max_concurrent_heals: 1\n  dry_run: true\n", 1)
+	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	hs := h.heals()
+	if len(hs) != 1 || hs[0].Result != store.HealDryRun || steps(hs[0]) != "flush-cache=dry_run;restart=dry_run;" {
+		t.Fatalf("heals = %+v", hs)
+	}
+	if len(h.runner.Calls()) != 0 {
+		t.Fatal("dry run acted")
+	}
+	if h.counter("suppressed", ReasonDryRun) != 1 {
+		t.Fatal("dry run not counted")
+	}
+}
+
+func TestUnmatchedAndCooldown(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h.deliver(alert("SomethingElse", "c1", "firing"))
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	second := alert("ServiceMemoryHigh", "c1", "firing")
+	second.StartsAt = t0.Add(time.Hour) // a new episode, inside the 1h cooldown
+	h.deliver(second)
+	h.idle()
+	if h.counter("alerts", "unmatched") != 1 || h.counter("suppressed", ReasonCooldown) != 1 || len(h.heals()) != 1 {
+		t.Fatalf("unmatched %v cooldown %v heals %d", h.counter("alerts", "unmatched"), h.counter("suppressed", ReasonCooldown), len(h.heals()))
+	}
+}
+
+func TestRestartDecidesInbox(t *testing.T) {
+	dir := t.TempDir()
+	// Accepted by a process that died before deciding.
+	h := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, &fakeRunner{fail: map[string]bool{}})
+	h.stop()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := acceptOnly(t, st, alert("ServiceMemoryHigh", "c1", "firing"))
+	st.Close()
+	if entries != 1 {
+		t.Fatal("not accepted")
+	}
+	h2 := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, &fakeRunner{fail: map[string]bool{}})
+	waitFor(t, func() bool { return len(h2.heals()) == 1 })
+	h2.idle()
+	if inbox, _ := h2.st.Inbox(); len(inbox) != 0 {
+		t.Fatalf("inbox not emptied: %v", inbox)
+	}
+}
+
+func TestInterruptedHealIsNotRepeated(t *testing.T) {
+	dir := t.TempDir()
+	r := &fakeRunner{fail: map[string]bool{}, block: make(chan struct{})}
+	h := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, r)
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	waitFor(t, func() bool { return len(r.Calls()) == 1 })
+	h.stop() // the heal never finishes
+	r2 := &fakeRunner{fail: map[string]bool{}}
+	h2 := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, r2)
+	h2.deliver(alert("ServiceMemoryHigh", "c1", "firing")) // Alertmanager re-sends
+	h2.idle()
+	hs := h2.heals()
+	if len(hs) != 1 || hs[0].Result != store.HealInterrupted {
+		t.Fatalf("heals = %+v", hs)
+	}
+	if len(r2.Calls()) != 0 {
+		t.Fatalf("second action for the same episode: %v", r2.Calls())
+	}
+	tv := h2.p.Targets()
+	if len(tv) != 1 || tv[0].AttemptsUsed != 1 {
+		t.Fatalf("targets = %+v, want the interrupted attempt counted", tv)
+	}
+	if h2.counter("heals", "memory-high", "interrupted") != 1 {
+		t.Fatal("interrupted heal not counted")
+	}
+}
+
+func TestAdaptiveSkipsHopelessStep(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "cooldown: {initial: 1h,", "cooldown: {initial: 1ms,", 1)
+	yaml = strings.Replace(yaml, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 100, window: 1h}\n  adaptive: {enabled: true, min_samples: 2, min_success_ratio: 0.5}", 1)
+	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	h.runner.fail["flush-cache"] = true
+	for i := range 3 {
+		a := alert("ServiceMemoryHigh", "c1", "firing")
+		a.StartsAt = t0.Add(time.Duration(i) * time.Minute)
+		h.deliver(a)
+		h.idle()
+		time.Sleep(5 * time.Millisecond)
+	}
+	hs := h.heals()
+	if len(hs) != 3 {
+		t.Fatalf("%d heals", len(hs))
+	}
+	if got := steps(hs[0]); got != "flush-cache=skipped;restart=succeeded;" {
+		t.Fatalf("third heal steps %s, want flush skipped", got)
+	}
+	if !strings.Contains(hs[0].Steps[0].Reason, "adaptive") {
+		t.Fatalf("skip reason %q", hs[0].Steps[0].Reason)
+	}
+}
+
+func acceptOnly(t *testing.T, st *store.Store, a ...any) int {
+	t.Helper()
+	h := &harness{t: t, st: st, p: &Pipeline{signal: make(chan struct{}, 1)}}
+	for _, x := range a {
+		h.deliver(x.(alertT))
+	}
+	n := len(h.p.incoming)
+	return n
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A recovery endpoint that hangs is cut off by the step timeout, with a clear reason, and the
+// playbook escalates.
+func TestHangingActionTimesOut(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "step_timeout: 2s", "step_timeout: 200ms", 1)
+	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	h.runner.block = make(chan struct{}) // never closed: every action hangs until its timeout
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	start := time.Now()
+	h.idle()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("heal took %s; the step timeouts should bound it", d)
+	}
+	hs := h.heals()
+	if len(hs) != 1 || hs[0].Result != store.HealFailed || len(hs[0].Steps) != 2 {
+		t.Fatalf("heals %+v", hs)
+	}
+	for _, s := range hs[0].Steps {
+		if s.Reason != "action timed out after 200ms" || !strings.Contains(s.Error, "deadline exceeded") {
+			t.Errorf("step %s: reason %q error %q", s.Name, s.Reason, s.Error)
+		}
+	}
+}

@@ -1,0 +1,159 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// The record stage: every decision and every step leaves a durable trace. A heal is written
+// before its first action (with the attempt charged to the budget), before and after each
+// action, and at its end, so a crash anywhere shows up as "interrupted" after the restart.
+
+func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	t := p.target(d.target)
+	t.Playbook = d.playbook.Name
+	if !d.dryRun {
+		t.Attempts = append(t.Attempts, now)
+		budgetUse(t, d.playbook.Budget, now)
+	}
+	h := &store.Heal{
+		Target:   d.target,
+		Playbook: d.playbook.Name,
+		Alert: store.AlertRef{
+			Name:        d.alert.Labels["alertname"],
+			Fingerprint: d.alert.Fingerprint,
+			StartsAt:    d.alert.StartsAt,
+			Labels:      d.alert.Labels,
+		},
+		Started: now,
+		Result:  store.HealRunning,
+		Steps:   []store.StepRecord{},
+	}
+	p.flushWrites()
+	if err := p.store.NewHeal(h, *t, d.episode); err != nil {
+		return nil, err
+	}
+	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, now, store.HealRunning
+	p.publish(t)
+	p.logger.Info("heal started", "heal", h.ID, "target", d.target, "playbook", d.playbook.Name,
+		"alertname", h.Alert.Name, "dry_run", d.dryRun)
+	return h, nil
+}
+
+// recordStep appends a finished (or skipped) step and counts it. acted says whether the action
+// really ran, so its outcome feeds the adaptive statistics.
+func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, dur time.Duration, acted bool) {
+	h.Steps = append(h.Steps, rec)
+	if err := p.store.UpdateHeal(h); err != nil {
+		p.logger.Error("record step", "heal", h.ID, "err", err)
+	}
+	p.m.steps.WithLabelValues(d.playbook.Name, rec.Name, rec.Action, rec.Outcome).Inc()
+	p.logger.Info("heal step", "heal", h.ID, "target", d.target, "step", rec.Name, "action", rec.Action,
+		"outcome", rec.Outcome, "reason", rec.Reason, "err", rec.Error)
+	if !acted {
+		return
+	}
+	p.m.stepDuration.WithLabelValues(d.playbook.Name, rec.Action).Observe(dur.Seconds())
+	alertname := d.alert.Labels["alertname"]
+	key := statsKey(d.playbook.Name, rec.Name, alertname)
+	p.mu.Lock()
+	st := p.stats[key]
+	st.Add(rec.Outcome == store.StepSucceeded, 20)
+	p.stats[key] = st
+	p.mu.Unlock()
+	if err := p.store.PutStepStats(key, st); err != nil {
+		p.logger.Error("record step statistics", "err", err)
+	}
+	ratio, _ := st.Ratio()
+	p.m.successRatio.WithLabelValues(d.playbook.Name, rec.Name, alertname).Set(ratio)
+}
+
+func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	h.Ended = now
+	t := p.target(d.target)
+	if !d.dryRun {
+		startCooldown(t, d.playbook.Cooldown, now)
+	}
+	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
+	if h.Result == store.HealHealed {
+		delete(t.Firing, d.episode)
+		if len(t.Firing) == 0 {
+			t.HealthySince = now
+		}
+	}
+	budgetUse(t, d.playbook.Budget, now)
+	if _, still := t.Firing[d.episode]; still && h.Result == store.HealFailed {
+		// The alert still fires: decide again when the cooldown ends, until the budget is
+		// spent, rather than waiting for Alertmanager's repeat interval.
+		p.parked[d.target] = d
+	}
+	p.publish(t)
+	p.flushWrites()
+	if err := p.store.FinishHeal(h, *t, d.episode, d.entry.Key); err != nil {
+		p.logger.Error("record heal end", "heal", h.ID, "err", err)
+	}
+	p.m.heals.WithLabelValues(d.playbook.Name, h.Result).Inc()
+	p.m.healDuration.WithLabelValues(d.playbook.Name).Observe(dur.Seconds())
+	if h.Result == store.HealHealed && !d.alert.StartsAt.IsZero() {
+		p.m.timeToHeal.WithLabelValues(d.playbook.Name).Observe(now.Sub(d.alert.StartsAt).Seconds())
+	}
+	if d.dryRun {
+		p.m.suppressed.WithLabelValues(ReasonDryRun).Inc()
+	}
+	p.logger.Info("heal finished", "heal", h.ID, "target", d.target, "playbook", d.playbook.Name,
+		"result", h.Result, "reason", h.Reason, "duration", dur)
+}
+
+// finishDecision records a decision that ends without a heal. Called with the lock held.
+func (p *Pipeline) finishDecision(d *decision, v verdict) {
+	switch v.outcome {
+	case outcomeUnmatched:
+		p.m.alerts.WithLabelValues(outcomeUnmatched).Inc()
+	case outcomeDeduplicated:
+		p.m.alerts.WithLabelValues(outcomeDeduplicated).Inc()
+	case outcomeSuppressed:
+		p.m.suppressed.WithLabelValues(v.reason).Inc()
+	}
+	p.logger.Info("alert decided without a heal", "alertname", d.alert.Labels["alertname"], "target", d.target,
+		"outcome", v.outcome, "reason", v.reason, "detail", v.detail)
+	if v.outcome == outcomeSuppressed && parkable[v.reason] && d.target != "" {
+		// Keep the newest blocked decision per target, to be decided again when the block
+		// lifts (resume, cooldown end, budget reset), instead of waiting for Alertmanager to
+		// repeat the notification.
+		d.blockedBy = v.reason
+		p.parked[d.target] = d
+	}
+	p.closeDecision(d, v.outcome, v.detail)
+}
+
+var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true}
+
+// closeDecision closes the episode in the store and removes its inbox entry.
+func (p *Pipeline) closeDecision(d *decision, outcome, detail string) {
+	if outcome == outcomeDeduplicated && detail == dedupeBusy {
+		return // the entry belongs to the job already waiting or running
+	}
+	state := store.EpisodeSuppressed
+	switch outcome {
+	case outcomeDeduplicated:
+		if detail != superseded {
+			p.closes = append(p.closes, store.Close{InboxKey: d.entry.Key, DropOnly: true})
+			return
+		}
+	case outcomeResolved:
+		state = store.EpisodeResolved
+	}
+	p.closes = append(p.closes, store.Close{EpisodeKey: d.episode, InboxKey: d.entry.Key, State: state, At: p.now()})
+}
+
+const (
+	dedupeBusy = "episode already waiting or healing"
+	superseded = "superseded by a newer alert for the same target"
+)

@@ -1,0 +1,150 @@
+package pipeline
+
+import (
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// Target states, in the order of their metric values.
+const (
+	StateHealthy     = "healthy"
+	StateDegraded    = "degraded"
+	StateFailing     = "failing"
+	StateRecovering  = "recovering"
+	StateStabilizing = "stabilizing"
+	StateSuspended   = "suspended"
+	StatePaused      = "paused"
+)
+
+// StateValues maps a state to remediator_target_state's value.
+var StateValues = map[string]float64{
+	StateHealthy: 0, StateDegraded: 1, StateFailing: 2, StateRecovering: 3,
+	StateStabilizing: 4, StateSuspended: 5, StatePaused: 6,
+}
+
+// stateOf derives a target's state from what the pipeline knows. The order is the precedence:
+// a person's pause beats everything, a spent budget beats a running heal, and so on.
+//
+//	healthy --alert(warning)--> degraded --alert(critical)--> failing
+//	degraded|failing --heal starts--> recovering --healed--> stabilizing --reset_after--> healthy
+//	recovering --failed, alert still firing--> degraded|failing
+//	any --budget spent--> suspended --reset or window ends--> previous
+//	any --pause--> paused --resume or expiry--> previous
+func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
+	pb := p.playbookByName(t.Playbook)
+	switch {
+	case p.global.In(now) || t.Pause.In(now):
+		return StatePaused
+	case t.Suspended:
+		return StateSuspended
+	}
+	if _, ok := p.inFlight[t.Name]; ok {
+		return StateRecovering
+	}
+	if len(t.Firing) > 0 {
+		for _, f := range t.Firing {
+			if f.Severity == "critical" {
+				return StateFailing
+			}
+		}
+		return StateDegraded
+	}
+	if !t.HealthySince.IsZero() && !t.LastHealAt.IsZero() && now.Sub(t.HealthySince) < time.Duration(pb.Cooldown.ResetAfter) {
+		return StateStabilizing
+	}
+	return StateHealthy
+}
+
+// target returns the target's record, creating it. Lock held.
+func (p *Pipeline) target(name string) *store.Target {
+	t, ok := p.targets[name]
+	if !ok {
+		t = &store.Target{Name: name, Firing: map[string]store.Firing{}, State: StateHealthy}
+		p.targets[name] = t
+	}
+	if t.Firing == nil {
+		t.Firing = map[string]store.Firing{}
+	}
+	return t
+}
+
+// playbookByName finds a loaded playbook; a target healed by a playbook that a reload removed
+// gets an empty one (no cooldown, no budget) so it is never stuck.
+func (p *Pipeline) playbookByName(name string) *config.Playbook {
+	if p.cfg != nil {
+		for _, pb := range p.cfg.Playbooks {
+			if pb.Name == name {
+				return pb
+			}
+		}
+	}
+	return &config.Playbook{Name: name}
+}
+
+// observeFiring notes a firing alert on the decision's target.
+func (p *Pipeline) observeFiring(d *decision) {
+	t := p.target(d.target)
+	t.Playbook = d.playbook.Name
+	t.Firing[d.episode] = store.Firing{
+		Alertname: d.alert.Labels["alertname"],
+		Severity:  d.alert.Labels["severity"],
+		Since:     d.alert.StartsAt,
+	}
+	t.HealthySince = time.Time{}
+	seen := p.blast[d.playbook.Name]
+	if seen == nil {
+		seen = map[string]time.Time{}
+		p.blast[d.playbook.Name] = seen
+	}
+	seen[d.target] = d.now
+}
+
+// publish recomputes the target's state and exports its gauges. Lock held.
+func (p *Pipeline) publish(t *store.Target) {
+	now := p.now()
+	pb := p.playbookByName(t.Playbook)
+	_, left := budgetUse(t, pb.Budget, now)
+	t.State = p.stateOf(t, now)
+	p.m.state.WithLabelValues(t.Name).Set(StateValues[t.State])
+	p.m.suspended.WithLabelValues(t.Name).Set(b2f(t.Suspended))
+	if left >= 0 {
+		p.m.budgetRemaining.WithLabelValues(t.Name).Set(float64(left))
+	}
+	cd := 0.0
+	if now.Before(t.CooldownUntil) {
+		cd = float64(t.CooldownUntil.UnixNano()) / 1e9
+	}
+	p.m.cooldownUntil.WithLabelValues(t.Name).Set(cd)
+}
+
+// saveTarget marks the target for the next flushWrites. Lock held.
+func (p *Pipeline) saveTarget(t *store.Target) { p.dirty[t.Name] = true }
+
+// flushWrites writes the buffered target records and decision closes in one transaction. It runs
+// after each batch of decisions and before any direct write (a heal's start or end), so writes
+// reach the store in the order they were made. Lock held.
+func (p *Pipeline) flushWrites() {
+	if len(p.dirty) == 0 && len(p.closes) == 0 {
+		return
+	}
+	ts := make([]store.Target, 0, len(p.dirty))
+	for name := range p.dirty {
+		if t, ok := p.targets[name]; ok {
+			ts = append(ts, *t)
+		}
+	}
+	if err := p.store.Apply(ts, p.closes); err != nil {
+		p.logger.Error("write decisions to the state store", "err", err)
+	}
+	clear(p.dirty)
+	p.closes = p.closes[:0]
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

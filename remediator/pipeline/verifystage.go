@@ -1,0 +1,38 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/verify"
+)
+
+// verifyStep judges a step that acted without error. By default the triggering alert must stop
+// firing; a step (or its playbook) may give a PromQL query instead, or skip verification.
+func (p *Pipeline) verifyStep(ctx context.Context, d *decision, st *config.Step) error {
+	v := st.Verify
+	if v.Skip {
+		return nil
+	}
+	pv := d.playbook.Verify
+	if v.Query.IsZero() && !pv.Query.IsZero() {
+		v.Query = pv.Query
+	}
+	if v.Timeout <= 0 {
+		v.Timeout = pv.Timeout
+	}
+	if v.Interval <= 0 {
+		v.Interval = pv.Interval
+	}
+	c := verify.Check{Alert: d.alert, Timeout: time.Duration(v.Timeout), Interval: time.Duration(v.Interval)}
+	if !v.Query.IsZero() {
+		q, err := v.Query.Execute(templateData(d))
+		if err != nil {
+			return fmt.Errorf("verification query template: %w", err)
+		}
+		c.Query = q
+	}
+	return p.verifier.Verify(ctx, c)
+}

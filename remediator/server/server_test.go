@@ -1,0 +1,376 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// recordingRunner is a stand-in for the action dispatcher that counts actions per target.
+type recordingRunner struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recordingRunner) Run(_ context.Context, req action.Request) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, req.Target+"/"+req.Step.Name)
+	return "ok", nil
+}
+
+func (r *recordingRunner) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+const playbooks = `
+global:
+  heals_per_minute: 1000
+defaults:
+  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
+  budget: {attempts: 3, window: 1h}
+  blast_radius: {max_targets: 0, max_ratio: 0}
+  verify: {skip: true}
+playbooks:
+  - name: memory-high
+    match: ['alertname="ServiceMemoryHigh"']
+    steps:
+      - name: flush-cache
+        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
+`
+
+type env struct {
+	t      *testing.T
+	dir    string
+	srv    *Server
+	http   *httptest.Server
+	runner *recordingRunner
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+}
+
+func newEnv(t *testing.T, dir string, start bool) *env {
+	t.Helper()
+	cfgFile := filepath.Join(dir, "playbooks.yml")
+	if _, err := os.Stat(cfgFile); err != nil {
+		if err := os.WriteFile(cfgFile, []byte(playbooks), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("t0ken"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r := &recordingRunner{}
+	srv, err := New(Options{
+		ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), WebhookTokenFile: tok,
+		Runner: r, Registerer: reg, Gatherer: reg, Tick: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if start {
+		if err := srv.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &env{t: t, dir: dir, srv: srv, http: httptest.NewServer(srv.Handler()), runner: r, reg: reg, cancel: cancel}
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	if e.cancel == nil {
+		return
+	}
+	e.http.Close()
+	e.cancel()
+	e.srv.Close()
+	e.cancel = nil
+}
+
+func notification(status, container string, startsAt time.Time) string {
+	return fmt.Sprintf(`{"version":"4","groupKey":"g","status":%q,"receiver":"remediator","alerts":[
+{"status":%q,"labels":{"alertname":"ServiceMemoryHigh","container":%q,"severity":"critical"},
+"startsAt":%q,"fingerprint":"fp-%s"}]}`, status, status, container, startsAt.Format(time.RFC3339), container)
+}
+
+func (e *env) do(method, path, token, body string) (int, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func (e *env) idle() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Pipeline().WaitIdle(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) heals(query string) []store.Heal {
+	e.t.Helper()
+	code, body := e.do("GET", "/api/v1/heals"+query, "", "")
+	if code != 200 {
+		e.t.Fatalf("heals: %d %s", code, body)
+	}
+	var r struct{ Heals []store.Heal }
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		e.t.Fatal(err)
+	}
+	return r.Heals
+}
+
+var startsAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Two Alertmanager peers deliver the same notification 50 times each, concurrently (their
+// retries included): exactly one heal.
+func TestTwoPeersHundredDuplicatesOneHeal(t *testing.T) {
+	e := newEnv(t, t.TempDir(), true)
+	body := notification("firing", "c1", startsAt)
+	var wg sync.WaitGroup
+	codes := make(chan int, 100)
+	for peer := range 2 {
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("POST", e.http.URL+"/webhook", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer t0ken")
+				req.Header.Set("User-Agent", fmt.Sprintf("Alertmanager/peer-%d", peer))
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				codes <- res.StatusCode
+			}()
+		}
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusAccepted {
+			t.Fatalf("status %d", c)
+		}
+	}
+	e.idle()
+	if n := e.runner.count(); n != 1 {
+		t.Fatalf("%d actions, want 1", n)
+	}
+	if hs := e.heals(""); len(hs) != 1 || hs[0].Result != store.HealHealed {
+		t.Fatalf("heals %+v", hs)
+	}
+	// Resolved: no action.
+	if code, _ := e.do("POST", "/webhook", "t0ken", notification("resolved", "c2", startsAt)); code != 202 {
+		t.Fatal(code)
+	}
+	e.idle()
+	if n := e.runner.count(); n != 1 {
+		t.Fatalf("resolved alert acted: %d actions", n)
+	}
+}
+
+func TestAcceptedAlertsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir, false) // the pipeline never runs: as if the process died after the 202
+	if code, body := e.do("POST", "/webhook", "t0ken", notification("firing", "c1", startsAt)); code != 202 {
+		t.Fatalf("%d %s", code, body)
+	}
+	e.stop()
+	e2 := newEnv(t, dir, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for e2.runner.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	e2.idle()
+	if n := e2.runner.count(); n != 1 {
+		t.Fatalf("%d actions after restart, want 1", n)
+	}
+}
+
+func TestAPI(t *testing.T) {
+	e := newEnv(t, t.TempDir(), true)
+	e.do("POST", "/webhook", "t0ken", notification("firing", "c1", startsAt))
+	e.idle()
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+		contains                        string
+	}{
+		{"targets", "GET", "/api/v1/targets", "", "", 200, `"name":"c1"`},
+		{"heals by target", "GET", "/api/v1/heals?target=c1&playbook=memory-high", "", "", 200, `"outcome":"succeeded"`},
+		{"heals other target", "GET", "/api/v1/heals?target=zz", "", "", 200, `"heals":[]`},
+		{"bad limit", "GET", "/api/v1/heals?limit=x", "", "", 400, `"error"`},
+		{"pause needs auth", "POST", "/api/v1/pause", "", `{}`, 401, `"error"`},
+		{"pause wrong token", "POST", "/api/v1/pause", "nope", `{}`, 401, `"error"`},
+		{"pause bad duration", "POST", "/api/v1/pause", "t0ken", `{"duration":"soon"}`, 400, "duration"},
+		{"pause unknown field", "POST", "/api/v1/pause", "t0ken", `{"tagret":"c1"}`, 400, "unknown field"},
+		{"pause target", "POST", "/api/v1/pause", "t0ken", `{"target":"c1","duration":"10m"}`, 200, `"until"`},
+		{"target shows paused", "GET", "/api/v1/targets", "", "", 200, `"state":"paused"`},
+		{"resume target", "POST", "/api/v1/resume", "t0ken", `{"target":"c1"}`, 200, `"resumed"`},
+		{"pause all", "POST", "/api/v1/pause", "t0ken", ``, 200, `"paused"`},
+		{"resume all", "POST", "/api/v1/resume", "t0ken", ``, 200, `"resumed"`},
+		{"reset needs auth", "POST", "/api/v1/targets/c1/reset", "", ``, 401, `"error"`},
+		{"reset", "POST", "/api/v1/targets/c1/reset", "t0ken", ``, 200, `"reset"`},
+		{"reset unknown", "POST", "/api/v1/targets/nope/reset", "t0ken", ``, 404, "unknown target"},
+		{"reload needs auth", "POST", "/-/reload", "", ``, 401, `"error"`},
+		{"reload", "POST", "/-/reload", "t0ken", ``, 200, "reloaded"},
+		{"healthy", "GET", "/-/healthy", "", "", 200, "OK"},
+		{"ready", "GET", "/-/ready", "", "", 200, "OK"},
+		{"unknown path", "GET", "/nope", "", "", 404, `"error"`},
+		{"metrics", "GET", "/metrics", "", "", 200, "remediator_target_state"},
+	}
+	for _, tc := range tests {
+		code, body := e.do(tc.method, tc.path, tc.token, tc.body)
+		if code != tc.status || !strings.Contains(body, tc.contains) {
+			t.Errorf("%s: %d %s, want %d containing %q", tc.name, code, body, tc.status, tc.contains)
+		}
+	}
+}
+
+func TestBadReloadKeepsRunningConfig(t *testing.T) {
+	e := newEnv(t, t.TempDir(), true)
+	cfgFile := filepath.Join(e.dir, "playbooks.yml")
+	if err := os.WriteFile(cfgFile, []byte("playbooks:\n  - name: x\n    bogus: 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, body := e.do("POST", "/-/reload", "t0ken", "")
+	if code != 500 || !strings.Contains(body, "playbooks.yml:3") {
+		t.Fatalf("bad reload: %d %s", code, body)
+	}
+	if v := testutil.ToFloat64(e.srv.reloadOK); v != 0 {
+		t.Fatalf("last_reload_successful %v", v)
+	}
+	// The old playbooks still heal.
+	e.do("POST", "/webhook", "t0ken", notification("firing", "c1", startsAt))
+	e.idle()
+	if e.runner.count() != 1 {
+		t.Fatal("running configuration lost after a bad reload")
+	}
+	if err := os.WriteFile(cfgFile, []byte(playbooks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := e.do("POST", "/-/reload", "t0ken", ""); code != 200 || testutil.ToFloat64(e.srv.reloadOK) != 1 {
+		t.Fatalf("good reload: %d", code)
+	}
+}
+
+func TestTooManyConcurrentRequests(t *testing.T) {
+	queueWait = 50 * time.Millisecond
+	block := make(chan struct{})
+	h := limitRequests(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-block }), 2)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.Get(srv.URL)
+			if err == nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	close(block)
+	wg.Wait()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", res.StatusCode)
+	}
+}
+
+func newHTTPServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
+
+// blockingRunner holds every action until released, as a hanging heal does.
+type blockingRunner struct{ release chan struct{} }
+
+func (b blockingRunner) Run(ctx context.Context, _ action.Request) (string, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return "", ctx.Err()
+}
+
+// While heals hang, the webhook keeps answering fast.
+func TestWebhookStaysFastWhileHealsHang(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "playbooks.yml")
+	if err := os.WriteFile(cfgFile, []byte(strings.Replace(playbooks, "heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	reg := prometheus.NewRegistry()
+	srv, err := New(Options{ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), Runner: blockingRunner{release}, Registerer: reg, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); srv.Close() }()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	var slowest time.Duration
+	for i := range 50 {
+		body := notification("firing", fmt.Sprintf("c%d", i), startsAt)
+		t0 := time.Now()
+		res, err := http.Post(hs.URL+"/webhook", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 202 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		slowest = max(slowest, time.Since(t0))
+	}
+	if slowest > 250*time.Millisecond {
+		t.Fatalf("slowest webhook answer %s while heals hang", slowest)
+	}
+	if v := testutil.ToFloat64(srv.Pipeline().WaitingGauge()); v < 40 {
+		t.Fatalf("%v heals waiting; the hanging heals should hold the rest back", v)
+	}
+}

@@ -1,0 +1,394 @@
+// Package store keeps the remediator's durable state in one bbolt file: accepted alerts not yet
+// decided, alert episodes (for idempotency), targets (budgets, cooldowns, pauses, suspensions),
+// step success statistics and the heal history. A restart, even after kill -9, resumes from it.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// FileName is the database file inside --storage.path.
+const FileName = "remediator.db"
+
+var (
+	bucketInbox    = []byte("inbox")
+	bucketEpisodes = []byte("episodes")
+	bucketTargets  = []byte("targets")
+	bucketHeals    = []byte("heals")
+	bucketStats    = []byte("step_stats")
+	bucketMeta     = []byte("meta")
+	allBuckets     = [][]byte{bucketInbox, bucketEpisodes, bucketTargets, bucketHeals, bucketStats, bucketMeta}
+
+	keyGlobalPause = []byte("global_pause")
+)
+
+// Store is safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	logger *slog.Logger
+	path   string
+}
+
+// Open opens (or creates) the database in dir. A file that cannot be opened or fails its
+// consistency check is moved aside with a clear log line and an empty store is started: losing
+// history is better than a remediator that refuses to run while services fail.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create storage directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := openChecked(path)
+	if err != nil {
+		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
+		logger.Error("state file is unreadable; moving it aside and starting with empty state",
+			"path", path, "moved_to", aside, "err", err)
+		if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
+		}
+		db, err = openChecked(path)
+		if err != nil {
+			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
+		}
+	}
+	return &Store{db: db, logger: logger, path: path}, nil
+}
+
+func openChecked(path string) (db *bolt.DB, err error) {
+	// bbolt may panic on some corruptions rather than return an error; turn that into an error
+	// so the caller can move the file aside.
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			db, err = nil, fmt.Errorf("corrupt database: %v", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 5 * time.Second,
+		// The freelist is rebuilt on open instead of written on every commit: cheaper commits
+		// for the webhook's group commits.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Group commit: webhook deliveries arriving within a millisecond share one transaction and
+	// one fsync. The default 10ms would be the webhook's floor latency.
+	db.MaxBatchDelay = time.Millisecond
+	db.MaxBatchSize = 256
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		for cerr := range tx.Check() {
+			return cerr
+		}
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func put(b *bolt.Bucket, key []byte, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, buf)
+}
+
+func get(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	buf := b.Get(key)
+	if buf == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(buf, v)
+}
+
+// ---- targets ----
+
+// Target reads one target.
+func (s *Store) Target(name string) (Target, bool, error) {
+	var t Target
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		ok, err = get(tx.Bucket(bucketTargets), []byte(name), &t)
+		return err
+	})
+	return t, ok, err
+}
+
+// PutTarget writes one target.
+func (s *Store) PutTarget(t Target) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketTargets), []byte(t.Name), t) })
+}
+
+// Targets lists all targets by name.
+func (s *Store) Targets() ([]Target, error) {
+	var out []Target
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTargets).ForEach(func(k, v []byte) error {
+			var t Target
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("target %q: %w", k, err)
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ---- global pause ----
+
+// GlobalPause reads the global pause.
+func (s *Store) GlobalPause() (Pause, error) {
+	var p Pause
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_, err := get(tx.Bucket(bucketMeta), keyGlobalPause, &p)
+		return err
+	})
+	return p, err
+}
+
+// PutGlobalPause writes the global pause.
+func (s *Store) PutGlobalPause(p Pause) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketMeta), keyGlobalPause, p) })
+}
+
+// ---- step statistics ----
+
+// StepStats reads all step statistics.
+func (s *Store) StepStats() (map[string]StepStats, error) {
+	out := map[string]StepStats{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketStats).ForEach(func(k, v []byte) error {
+			var st StepStats
+			if err := json.Unmarshal(v, &st); err != nil {
+				return err
+			}
+			out[string(k)] = st
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutStepStats writes one step's statistics.
+func (s *Store) PutStepStats(key string, st StepStats) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketStats), []byte(key), st) })
+}
+
+// ---- heals ----
+
+// NewHeal stores a heal that is starting and assigns its ID, together with the target's updated
+// record and the episode's new state, in one transaction: after a crash either all of it is
+// visible (the attempt counts) or none of it (the alert is still in the inbox and decided again).
+func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bucketHeals)
+		seq, err := hb.NextSequence()
+		if err != nil {
+			return err
+		}
+		h.ID = strconv.FormatUint(seq, 10)
+		if err := put(hb, healKey(seq), h); err != nil {
+			return err
+		}
+		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
+			return err
+		}
+		return put(tx.Bucket(bucketEpisodes), []byte(episodeKey), Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
+	})
+}
+
+// UpdateHeal rewrites a heal (after each step starts and ends).
+func (s *Store) UpdateHeal(h *Heal) error {
+	seq, err := strconv.ParseUint(h.ID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("heal id %q: %w", h.ID, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketHeals), healKey(seq), h) })
+}
+
+// FinishHeal writes the finished heal, the target, and closes the episode (removing its inbox
+// entry) in one transaction.
+func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error {
+	seq, err := strconv.ParseUint(h.ID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("heal id %q: %w", h.ID, err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := put(tx.Bucket(bucketHeals), healKey(seq), h); err != nil {
+			return err
+		}
+		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
+			return err
+		}
+		return closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
+	})
+}
+
+// HealFilter selects heals; empty fields match all. Limit 0 means 100.
+type HealFilter struct {
+	Target   string
+	Playbook string
+	Limit    int
+}
+
+// Heals lists heals newest first.
+func (s *Store) Heals(f HealFilter) ([]Heal, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	out := []Heal{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHeals).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < f.Limit; k, v = c.Prev() {
+			var h Heal
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			if (f.Target == "" || h.Target == f.Target) && (f.Playbook == "" || h.Playbook == f.Playbook) {
+				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Heal reads one heal by ID.
+func (s *Store) Heal(id string) (Heal, bool, error) {
+	seq, err := strconv.ParseUint(id, 10, 64)
+	if err != nil {
+		return Heal{}, false, nil
+	}
+	var h Heal
+	var ok bool
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ok, err = get(tx.Bucket(bucketHeals), healKey(seq), &h)
+		return err
+	})
+	return h, ok, err
+}
+
+// RunningHeals lists heals that never finished: the process died during them.
+func (s *Store) RunningHeals() ([]Heal, error) {
+	var out []Heal
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeals).ForEach(func(_, v []byte) error {
+			var h Heal
+			if err := json.Unmarshal(v, &h); err != nil {
+				return err
+			}
+			if h.Result == HealRunning {
+				out = append(out, h)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func healKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// Prune drops heals older than maxAge or beyond the newest maxEntries, and closed episodes
+// older than maxAge, so the file stays bounded.
+func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int, error) {
+	removed := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bucketHeals)
+		var drop [][]byte
+		c := hb.Cursor()
+		n := 0
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			n++
+			var h Heal
+			if err := json.Unmarshal(v, &h); err != nil {
+				drop = append(drop, append([]byte(nil), k...))
+				continue
+			}
+			if h.Result == HealRunning {
+				continue
+			}
+			if (maxEntries > 0 && n > maxEntries) || (maxAge > 0 && now.Sub(h.Started) > maxAge) {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+		}
+		for _, k := range drop {
+			if err := hb.Delete(k); err != nil {
+				return err
+			}
+		}
+		removed = len(drop)
+		if maxAge <= 0 {
+			return nil
+		}
+		eb := tx.Bucket(bucketEpisodes)
+		ib := tx.Bucket(bucketInbox)
+		var dropEp [][]byte
+		if err := eb.ForEach(func(k, v []byte) error {
+			var e Episode
+			if json.Unmarshal(v, &e) != nil || (e.State != EpisodePending && e.State != EpisodeActing && now.Sub(e.Updated) > maxAge) {
+				if ib.Get(k) == nil {
+					dropEp = append(dropEp, append([]byte(nil), k...))
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range dropEp {
+			if err := eb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, err
+}
+
+// DeleteTargets forgets targets.
+func (s *Store) DeleteTargets(names []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTargets)
+		for _, n := range names {
+			if err := b.Delete([]byte(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
