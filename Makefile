@@ -4,7 +4,12 @@ GO        ?= go
 GOFLAGS   ?=
 export CGO_ENABLED = 0
 BIN       := bin
-LDFLAGS   := -s -w
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+# remediator_build_info and --version report what was built, as the ecosystem's daemons do.
+VPKG      := github.com/prometheus/common/version
+LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH)
 PKGS      := ./...
 
 .PHONY: all build test unit fuzz bench lint fmt e2e clean
