@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -94,5 +95,22 @@ func TestSlowClientIsCutOff(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("slow clients held their connections for %s", d)
+	}
+}
+
+// The image has no curl, so `remediator healthcheck` is the container's healthcheck: it must
+// pass against a running remediator and fail, non-zero, when nothing answers.
+func TestHealthcheckCommand(t *testing.T) {
+	bin := buildBinaries(t) + "/remediator"
+	root := testutil.RepoRoot(t)
+	p := start(t, "remediator", bin, "/-/ready",
+		"--config.file", filepath.Join(root, "remediator", "playbooks.yml"), "--storage.path", t.TempDir())
+	if out, err := exec.Command(bin, "healthcheck", "--url", p.url+"/-/ready").CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck against a ready remediator: %v\n%s", err, out)
+	}
+	closed := fmt.Sprintf("http://127.0.0.1:%d/-/ready", testutil.FreePort(t))
+	out, err := exec.Command(bin, "healthcheck", "--url", closed, "--timeout", "1s").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "unhealthy") {
+		t.Fatalf("healthcheck against nothing: %v\n%s", err, out)
 	}
 }

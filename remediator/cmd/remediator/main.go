@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/selfheal/selfheal/internal/probe"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/server"
 )
@@ -46,13 +47,26 @@ func run() int {
 		docker      = dockerFlags(app)
 	)
 	webFlags := kingpinflag.AddFlags(app, ":9096")
+	// The image has no shell or curl, so the binary is its own container healthcheck.
+	app.Command("serve", "Run the remediator (the default).").Default()
+	hc := app.Command("healthcheck", "Exit 0 when a URL answers 2xx (the container healthcheck).")
+	hcURL := hc.Flag("url", "URL to check.").Default("http://127.0.0.1:9096/-/healthy").String()
+	hcTimeout := hc.Flag("timeout", "How long to wait for the answer.").Default("2s").Duration()
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
 	app.Version(version.Print("remediator"))
 	app.HelpFlag.Short('h')
-	if _, err := app.Parse(os.Args[1:]); err != nil {
+	cmd, err := app.Parse(os.Args[1:])
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if cmd == hc.FullCommand() {
+		if err := probe.Check(context.Background(), *hcURL, *hcTimeout); err != nil {
+			fmt.Fprintln(os.Stderr, "unhealthy:", err)
+			return 1
+		}
+		return 0
 	}
 	cfgOpts := config.Options{PrometheusURL: *promURL}
 	if *configCheck {

@@ -18,6 +18,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
+	"github.com/selfheal/selfheal/internal/probe"
 	"github.com/selfheal/selfheal/services/demo"
 	"github.com/selfheal/selfheal/services/loadgen"
 )
@@ -89,7 +90,7 @@ func main() {
 		cfg.MemoryLimit = int64(memLimit)
 		err = demo.Run(ctx, cfg, logger.With("service", cfg.Service), reg, reg)
 	case hc.FullCommand():
-		if err := demo.Probe(ctx, *hcURL, *hcTimeout); err != nil {
+		if err := probe.Check(ctx, *hcURL, *hcTimeout); err != nil {
 			fmt.Fprintln(os.Stderr, "unhealthy:", err)
 			os.Exit(1)
 		}

@@ -1,4 +1,6 @@
-package demo
+// Package probe is the container healthcheck of our images: they are built FROM scratch, with no
+// shell or curl, so each binary checks itself.
+package probe
 
 import (
 	"context"
@@ -8,9 +10,8 @@ import (
 	"time"
 )
 
-// Probe is the container healthcheck: the image has no shell or curl, so the binary checks
-// itself. It succeeds on a 2xx answer within timeout.
-func Probe(ctx context.Context, url string, timeout time.Duration) error {
+// Check succeeds when url answers 2xx within timeout.
+func Check(ctx context.Context, url string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
