@@ -142,12 +142,15 @@ func (v *Verifier) Verify(ctx context.Context, c Check) error {
 	case q != nil:
 		expr := alertnameQuery(c.Alert)
 		return poll(ctx, c, func(ctx context.Context) (bool, error) {
-			// A resolved notification is as good as Prometheus saying so.
-			if v.IsResolved(key) {
-				return true, nil
-			}
 			vec, err := q.Query(ctx, expr)
-			return err == nil && !StillFiring(c.Alert, vec), err
+			if err != nil {
+				// Prometheus cannot answer: a resolved notification still proves the heal.
+				return v.IsResolved(key), err
+			}
+			// Prometheus is the judge when it answers. A resolved notification alone is not
+			// enough: the critical level of an alert resolves while its warning level, the same
+			// condition, still fires.
+			return !StillFiring(c.Alert, vec), nil
 		}, fmt.Sprintf("alert %s still firing", c.Alert.Labels["alertname"]))
 	default:
 		return v.waitResolved(ctx, key, c)
@@ -201,7 +204,7 @@ func poll(ctx context.Context, c Check, ok func(context.Context) (bool, error), 
 		qctx, cancel := context.WithTimeout(ctx, max(c.Interval*2, 2*time.Second))
 		good, err := ok(qctx)
 		cancel()
-		if err == nil && good {
+		if good {
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -224,14 +227,16 @@ func alertnameQuery(a template.Alert) string {
 }
 
 // StillFiring reports whether one of the ALERTS series is the alert: every label of the series
-// (but alertstate) has the same value on the alert. The alert may carry more labels than the
-// series (Prometheus' external labels, labels added on the way to Alertmanager): an exact
-// selector would then match nothing and a heal would be "verified" while the alert still fires.
+// (but alertstate and severity) has the same value on the alert. The alert may carry more labels
+// than the series (Prometheus' external labels, labels added on the way to Alertmanager): an
+// exact selector would then match nothing and a heal would be "verified" while the alert still
+// fires. Severity is ignored because the degraded and failing levels of one alert are one
+// condition: a target whose critical level cleared but whose warning still fires is not healed.
 func StillFiring(a template.Alert, vec model.Vector) bool {
 	for _, s := range vec {
 		match := true
 		for name, value := range s.Metric {
-			if name == model.MetricNameLabel || name == "alertstate" {
+			if name == model.MetricNameLabel || name == "alertstate" || name == "severity" {
 				continue
 			}
 			if a.Labels[string(name)] != string(value) {

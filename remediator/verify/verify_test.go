@@ -49,6 +49,7 @@ func TestStillFiring(t *testing.T) {
 		{"other container", model.Vector{series("alertname", "ServiceMemoryHigh", "container", "c2")}, false},
 		{"series has a label the alert lacks", model.Vector{series("alertname", "ServiceMemoryHigh", "container", "c1", "zone", "a")}, false},
 		{"one of many", model.Vector{series("alertname", "ServiceMemoryHigh", "container", "c2"), series("alertname", "ServiceMemoryHigh", "container", "c1")}, true},
+		{"same alert, other severity still firing", model.Vector{series("alertname", "ServiceMemoryHigh", "container", "c1", "severity", "warning")}, true},
 		{"none", nil, false},
 	}
 	for _, tc := range tests {
@@ -80,6 +81,10 @@ func TestVerify(t *testing.T) {
 		{"prometheus down", querierFunc(func(string) (model.Vector, error) { return nil, errors.New("connection refused") }), Check{Alert: firingAlert}, false, "connection refused"},
 		{"query holds", querierFunc(func(q string) (model.Vector, error) { return sample, nil }), Check{Alert: firingAlert, Query: "up == 1"}, false, ""},
 		{"query never holds", querierFunc(func(q string) (model.Vector, error) { return nil, nil }), Check{Alert: firingAlert, Query: "up == 1"}, false, "no samples"},
+		{"prometheus down, resolved notification arrives", querierFunc(func(string) (model.Vector, error) { return nil, errors.New("connection refused") }), Check{Alert: firingAlert}, true, ""},
+		{"resolved notification, but prometheus sees the warning level firing", querierFunc(func(string) (model.Vector, error) {
+			return model.Vector{&model.Sample{Metric: model.Metric{"alertname": "ServiceMemoryHigh", "container": "c1", "severity": "warning"}}}, nil
+		}), Check{Alert: firingAlert}, true, "still firing"},
 		{"no prometheus: resolved notification", nil, Check{Alert: firingAlert}, true, ""},
 		{"no prometheus: no resolved notification", nil, Check{Alert: firingAlert}, false, "no resolved notification"},
 		{"query without prometheus", nil, Check{Alert: firingAlert, Query: "up"}, false, "no Prometheus"},
