@@ -26,7 +26,9 @@ func (budget) decide(p *Pipeline, d *decision) verdict {
 }
 
 // budgetUse drops attempts older than the window and returns attempts used and left (-1:
-// unlimited). It also lifts a suspension whose window has moved on.
+// unlimited). It lifts a suspension once the window has moved on, but never sets one: a target
+// is suspended only when a heal is wanted and refused (the budget stage) or its last allowed
+// heal failed (record), so a person is not paged while that last attempt is still running.
 func budgetUse(t *store.Target, b config.Budget, now time.Time) (used, left int) {
 	if b.Window > 0 {
 		kept := t.Attempts[:0]
@@ -43,6 +45,8 @@ func budgetUse(t *store.Target, b config.Budget, now time.Time) (used, left int)
 		return used, -1
 	}
 	left = max(b.Attempts-used, 0)
-	t.Suspended = left == 0
+	if left > 0 {
+		t.Suspended = false
+	}
 	return used, left
 }

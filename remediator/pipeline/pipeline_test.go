@@ -205,6 +205,22 @@ func TestBudgetSuspendsAndResetResumes(t *testing.T) {
 	}
 }
 
+// The person is paged when the last allowed heal has failed, not while it is still running.
+func TestBudgetSuspendsOnlyAfterTheLastHealFails(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 1, window: 1h}", 1)
+	yaml = strings.Replace(yaml, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1)
+	runner := &fakeRunner{fail: map[string]bool{}, block: make(chan struct{})}
+	h := newHarnessIn(t, t.TempDir(), yaml, &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": true}}, runner)
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	waitFor(t, func() bool { return len(runner.Calls()) == 1 })
+	h.p.Targets() // a read must not change the target's state
+	if got := h.counter("suspended", "c1"); got != 0 {
+		t.Fatalf("suspended %v while the only allowed heal is still running", got)
+	}
+	close(runner.block)
+	waitFor(t, func() bool { return h.counter("suspended", "c1") == 1 })
+}
+
 func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
 	for _, target := range []string{"", "c1"} {
 		t.Run("target="+target, func(t *testing.T) {

@@ -88,7 +88,12 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 			t.HealthySince = now
 		}
 	}
-	budgetUse(t, d.playbook.Budget, now)
+	_, left := budgetUse(t, d.playbook.Budget, now)
+	if _, still := t.Firing[d.episode]; still && h.Result == store.HealFailed && left == 0 {
+		// The last allowed heal failed and the alert still fires: escalate now rather than
+		// when the next delivery is refused.
+		t.Suspended = true
+	}
 	if _, still := t.Firing[d.episode]; still && h.Result == store.HealFailed {
 		// The alert still fires: decide again when the cooldown ends, until the budget is
 		// spent, rather than waiting for Alertmanager's repeat interval.

@@ -61,25 +61,28 @@ func TestBudgetUse(t *testing.T) {
 	b := config.Budget{Attempts: 3, Window: model.Duration(time.Hour)}
 	now := t0
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	spent := []time.Time{ago(time.Minute), ago(2 * time.Minute), ago(3 * time.Minute)}
 	tests := []struct {
-		name      string
-		attempts  []time.Time
-		b         config.Budget
-		used      int
-		left      int
-		suspended bool
+		name          string
+		attempts      []time.Time
+		b             config.Budget
+		wasSuspended  bool
+		used, left    int
+		wantSuspended bool
 	}{
-		{"empty", nil, b, 0, 3, false},
-		{"two in window", []time.Time{ago(time.Minute), ago(2 * time.Minute)}, b, 2, 1, false},
-		{"spent", []time.Time{ago(time.Minute), ago(2 * time.Minute), ago(3 * time.Minute)}, b, 3, 0, true},
-		{"window moved on", []time.Time{ago(2 * time.Hour), ago(time.Minute), ago(3 * time.Minute)}, b, 2, 1, false},
-		{"unlimited", []time.Time{ago(time.Minute)}, config.Budget{}, 1, -1, false},
+		{"empty", nil, b, false, 0, 3, false},
+		{"two in window", []time.Time{ago(time.Minute), ago(2 * time.Minute)}, b, false, 2, 1, false},
+		// Counting never suspends: only a refused or a failed last heal does.
+		{"spent, not yet refused", spent, b, false, 3, 0, false},
+		{"spent and suspended stays suspended", spent, b, true, 3, 0, true},
+		{"window moved on lifts the suspension", []time.Time{ago(2 * time.Hour), ago(time.Minute), ago(3 * time.Minute)}, b, true, 2, 1, false},
+		{"unlimited", []time.Time{ago(time.Minute)}, config.Budget{}, true, 1, -1, false},
 	}
 	for _, tc := range tests {
-		tg := store.Target{Attempts: tc.attempts, Suspended: !tc.suspended}
+		tg := store.Target{Attempts: append([]time.Time(nil), tc.attempts...), Suspended: tc.wasSuspended}
 		used, left := budgetUse(&tg, tc.b, now)
-		if used != tc.used || left != tc.left || tg.Suspended != tc.suspended {
-			t.Errorf("%s: used %d left %d suspended %v, want %d %d %v", tc.name, used, left, tg.Suspended, tc.used, tc.left, tc.suspended)
+		if used != tc.used || left != tc.left || tg.Suspended != tc.wantSuspended {
+			t.Errorf("%s: used %d left %d suspended %v, want %d %d %v", tc.name, used, left, tg.Suspended, tc.used, tc.left, tc.wantSuspended)
 		}
 	}
 }
