@@ -1,0 +1,60 @@
+package loadtest
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The Go benchmarks measure the same two receivers as cmd/loadtest, per notification, for
+// `go test -bench`; cmd/loadtest adds latency quantiles, decision latency and memory, and
+// writes docs/benchmarks.md.
+
+func BenchmarkWebhookBare(b *testing.B) {
+	url, stop, err := ServeBare()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer stop()
+	benchPost(b, PostTo(url, ""))
+}
+
+func BenchmarkWebhookRemediator(b *testing.B) {
+	rec := &Recovery{Delay: 100 * time.Millisecond}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	r, err := Start(Options{Dir: b.TempDir(), Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop()
+	benchPost(b, r.Post)
+	b.ReportMetric(float64(rec.Calls()), "heals")
+}
+
+// benchPost posts new two-alert notifications from 16 concurrent senders.
+func benchPost(b *testing.B, post func(c *http.Client, body []byte) (int, string, error)) {
+	var seq atomic.Int64
+	run := time.Now().UnixNano()
+	b.SetParallelism(8) // 16 senders on 2 CPUs
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := Client(1)
+		for pb.Next() {
+			i := int(seq.Add(1))
+			target := fmt.Sprintf("bench-%04d", i%500)
+			at := time.Unix(0, run).Add(time.Duration(i) * time.Millisecond)
+			body := Notification(target,
+				Alert{Name: "BenchMemoryHigh", Target: target, Severity: "warning", StartsAt: at},
+				Alert{Name: "BenchMemoryHigh", Target: target, Severity: "critical", StartsAt: at})
+			code, msg, err := post(c, body)
+			if err != nil || code != 202 {
+				b.Fatalf("%d %s %v", code, msg, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,243 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/docker"
+	"github.com/selfheal/selfheal/remediator/store"
+)
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// faultPlaybooks heals FaultHigh alerts with one step (given) and ignores everything else.
+const faultPlaybooks = `
+global:
+  max_concurrent_heals: 1
+  heals_per_minute: 600
+%s
+defaults:
+  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 1h}
+  budget: {attempts: 3, window: 1h}
+  blast_radius: {max_targets: 0, max_ratio: 0}
+  verify: {timeout: 30s, interval: 1s}
+  step_timeout: 30s
+playbooks:
+  - name: fault
+    match: ['alertname="FaultHigh"']
+    steps:
+      - name: %s
+`
+
+// TestFaults puts the remediator in front of a broken world: each heal must end within its
+// bound with a reason an operator can act on in the history, while the webhook keeps answering
+// Alertmanager fast.
+func TestFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault scenarios take a few seconds each")
+	}
+	hang := &Recovery{Hang: true}
+	hanging := httptest.NewServer(hang)
+	defer hanging.Close()
+	defer hang.Release()
+	fine := httptest.NewServer(&Recovery{})
+	defer fine.Close()
+
+	cases := []faultCase{
+		{
+			name: "docker engine unreachable",
+			step: "restart\n        docker: {action: restart, stop_timeout: 1s}",
+			docker: func(t *testing.T) action.Runner {
+				// DOCKER_HOST is how the socket proxy is reached in production.
+				t.Setenv("DOCKER_HOST", "tcp://"+closedPort(t))
+				a, err := docker.New(docker.Options{Timeout: 10 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a
+			},
+			bound:     2 * time.Second,
+			reason:    "action failed",
+			errorText: "docker engine unreachable at tcp://127.0.0.1:",
+		},
+		{
+			name:      "prometheus down during verification",
+			global:    "  prometheus_url: http://" + closedPort(t),
+			step:      "flush\n        http: {method: POST, url: '" + fine.URL + "/recover/{{ .Labels.container }}'}\n        verify: {timeout: 2s, interval: 200ms}",
+			bound:     2*time.Second + time.Second,
+			reason:    "verification failed",
+			errorText: "prometheus query failed",
+		},
+		{
+			name:      "prometheus hangs during verification",
+			global:    "  prometheus_url: " + hanging.URL,
+			step:      "flush\n        http: {method: POST, url: '" + fine.URL + "/recover/{{ .Labels.container }}'}\n        verify: {timeout: 2s, interval: 200ms}",
+			bound:     2*time.Second + time.Second,
+			reason:    "verification failed",
+			errorText: "not healed within 2s",
+		},
+		{
+			name:      "recovery endpoint hangs",
+			step:      "flush\n        http: {method: POST, url: '" + hanging.URL + "/recover/{{ .Labels.container }}'}\n        timeout: 1500ms",
+			bound:     1500*time.Millisecond + time.Second,
+			reason:    "action timed out after 1.5s",
+			errorText: "/recover/victim",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { runFault(t, tc) })
+	}
+}
+
+type faultCase struct {
+	name   string
+	global string
+	step   string
+	docker func(t *testing.T) action.Runner
+	// during runs once the alert is posted, while the heal is under way.
+	during func(t *testing.T)
+	// bound is the longest the failed heal may take; the reason and error must contain these.
+	bound             time.Duration
+	reason, errorText string
+}
+
+// runFault posts an alert whose heal meets the fault, measures the webhook meanwhile, and
+// checks the heal's end and reason in the history.
+func runFault(t *testing.T, tc faultCase) {
+	var dk action.Runner
+	if tc.docker != nil {
+		dk = tc.docker(t)
+	}
+	rem, err := Start(Options{
+		Dir: t.TempDir(), Playbooks: fmt.Sprintf(faultPlaybooks, tc.global, tc.step),
+		Docker: dk, Token: "fault-token", Tick: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := rem.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	now := time.Now()
+	code, body, err := rem.Post(http.DefaultClient, Notification("victim",
+		Alert{Name: "FaultHigh", Target: "victim", Severity: "critical", StartsAt: now.Add(-time.Minute)}))
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("posting the alert: %d %s %v", code, body, err)
+	}
+
+	if tc.during != nil {
+		tc.during(t)
+	}
+
+	// While the heal meets the fault, Alertmanager keeps delivering other groups.
+	noise := make([][]byte, 300)
+	for i := range noise {
+		noise[i] = Notification(fmt.Sprint("noise-", i),
+			Alert{Name: "NoiseLow", Target: fmt.Sprintf("noise-%03d", i), Severity: "warning", StartsAt: now})
+	}
+	d := Deliver(rem.Post, noise, 4)
+	if d.Statuses[http.StatusAccepted] != len(noise) {
+		t.Errorf("webhook during the fault: statuses %v, %d errors (%v)", d.Statuses, len(d.Errors), firstErr(d.Errors))
+	}
+	t.Logf("webhook during the fault: %d posts, p50 %s p99 %s max %s", d.Sent, d.Quantile(.5), d.Quantile(.99), d.Quantile(1))
+	if p99 := d.Quantile(.99); p99 > 50*time.Millisecond && !raceEnabled {
+		t.Errorf("webhook p99 during the fault is %s, want under 50ms", p99)
+	}
+
+	h := waitHeal(t, rem, "victim", tc.bound+5*time.Second)
+	took := h.Ended.Sub(h.Started)
+	t.Logf("heal %s after %s: step %+v", h.Result, took.Round(time.Millisecond), h.Steps)
+	if h.Result != store.HealFailed {
+		t.Errorf("heal result %q, want failed", h.Result)
+	}
+	if took > tc.bound {
+		t.Errorf("the failed heal took %s, want at most %s", took, tc.bound)
+	}
+	if len(h.Steps) != 1 {
+		t.Fatalf("want one step in the history, got %+v", h.Steps)
+	}
+	st := h.Steps[0]
+	if st.Outcome != store.StepFailed || !strings.Contains(st.Reason, tc.reason) || !strings.Contains(st.Error, tc.errorText) {
+		t.Errorf("step recorded as outcome %q reason %q error %q; want failed, reason containing %q, error containing %q",
+			st.Outcome, st.Reason, st.Error, tc.reason, tc.errorText)
+	}
+}
+
+// waitHeal polls the heal history API until the target's newest heal has finished.
+func waitHeal(t *testing.T, rem *Remediator, target string, within time.Duration) store.Heal {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(rem.URL + "/api/v1/heals?target=" + target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			Heals []store.Heal `json:"heals"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Heals) > 0 && out.Heals[0].Result != store.HealRunning {
+			return out.Heals[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no finished heal of %s within %s (history: %+v)", target, within, out.Heals)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestFaultPrometheusStops runs a real Prometheus that answers the verification query (not yet
+// healed), then stops it in the middle of the verification: the step must fail at its deadline
+// with the query error as the reason, and the webhook must stay fast.
+func TestFaultPrometheusStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real Prometheus")
+	}
+	prom := testutil.StartPrometheus(t, "global: {scrape_interval: 1s, evaluation_interval: 1s}\n")
+	rec := &Recovery{Notify: make(chan string, 1)}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	runFault(t, faultCase{
+		global: "  prometheus_url: " + prom,
+		// `vector(1) == 0` is a valid query that returns nothing: Prometheus answers "not healed".
+		step:  "flush\n        http: {method: POST, url: '" + endpoint.URL + "/recover/{{ .Labels.container }}'}\n        verify: {query: 'vector(1) == 0', timeout: 3s, interval: 200ms}",
+		bound: 3*time.Second + time.Second,
+		during: func(t *testing.T) {
+			select {
+			case <-rec.Notify:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the heal's action never reached the recovery endpoint")
+			}
+			time.Sleep(500 * time.Millisecond) // a few answered polls first
+			resp, err := http.Post(prom+"/-/quit", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			t.Logf("Prometheus stopped (%s) in the middle of the verification", resp.Status)
+		},
+		reason:    "verification failed",
+		errorText: "prometheus query failed",
+	})
+}

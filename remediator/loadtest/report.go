@@ -1,0 +1,227 @@
+package loadtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Goals from the project's performance requirements.
+const (
+	GoalThroughputRatio = 0.5
+	GoalP99             = 5 * time.Millisecond
+	GoalRSS             = 150 << 20
+)
+
+// Report is one benchmark run.
+type Report struct {
+	When     time.Time
+	Machine  Machine
+	Intake   [][3]IntakeRun // bare, bare+fsync, remediator
+	Decision []DecisionRun
+	Memory   []MemoryRun
+	Notes    []string
+}
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPUs      int
+	CPUModel  string
+	MemTotal  string
+	GoVersion string
+	OS        string
+}
+
+// ThisMachine reads the machine's description.
+func ThisMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	m.CPUModel = firstField("/proc/cpuinfo", "model name")
+	if kb := firstField("/proc/meminfo", "MemTotal"); kb != "" {
+		var n float64
+		fmt.Sscanf(kb, "%f", &n)
+		m.MemTotal = fmt.Sprintf("%.1f GiB", n/(1<<20))
+	}
+	return m
+}
+
+func firstField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func senders(n int) string {
+	if n == 1 {
+		return "1 sender"
+	}
+	return fmt.Sprintf("%d senders", n)
+}
+
+func memLimit(m MemoryRun) string {
+	if m.GoMemLimit == "" {
+		return "not set"
+	}
+	return "GOMEMLIMIT=" + m.GoMemLimit
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func mib(b float64) string { return fmt.Sprintf("%.1f MiB", b/(1<<20)) }
+
+func yes(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+// Markdown renders the report as the benchmarks document.
+func (r *Report) Markdown(w io.Writer) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	p("# Benchmarks")
+	p("")
+	p("Written by `make bench` (`go run ./remediator/loadtest/cmd/loadtest --out docs/benchmarks.md`);")
+	p("every figure below comes from one run, and each remediator figure is compared with a baseline")
+	p("measured in the same run by the same load driver, so the ratios are what to compare between")
+	p("machines and commits, not the absolute numbers.")
+	p("")
+	p("Run: %s. Machine: %d CPUs (%s), %s memory, %s, %s.", r.When.UTC().Format("2006-01-02 15:04 MST"),
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.MemTotal, r.Machine.GoVersion, r.Machine.OS)
+	p("")
+	p("## Goals")
+	p("")
+	p("| goal | measured | |")
+	p("|---|---|---|")
+	for _, pair := range r.Intake {
+		b, m := pair[0], pair[2]
+		ratio := m.Throughput / b.Throughput
+		p("| intake throughput >= %.1fx the bare handler (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s |",
+			GoalThroughputRatio, senders(m.Senders), ratio, m.Throughput, b.Throughput, yes(ratio >= GoalThroughputRatio))
+	}
+	for _, pair := range r.Intake {
+		m := pair[2]
+		p("| intake p99 < %s while heals run (%s, %d heals during the load) | %s | %s |",
+			ms(GoalP99), senders(m.Senders), m.HealsDuring, ms(m.P99), yes(m.P99 < GoalP99))
+	}
+	for _, mm := range r.Memory {
+		p("| < %s resident with %d active alerts (%s) | %s (peak %s) | %s |", mib(GoalRSS), mm.Alerts, memLimit(mm), mib(mm.RSS), mib(mm.PeakRSS), yes(mm.RSS < GoalRSS && mm.PeakRSS < GoalRSS))
+	}
+	p("")
+	p("## Webhook intake")
+	p("")
+	p("Each notification holds two new alerts (a new episode each time, so nothing is answered from")
+	p("deduplication). *bare* is a Go handler that only decodes the body into Alertmanager's")
+	p("`template.Data` with encoding/json: the practical limit. *remediator* is the real webhook:")
+	p("authentication, validation, a durable bbolt group commit (fsync) before the 202, and the")
+	p("decision pipeline running heals (an http step taking 100 ms, 4 at a time) meanwhile.")
+	p("*bare+fsync* decodes like *bare*, then appends the body to a file and answers after an")
+	p("fdatasync shared by concurrent requests: the practical limit of a receiver whose 2xx means")
+	p("\"on disk\", as the remediator's does. All are served by net/http on loopback, in the load")
+	p("driver's process. Ratios are against *bare* (the goal's baseline) and *bare+fsync*.")
+	p("")
+	p("| receiver | senders | notifications | notifications/s | ratio to bare | ratio to bare+fsync | p50 | p99 | p99 ratio to bare | max | heals during | non-202 |")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, pair := range r.Intake {
+		b, d := pair[0], pair[1]
+		for _, x := range pair {
+			p("| %s | %d | %d | %.0f | %.2f | %.2f | %s | %s | %.1fx | %s | %d | %d |", x.Receiver, x.Senders, x.Notifications, x.Throughput,
+				x.Throughput/b.Throughput, x.Throughput/d.Throughput, ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99), ms(x.Max), x.HealsDuring, x.Non2xx)
+		}
+	}
+	if len(r.Decision) > 0 {
+		p("")
+		p("## Decision latency")
+		p("")
+		p("From posting an alert for a fresh target to its playbook's http step reaching the recovery")
+		p("endpoint: webhook, durable record, dedupe, match, guards, cooldown, budget, queue, dispatch,")
+		p("heal record written before acting. Ratio: against the webhook's own answer time in the same samples.")
+		p("")
+		p("| background | samples | p50 | p99 | max | webhook p50 | p50 ratio | never started |")
+		p("|---|---|---|---|---|---|---|---|")
+		for _, d := range r.Decision {
+			p("| %s | %d | %s | %s | %s | %s | %.1fx | %d |", d.Background, d.Samples, ms(d.P50), ms(d.P99), ms(d.Max), ms(d.PostP50),
+				float64(d.P50)/float64(d.PostP50), d.Unaccounted)
+		}
+	}
+	if len(r.Memory) > 0 {
+		mm := r.Memory[0]
+		p("")
+		p("## Memory with many active alerts")
+		p("")
+		p("The real `bin/remediator` as its own process, healing paused, holding %d firing alerts on %d", mm.Alerts, mm.Targets)
+		p("targets (%d per notification). Resident memory is the process' own", mm.Alerts/mm.Targets)
+		p("`process_resident_memory_bytes` after the decisions settled; the peak is the kernel's VmHWM;")
+		p("file-backed pages are mostly the memory-mapped state file. Ratio: peak resident to the goal.")
+		p("")
+		p("| GOMEMLIMIT | active alerts | targets | posting | all decided | resident | peak resident | ratio to goal | anonymous / file-backed | Go heap in use | state file | alerts firing per API |")
+		p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, mm := range r.Memory {
+			p("| %s | %d | %d | %s | %s | %s | %s | %.2f | %s / %s | %s | %s | %d |", memLimit(mm), mm.Alerts, mm.Targets, mm.Ingest.Round(time.Millisecond),
+				mm.Decide.Round(time.Millisecond), mib(mm.RSS), mib(mm.PeakRSS), mm.PeakRSS/GoalRSS, mib(mm.RSSAnon), mib(mm.RSSFile),
+				mib(mm.HeapInuse), mib(float64(mm.DBBytes)), mm.Firing)
+		}
+	}
+	if len(r.Notes) > 0 {
+		p("")
+		p("## Notes")
+		p("")
+		for _, n := range r.Notes {
+			p("- %s", n)
+		}
+	}
+}
+
+// AnalysisMarker starts the hand-written part of the benchmarks document, which WriteDoc keeps
+// when it rewrites the figures above it.
+const AnalysisMarker = "<!-- analysis: written by hand, kept by make bench -->"
+
+// WriteDoc writes the report to path, keeping the hand-written analysis of the existing file.
+func (r *Report) WriteDoc(path string) error {
+	var kept string
+	if old, err := os.ReadFile(path); err == nil {
+		if i := strings.Index(string(old), AnalysisMarker); i >= 0 {
+			kept = string(old[i:])
+		}
+	}
+	var b strings.Builder
+	r.Markdown(&b)
+	if kept != "" {
+		b.WriteString("\n" + kept)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// Table prints the figures for a terminal.
+func (r *Report) Table(w io.Writer) {
+	fmt.Fprintf(w, "%-11s %7s %8s %10s %6s %7s %9s %9s %6s\n", "receiver", "senders", "notif", "notif/s", "ratio", "/fsync", "p50", "p99", "p99x")
+	for _, pair := range r.Intake {
+		b, d := pair[0], pair[1]
+		for _, x := range pair {
+			fmt.Fprintf(w, "%-11s %7d %8d %10.0f %6.2f %7.2f %9s %9s %6.1f\n", x.Receiver, x.Senders, x.Notifications, x.Throughput,
+				x.Throughput/b.Throughput, x.Throughput/d.Throughput, ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99))
+		}
+	}
+	for _, d := range r.Decision {
+		fmt.Fprintf(w, "decision latency (%s): p50 %s p99 %s max %s (webhook p50 %s), never started %d\n",
+			d.Background, ms(d.P50), ms(d.P99), ms(d.Max), ms(d.PostP50), d.Unaccounted)
+	}
+	for _, mm := range r.Memory {
+		fmt.Fprintf(w, "memory (%s): %d alerts on %d targets: resident %s (peak %s, %.2f of the %s goal; anon %s, file %s), heap %s, db %s; posted in %s, decided in %s\n",
+			memLimit(mm), mm.Alerts, mm.Targets, mib(mm.RSS), mib(mm.PeakRSS), mm.PeakRSS/GoalRSS, mib(GoalRSS), mib(mm.RSSAnon), mib(mm.RSSFile), mib(mm.HeapInuse), mib(float64(mm.DBBytes)),
+			mm.Ingest.Round(time.Millisecond), mm.Decide.Round(time.Millisecond))
+	}
+}
