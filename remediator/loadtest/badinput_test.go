@@ -291,12 +291,17 @@ func TestSlowClients(t *testing.T) {
 		if took > 2*time.Second {
 			t.Errorf("the refusal took %s, want it prompt", took)
 		}
-		// The limit covers every endpoint; say what health checks and scrapes get meanwhile.
-		for _, path := range []string{"/-/healthy", "/metrics"} {
+		// Probes and scrapes are outside the limit: they answer at once while the flood lasts.
+		for _, path := range []string{"/-/healthy", "/-/ready", "/metrics"} {
 			hs := time.Now()
-			if resp, err := Client(1).Get(rem.URL + path); err == nil {
-				_ = resp.Body.Close()
-				t.Logf("GET %s while every slot is held: %d after %s", path, resp.StatusCode, time.Since(hs).Round(time.Millisecond))
+			resp, err := Client(1).Get(rem.URL + path)
+			if err != nil {
+				t.Errorf("GET %s while every slot is held: %v", path, err)
+				continue
+			}
+			_ = resp.Body.Close()
+			if took := time.Since(hs); resp.StatusCode != http.StatusOK || took > 500*time.Millisecond {
+				t.Errorf("GET %s while every slot is held: %d after %s, want 200 at once", path, resp.StatusCode, took.Round(time.Millisecond))
 			}
 		}
 		// The read timeout frees the slots; then deliveries go through again.

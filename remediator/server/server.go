@@ -135,17 +135,26 @@ func New(o Options) (*Server, error) {
 		Store: st, Submit: s.pipeline.Submit, Alerts: s.pipeline.AlertsCounter(), Registerer: o.Registerer,
 		Logger: o.Logger.With("component", "intake"), Auth: auth, MaxBodyBytes: o.MaxBodyBytes,
 	})
+	// The request limit guards what a client can flood (the webhook, the API, reload). Probes
+	// and scrapes stay outside it: under a flood, /-/healthy failing would get the remediator
+	// restarted and /metrics failing would hide the flood, exactly when both matter.
+	limited := http.NewServeMux()
+	limited.Handle("/webhook", hook)
+	limited.Handle("POST /-/reload", auth.Require(http.HandlerFunc(s.reloadHandler)))
+	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth})
+	limitedHandler := limitRequests(limited, o.MaxRequests)
+
 	mux := http.NewServeMux()
-	mux.Handle("/webhook", hook)
+	mux.Handle("/webhook", limitedHandler)
+	mux.Handle("/api/", limitedHandler)
+	mux.Handle("/-/reload", limitedHandler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK\n")) })
 	mux.HandleFunc("GET /-/ready", s.readyHandler)
-	mux.Handle("POST /-/reload", auth.Require(http.HandlerFunc(s.reloadHandler)))
-	api.Register(mux, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		intake.WriteError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	s.handler = limitRequests(mux, o.MaxRequests)
+	s.handler = mux
 	o.Logger.Info("configuration loaded", "file", o.ConfigFile, "playbooks", len(cfg.Playbooks), "storage", st.Path())
 	return s, nil
 }
