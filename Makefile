@@ -47,8 +47,10 @@ fuzz:
 e2e: build
 	E2E=1 $(GO) test -count=1 -timeout 15m -v ./e2e
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+# The intake benchmark drives the real remediator and two bare baselines with one load driver in
+# one run, prints the table and rewrites docs/benchmarks.md (figures as ratios to the baselines).
+bench: build
+	$(GO) run ./remediator/loadtest/cmd/loadtest --remediator.binary $(BIN)/remediator --out docs/benchmarks.md
 
 lint:
 	$(GO) vet $(PKGS)
