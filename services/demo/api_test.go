@@ -230,7 +230,7 @@ func TestLoadgenCommand(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	cmd := exec.Command(binary, "loadgen", "--rate=40", "--web.listen-address="+addr)
 	cmd.Env = append(os.Environ(), "LOADGEN_TARGETS="+p.URL+"/")
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,25 +59,8 @@ func TestMain(m *testing.M) {
 type process struct {
 	done chan struct{}
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *testutil.SyncBuffer
 	url  string
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func start(t *testing.T, name, bin, readyPath string, args ...string) *process {
@@ -86,7 +68,7 @@ func start(t *testing.T, name, bin, readyPath string, args ...string) *process {
 	port := testutil.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args = append(args, "--web.listen-address="+addr)
-	p := &process{cmd: exec.Command(bin, args...), out: &lockedBuffer{}, url: "http://" + addr}
+	p := &process{cmd: exec.Command(bin, args...), out: &testutil.SyncBuffer{}, url: "http://" + addr}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -85,7 +85,7 @@ func TestMutualTLS(t *testing.T) {
 	port := testutil.FreePort(t)
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.config.file="+webCfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
