@@ -11,42 +11,64 @@ import (
 
 // Accept records the alerts of one notification durably before the webhook answers, and tells
 // for each whether it is new (true) or a repeat delivery of an episode already in progress
-// (false). It uses bbolt's Batch, so concurrent deliveries share one commit and one fsync.
+// (false). Concurrent deliveries share one commit and one fsync (see committer); Accept returns
+// only after the commit holding its alerts is on disk.
 func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
-	fresh := make([]bool, len(entries))
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		// Batch may run this function more than once; start from a clean result each time.
-		clear(fresh)
-		ib, eb := tx.Bucket(bucketInbox), tx.Bucket(bucketEpisodes)
-		for i := range entries {
-			e := &entries[i]
-			if ib.Get([]byte(e.Key)) != nil {
-				continue
-			}
-			var ep Episode
-			found, err := get(eb, []byte(e.EpisodeKey), &ep)
-			if err != nil {
-				return err
-			}
-			if found && !e.Resolved && (ep.State == EpisodePending || ep.State == EpisodeActing || ep.State == EpisodeResolved) {
-				continue
-			}
-			if found && e.Resolved && ep.State == EpisodeResolved {
-				continue
-			}
-			if !e.Resolved {
-				if err := put(eb, []byte(e.EpisodeKey), Episode{State: EpisodePending, HealID: ep.HealID, Updated: e.ReceivedAt}); err != nil {
-					return err
-				}
-			}
-			if err := put(ib, []byte(e.Key), e); err != nil {
-				return err
-			}
-			fresh[i] = true
+	// Encode in the caller's goroutine, concurrently with other deliveries, so the single writer
+	// spends its time on page work only.
+	encoded := make([][]byte, len(entries))
+	for i := range entries {
+		buf, err := json.Marshal(&entries[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode inbox entry %q: %w", entries[i].Key, err)
 		}
-		return nil
-	})
-	return fresh, err
+		encoded[i] = buf
+	}
+	r := &acceptReq{entries: entries, encoded: encoded, fresh: make([]bool, len(entries)), done: make(chan error, 1)}
+	select {
+	case s.acceptCh <- r:
+	case <-s.quit:
+		return nil, ErrClosed
+	}
+	if err := <-r.done; err != nil {
+		return nil, err
+	}
+	return r.fresh, nil
+}
+
+// acceptTx records entries (encoded[i] is entries[i] as JSON) in tx and sets fresh[i] for each
+// new one. It may run more than once for the same request (a failed group is retried request by
+// request), so it starts from a clean result.
+func acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
+	clear(fresh)
+	ib, eb := tx.Bucket(bucketInbox), tx.Bucket(bucketEpisodes)
+	for i := range entries {
+		e := &entries[i]
+		if ib.Get([]byte(e.Key)) != nil {
+			continue
+		}
+		var ep Episode
+		found, err := get(eb, []byte(e.EpisodeKey), &ep)
+		if err != nil {
+			return err
+		}
+		if found && !e.Resolved && (ep.State == EpisodePending || ep.State == EpisodeActing || ep.State == EpisodeResolved) {
+			continue
+		}
+		if found && e.Resolved && ep.State == EpisodeResolved {
+			continue
+		}
+		if !e.Resolved {
+			if err := put(eb, []byte(e.EpisodeKey), Episode{State: EpisodePending, HealID: ep.HealID, Updated: e.ReceivedAt}); err != nil {
+				return err
+			}
+		}
+		if err := ib.Put([]byte(e.Key), encoded[i]); err != nil {
+			return err
+		}
+		fresh[i] = true
+	}
+	return nil
 }
 
 // Inbox lists accepted alerts not yet decided, oldest first: after a restart they are decided

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +38,12 @@ type Store struct {
 	db     *bolt.DB
 	logger *slog.Logger
 	path   string
+
+	acceptCh   chan *acceptReq // unbuffered: a request is either taken by the committer or refused after Close
+	quit       chan struct{}
+	commitDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Open opens (or creates) the database in dir. A file that cannot be opened or fails its
@@ -63,7 +70,10 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
 		}
 	}
-	return &Store{db: db, logger: logger, path: path}, nil
+	s := &Store{db: db, logger: logger, path: path,
+		acceptCh: make(chan *acceptReq), quit: make(chan struct{}), commitDone: make(chan struct{})}
+	go s.committer()
+	return s, nil
 }
 
 func openChecked(path string) (db *bolt.DB, err error) {
@@ -87,10 +97,6 @@ func openChecked(path string) (db *bolt.DB, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// Group commit: webhook deliveries arriving within a millisecond share one transaction and
-	// one fsync. The default 10ms would be the webhook's floor latency.
-	db.MaxBatchDelay = time.Millisecond
-	db.MaxBatchSize = 256
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -112,8 +118,16 @@ func openChecked(path string) (db *bolt.DB, err error) {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the intake committer (after the commit in progress, if any) and closes the
+// database. Accept calls after Close return ErrClosed. Close may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.commitDone
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
+}
 
 func put(b *bolt.Bucket, key []byte, v any) error {
 	buf, err := json.Marshal(v)
