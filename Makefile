@@ -52,8 +52,11 @@ e2e: build
 bench: build
 	$(GO) run ./remediator/loadtest/cmd/loadtest --remediator.binary $(BIN)/remediator --out docs/benchmarks.md
 
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 fmt:

@@ -85,7 +85,8 @@ func checkAlert(a *template.Alert) error {
 	}
 	ls := model.LabelSet{}
 	for k, v := range a.Labels {
-		if !model.LabelName(k).IsValid() {
+		// Alertmanager accepts UTF-8 label names since 0.27; so do we.
+		if !model.UTF8Validation.IsValidLabelName(k) {
 			return fmt.Errorf("invalid label name %q", k)
 		}
 		if !utf8.ValidString(v) || len(v) > maxLabelValue {

@@ -259,7 +259,6 @@ func TestSlowClients(t *testing.T) {
 
 	t.Run("a flood gets 503 instead of queueing", func(t *testing.T) {
 		// Hold every request slot with bodies that never finish.
-		var conns []net.Conn
 		for range maxRequests {
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -267,7 +266,6 @@ func TestSlowClients(t *testing.T) {
 			}
 			defer conn.Close()
 			fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: remediator\r\nContent-Type: application/json\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n{", rem.Token, len(body))
-			conns = append(conns, conn)
 		}
 		time.Sleep(100 * time.Millisecond)
 		start := time.Now()

@@ -73,12 +73,12 @@ func validTarget(t string) error {
 		return fmt.Errorf("target is empty (the alert lacks the label the target template uses)")
 	}
 	if len(t) > 253 {
-		return fmt.Errorf("target %.32q… is longer than 253 characters", t)
+		return fmt.Errorf("target %.32q (cut) is longer than 253 characters", t)
 	}
 	for _, r := range t {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)
 		if !ok {
-			return fmt.Errorf("target %q contains %q; allowed are letters, digits and - _ . :", t, r)
+			return fmt.Errorf("target %q contains %q; only letters, digits and the characters - _ . : are allowed", t, r)
 		}
 	}
 	return nil
