@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,13 +60,13 @@ func (c *concurrencyRunner) Run(context.Context, action.Request) (string, error)
 // Ten thousand alerts over a thousand targets inside about a second: every alert is accounted
 // for, never more heals in flight than configured, the blast-radius guard trips, memory stays
 // bounded, and the webhook stays fast.
-func TestStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("storm test skipped in -short mode")
-	}
+// startStormServer runs a remediator in-process with the given playbooks, a runner that counts
+// concurrency, and an HTTP server in front; all stop when the test ends.
+func startStormServer(t *testing.T, playbooks string) (*Server, *concurrencyRunner, *prometheus.Registry, *httptest.Server) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "playbooks.yml")
-	if err := os.WriteFile(cfg, []byte(stormPlaybooks), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(playbooks), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
@@ -76,12 +77,20 @@ func TestStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); srv.Close() }()
+	t.Cleanup(func() { cancel(); srv.Close() })
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	hs := newHTTPServer(srv.Handler())
-	defer hs.Close()
+	t.Cleanup(hs.Close)
+	return srv, r, reg, hs
+}
+
+func TestStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("storm test skipped in -short mode")
+	}
+	srv, r, reg, hs := startStormServer(t, stormPlaybooks)
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -127,7 +136,7 @@ func TestStorm(t *testing.T) {
 	}
 	wg.Wait()
 	intake := time.Since(start)
-	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer wcancel()
 	if err := srv.Pipeline().WaitIdle(wctx); err != nil {
 		t.Fatalf("pipeline not idle: %v", err)
@@ -196,26 +205,7 @@ func TestStormRateLimitAndBoundedQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm test skipped in -short mode")
 	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "playbooks.yml")
-	pb := strings.Replace(stormPlaybooks, "max_targets: 20", "max_targets: 0", 1)
-	if err := os.WriteFile(cfg, []byte(pb), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	r := &concurrencyRunner{}
-	srv, err := New(Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "data"), Runner: r,
-		Registerer: reg, Gatherer: reg, MaxRequests: 256, Tick: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); srv.Close() }()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	hs := newHTTPServer(srv.Handler())
-	defer hs.Close()
+	srv, r, _, hs := startStormServer(t, strings.Replace(stormPlaybooks, "max_targets: 20", "max_targets: 0", 1))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range 16 {
