@@ -23,7 +23,10 @@ func (dedupe) decide(p *Pipeline, d *decision) verdict {
 		p.logger.Error("read episode", "episode", d.episode, "err", err)
 		return proceed()
 	}
-	if ok && ep.State != store.EpisodePending {
+	// Done and suppressed episodes are decided anew: this entry is a later delivery (an
+	// Alertmanager repeat) that meets the cooldown and the budget. Acting means a heal started
+	// for it before a restart; resolved ends it.
+	if ok && (ep.State == store.EpisodeActing || ep.State == store.EpisodeResolved) {
 		return verdict{stop: true, outcome: outcomeDeduplicated, detail: "episode is " + ep.State}
 	}
 	return proceed()

@@ -2,69 +2,184 @@ package store
 
 import (
 	"errors"
+	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// ErrClosed is returned by Accept after Close.
+// ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("store closed")
 
 // maxGroup bounds one group commit so a burst cannot hold the writer for long.
 const maxGroup = 1024
 
-// acceptReq is one webhook delivery waiting for the commit that records it.
-type acceptReq struct {
-	entries []InboxEntry
-	encoded [][]byte // entries as stored, encoded by the caller
-	fresh   []bool
-	done    chan error // buffered: the committer never blocks on an answer
+// backgroundDelay is how long a background write (see ApplyLater) waits for a foreground one to
+// share its commit with. Under load every commit carries both and no fsync is spent on the
+// background writes alone; when idle, they are on disk this much later.
+const backgroundDelay = 5 * time.Millisecond
+
+// writeReq is one write waiting for the commit that holds it.
+type writeReq struct {
+	// fn does the write inside the shared transaction. It may run more than once (a failed
+	// group is retried request by request), so it must start from a clean result each time.
+	fn         func(tx *bolt.Tx) error
+	background bool
+	queued     time.Time
+	done       chan error // buffered: the committer never blocks on an answer
 }
 
-// committer is the single goroutine behind Accept. It commits at once whatever deliveries are
-// queued, in one transaction and one fsync; deliveries arriving meanwhile share the next commit.
-// Unlike bbolt's Batch there is no timer, so a lone delivery pays for its commit only.
-func (s *Store) committer() {
-	defer close(s.commitDone)
-	group := make([]*acceptReq, 0, 64)
-	for {
-		select {
-		case <-s.quit:
-			return
-		case r := <-s.acceptCh:
-			group = append(group[:0], r)
-		}
-	queued:
-		for len(group) < maxGroup {
-			select {
-			case r := <-s.acceptCh:
-				group = append(group, r)
-			default:
-				break queued
+// writeQueue holds the writes not yet taken by the committer, in the order they were asked
+// for: a write is committed in the same transaction as those queued before it, or after them.
+type writeQueue struct {
+	mu     sync.Mutex
+	reqs   []*writeReq
+	closed bool
+	wake   chan struct{} // buffered 1: there is something in reqs
+}
+
+func (q *writeQueue) push(r *writeReq) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	q.reqs = append(q.reqs, r)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// take removes up to maxGroup queued writes. It leaves background-only queues younger than
+// backgroundDelay in place and says how long until the oldest is due.
+func (q *writeQueue) take(now time.Time, group []*writeReq) ([]*writeReq, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.reqs) == 0 {
+		return group, 0
+	}
+	if !q.closed {
+		foreground := false
+		for _, r := range q.reqs {
+			if !r.background {
+				foreground = true
+				break
 			}
 		}
-		s.commitGroup(group)
-		clear(group)
+		if wait := backgroundDelay - now.Sub(q.reqs[0].queued); !foreground && wait > 0 {
+			return group, wait
+		}
+	}
+	n := min(len(q.reqs), maxGroup)
+	group = append(group, q.reqs[:n]...)
+	clear(q.reqs[:n])
+	q.reqs = q.reqs[n:]
+	if len(q.reqs) > 0 {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return group, 0
+}
+
+// update runs fn in the next group commit and returns once that commit is on disk (or failed).
+// Every write of the store goes through the committer: the webhook's deliveries and the
+// pipeline's decision records share one transaction and one fsync instead of queueing for
+// bbolt's single writer one after the other, each paying its own.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	r := &writeReq{fn: fn, done: make(chan error, 1)}
+	if err := s.queue.push(r); err != nil {
+		return err
+	}
+	return <-r.done
+}
+
+// updateLater queues fn to ride along with the next foreground commit (or to be committed
+// alone after backgroundDelay) and returns at once; done receives the result.
+func (s *Store) updateLater(fn func(tx *bolt.Tx) error) <-chan error {
+	r := &writeReq{fn: fn, background: true, queued: time.Now(), done: make(chan error, 1)}
+	if err := s.queue.push(r); err != nil {
+		r.done <- err
+	}
+	return r.done
+}
+
+// committer is the single goroutine that writes. It commits at once whatever foreground
+// requests are queued, in one transaction and one fsync; requests arriving meanwhile share the
+// next commit. Unlike bbolt's Batch there is no timer on the webhook's path, so a lone delivery
+// pays for its commit only. On Close it commits what is still queued, then stops.
+func (s *Store) committer() {
+	defer close(s.commitDone)
+	group := make([]*writeReq, 0, 64)
+	var timer *time.Timer
+	for {
+		var wait time.Duration
+		group, wait = s.queue.take(time.Now(), group[:0])
+		if len(group) > 0 {
+			s.commitGroup(group)
+			clear(group)
+			continue
+		}
+		s.queue.mu.Lock()
+		closed := s.queue.closed && len(s.queue.reqs) == 0
+		s.queue.mu.Unlock()
+		if closed {
+			return
+		}
+		var due <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			due = timer.C
+		}
+		select {
+		case <-s.queue.wake:
+		case <-due:
+		}
 	}
 }
 
-// commitGroup records all requests in one transaction. If that fails, each request is retried
-// in its own transaction so that only the request at fault gets the error.
-func (s *Store) commitGroup(group []*acceptReq) {
+// close refuses new writes and wakes the committer to commit what is queued and stop.
+func (q *writeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// commitGroup runs all requests in one transaction. If that fails, each request is retried in
+// its own transaction so that only the request at fault gets the error. The inbox index follows
+// only what was committed.
+func (s *Store) commitGroup(group []*writeReq) {
+	s.index.begin()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range group {
-			if err := acceptTx(tx, r.entries, r.encoded, r.fresh); err != nil {
+			if err := r.fn(tx); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err == nil || len(group) == 1 {
+		s.index.end(err == nil)
 		for _, r := range group {
 			r.done <- err
 		}
 		return
 	}
 	for _, r := range group {
-		r.done <- s.db.Update(func(tx *bolt.Tx) error { return acceptTx(tx, r.entries, r.encoded, r.fresh) })
+		s.index.begin()
+		err := s.db.Update(r.fn)
+		s.index.end(err == nil)
+		r.done <- err
 	}
 }

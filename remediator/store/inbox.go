@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -24,27 +26,26 @@ func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
 		}
 		encoded[i] = buf
 	}
-	r := &acceptReq{entries: entries, encoded: encoded, fresh: make([]bool, len(entries)), done: make(chan error, 1)}
-	select {
-	case s.acceptCh <- r:
-	case <-s.quit:
-		return nil, ErrClosed
-	}
-	if err := <-r.done; err != nil {
+	fresh := make([]bool, len(entries))
+	err := s.update(func(tx *bolt.Tx) error { return s.acceptTx(tx, entries, encoded, fresh) })
+	if err != nil {
 		return nil, err
 	}
-	return r.fresh, nil
+	return fresh, nil
 }
 
-// acceptTx records entries (encoded[i] is entries[i] as JSON) in tx and sets fresh[i] for each
-// new one. It may run more than once for the same request (a failed group is retried request by
-// request), so it starts from a clean result.
-func acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
+// acceptTx appends the new entries (encoded[i] is entries[i] as JSON) to the inbox and sets
+// fresh[i] for each. Only the episode is read, never written: an episode with an entry in the
+// inbox is pending by definition, and its record changes when the entry is decided.
+func (s *Store) acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
 	clear(fresh)
 	ib, eb := tx.Bucket(bucketInbox), tx.Bucket(bucketEpisodes)
 	for i := range entries {
 		e := &entries[i]
-		if ib.Get([]byte(e.Key)) != nil {
+		if e.Key == "" || e.EpisodeKey == "" {
+			return errors.New("inbox entry without a key or an episode key")
+		}
+		if _, pending := s.index.lookup(e.Key); pending {
 			continue
 		}
 		var ep Episode
@@ -52,40 +53,97 @@ func acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool)
 		if err != nil {
 			return err
 		}
-		if found && !e.Resolved && (ep.State == EpisodePending || ep.State == EpisodeActing || ep.State == EpisodeResolved) {
-			continue
+		if found && ep.State == EpisodeResolved {
+			continue // a resolved episode never fires again, nor resolves twice
 		}
-		if found && e.Resolved && ep.State == EpisodeResolved {
-			continue
+		if found && !e.Resolved && ep.State == EpisodeActing {
+			continue // its heal is running
 		}
-		if !e.Resolved {
-			if err := put(eb, []byte(e.EpisodeKey), Episode{State: EpisodePending, HealID: ep.HealID, Updated: e.ReceivedAt}); err != nil {
-				return err
-			}
-		}
-		if err := ib.Put([]byte(e.Key), encoded[i]); err != nil {
+		seq, err := ib.NextSequence()
+		if err != nil {
 			return err
 		}
+		if err := ib.Put(seqKey(seq), encoded[i]); err != nil {
+			return err
+		}
+		s.index.add(e.Key, seq)
 		fresh[i] = true
 	}
 	return nil
 }
 
-// Inbox lists accepted alerts not yet decided, oldest first: after a restart they are decided
-// again.
+// dropInbox removes an entry by its key, if it is there. Committer only.
+func (s *Store) dropInbox(tx *bolt.Tx, key string) error {
+	seq, ok := s.index.lookup(key)
+	if !ok {
+		return nil
+	}
+	s.index.remove(key)
+	return tx.Bucket(bucketInbox).Delete(seqKey(seq))
+}
+
+// loadInbox rebuilds the index from the inbox bucket at Open, and moves entries of files
+// written by older versions (keyed by episode and status) to sequence keys, oldest first.
+func loadInbox(tx *bolt.Tx, index *inboxIndex) error {
+	ib := tx.Bucket(bucketInbox)
+	type legacy struct {
+		key []byte
+		e   InboxEntry
+		v   []byte
+	}
+	var old []legacy
+	err := ib.ForEach(func(k, v []byte) error {
+		var e struct {
+			Key string `json:"key"`
+		}
+		if len(k) != 8 {
+			var le InboxEntry
+			if err := json.Unmarshal(v, &le); err != nil {
+				return fmt.Errorf("inbox entry %q: %w", k, err)
+			}
+			old = append(old, legacy{key: append([]byte(nil), k...), e: le, v: append([]byte(nil), v...)})
+			return nil
+		}
+		if err := json.Unmarshal(v, &e); err != nil || e.Key == "" {
+			return fmt.Errorf("inbox entry %d: unreadable (%v)", binary.BigEndian.Uint64(k), err)
+		}
+		index.committed[e.Key] = binary.BigEndian.Uint64(k)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(old, func(i, j int) bool { return old[i].e.ReceivedAt.Before(old[j].e.ReceivedAt) })
+	for _, l := range old {
+		seq, err := ib.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := ib.Delete(l.key); err != nil {
+			return err
+		}
+		if err := ib.Put(seqKey(seq), l.v); err != nil {
+			return err
+		}
+		index.committed[l.e.Key] = seq
+	}
+	return nil
+}
+
+// Inbox lists accepted alerts not yet decided, in the order they were accepted: after a
+// restart they are decided again.
 func (s *Store) Inbox() ([]InboxEntry, error) {
 	var out []InboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInbox).ForEach(func(k, v []byte) error {
 			var e InboxEntry
 			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("inbox entry %q: %w", k, err)
+				return fmt.Errorf("inbox entry %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			out = append(out, e)
 			return nil
 		})
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].ReceivedAt.Before(out[j].ReceivedAt) })
 	return out, err
 }
 
@@ -103,22 +161,16 @@ func (s *Store) Episode(key string) (Episode, bool, error) {
 
 // CloseEpisode sets an episode's final state for this delivery and removes its inbox entry.
 func (s *Store) CloseEpisode(episodeKey, inboxKey, state string, now time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		var ep Episode
-		if _, err := get(tx.Bucket(bucketEpisodes), []byte(episodeKey), &ep); err != nil {
-			return err
-		}
-		ep.State, ep.Updated = state, now
-		return closeEpisode(tx, episodeKey, inboxKey, ep)
-	})
+	return s.Apply(nil, []Close{{EpisodeKey: episodeKey, InboxKey: inboxKey, State: state, At: now}})
 }
 
 // DropInbox removes an inbox entry without touching its episode.
 func (s *Store) DropInbox(inboxKey string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketInbox).Delete([]byte(inboxKey)) })
+	return s.Apply(nil, []Close{{InboxKey: inboxKey, DropOnly: true}})
 }
 
-func closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
+// closeEpisode writes the episode's record and removes the inbox entry that it closes.
+func (s *Store) closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
 	if episodeKey != "" {
 		if err := put(tx.Bucket(bucketEpisodes), []byte(episodeKey), ep); err != nil {
 			return err
@@ -127,7 +179,7 @@ func closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
 	if inboxKey == "" {
 		return nil
 	}
-	return tx.Bucket(bucketInbox).Delete([]byte(inboxKey))
+	return s.dropInbox(tx, inboxKey)
 }
 
 // Close is one buffered end of a decision: the episode's new state and its inbox entry removed
@@ -140,21 +192,49 @@ type Close struct {
 	At         time.Time
 }
 
-// Apply writes targets and closes decisions in one transaction: the pipeline gathers the writes of
-// many decisions and pays one fsync for them. Losing them in a crash is safe: the alerts are still
-// in the inbox and are decided again.
+// Apply writes targets and closes decisions in one transaction and returns when it is on disk.
 func (s *Store) Apply(targets []Target, closes []Close) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		tb := tx.Bucket(bucketTargets)
-		for _, t := range targets {
-			if err := put(tb, []byte(t.Name), t); err != nil {
-				return err
-			}
+	fn, err := s.applyTx(targets, closes)
+	if err != nil {
+		return err
+	}
+	return s.update(fn)
+}
+
+// ApplyLater is Apply without waiting: the writes ride along with the next webhook delivery's
+// commit, so recording decisions costs the webhook no fsync of its own. Losing them in a crash
+// is safe: the alerts are still in the inbox and are decided again. Later writes are committed
+// with or after these, never before.
+func (s *Store) ApplyLater(targets []Target, closes []Close) <-chan error {
+	fn, err := s.applyTx(targets, closes)
+	if err != nil {
+		done := make(chan error, 1)
+		done <- err
+		return done
+	}
+	return s.updateLater(fn)
+}
+
+// Flush returns once every write asked for before it is on disk.
+func (s *Store) Flush() error {
+	return s.update(func(*bolt.Tx) error { return nil })
+}
+
+func (s *Store) applyTx(targets []Target, closes []Close) (func(tx *bolt.Tx) error, error) {
+	// Encode outside the writer, like Accept.
+	encoded, err := encodeTargets(targets)
+	if err != nil {
+		return nil, err
+	}
+	closes = append([]Close(nil), closes...) // the caller reuses its buffer
+	return func(tx *bolt.Tx) error {
+		if err := putEncoded(tx.Bucket(bucketTargets), encoded); err != nil {
+			return err
 		}
 		eb := tx.Bucket(bucketEpisodes)
 		for _, c := range closes {
 			if c.DropOnly {
-				if err := tx.Bucket(bucketInbox).Delete([]byte(c.InboxKey)); err != nil {
+				if err := s.dropInbox(tx, c.InboxKey); err != nil {
 					return err
 				}
 				continue
@@ -164,10 +244,10 @@ func (s *Store) Apply(targets []Target, closes []Close) error {
 				return err
 			}
 			ep.State, ep.Updated = c.State, c.At
-			if err := closeEpisode(tx, c.EpisodeKey, c.InboxKey, ep); err != nil {
+			if err := s.closeEpisode(tx, c.EpisodeKey, c.InboxKey, ep); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}, nil
 }

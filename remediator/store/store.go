@@ -4,7 +4,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,8 +38,8 @@ type Store struct {
 	logger *slog.Logger
 	path   string
 
-	acceptCh   chan *acceptReq // unbuffered: a request is either taken by the committer or refused after Close
-	quit       chan struct{}
+	queue      writeQueue
+	index      *inboxIndex
 	commitDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
@@ -57,7 +56,8 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("create storage directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	db, err := openChecked(path)
+	index := newInboxIndex()
+	db, err := openChecked(path, index)
 	if err != nil {
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		logger.Error("state file is unreadable; moving it aside and starting with empty state",
@@ -65,18 +65,19 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		if rerr := os.Rename(path, aside); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
-		db, err = openChecked(path)
+		index = newInboxIndex()
+		db, err = openChecked(path, index)
 		if err != nil {
 			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
 		}
 	}
-	s := &Store{db: db, logger: logger, path: path,
-		acceptCh: make(chan *acceptReq), quit: make(chan struct{}), commitDone: make(chan struct{})}
+	s := &Store{db: db, logger: logger, path: path, index: index,
+		queue: writeQueue{wake: make(chan struct{}, 1)}, commitDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }
 
-func openChecked(path string) (db *bolt.DB, err error) {
+func openChecked(path string, index *inboxIndex) (db *bolt.DB, err error) {
 	// bbolt may panic on some corruptions rather than return an error; turn that into an error
 	// so the caller can move the file aside.
 	defer func() {
@@ -106,7 +107,7 @@ func openChecked(path string) (db *bolt.DB, err error) {
 		for cerr := range tx.Check() {
 			return cerr
 		}
-		return nil
+		return loadInbox(tx, index)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -118,11 +119,11 @@ func openChecked(path string) (db *bolt.DB, err error) {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close stops the intake committer (after the commit in progress, if any) and closes the
-// database. Accept calls after Close return ErrClosed. Close may be called more than once.
+// Close stops the committer (after the commit in progress, if any) and closes the database.
+// Writes after Close return ErrClosed. Close may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.quit)
+		s.queue.close()
 		<-s.commitDone
 		s.closeErr = s.db.Close()
 	})
@@ -135,6 +136,30 @@ func put(b *bolt.Bucket, key []byte, v any) error {
 		return err
 	}
 	return b.Put(key, buf)
+}
+
+// encodeTargets encodes targets for putEncoded, outside the writer.
+func encodeTargets(ts []Target) ([]keyValue, error) {
+	out := make([]keyValue, len(ts))
+	for i := range ts {
+		buf, err := json.Marshal(&ts[i])
+		if err != nil {
+			return nil, fmt.Errorf("encode target %q: %w", ts[i].Name, err)
+		}
+		out[i] = keyValue{key: []byte(ts[i].Name), value: buf}
+	}
+	return out, nil
+}
+
+type keyValue struct{ key, value []byte }
+
+func putEncoded(b *bolt.Bucket, kvs []keyValue) error {
+	for _, kv := range kvs {
+		if err := b.Put(kv.key, kv.value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func get(b *bolt.Bucket, key []byte, v any) (bool, error) {
@@ -161,7 +186,7 @@ func (s *Store) Target(name string) (Target, bool, error) {
 
 // PutTarget writes one target.
 func (s *Store) PutTarget(t Target) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketTargets), []byte(t.Name), t) })
+	return s.Apply([]Target{t}, nil)
 }
 
 // Targets lists all targets by name.
@@ -194,7 +219,7 @@ func (s *Store) GlobalPause() (Pause, error) {
 
 // PutGlobalPause writes the global pause.
 func (s *Store) PutGlobalPause(p Pause) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketMeta), keyGlobalPause, p) })
+	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketMeta), keyGlobalPause, p) })
 }
 
 // ---- step statistics ----
@@ -217,7 +242,7 @@ func (s *Store) StepStats() (map[string]StepStats, error) {
 
 // PutStepStats writes one step's statistics.
 func (s *Store) PutStepStats(key string, st StepStats) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketStats), []byte(key), st) })
+	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketStats), []byte(key), st) })
 }
 
 // ---- heals ----
@@ -226,14 +251,14 @@ func (s *Store) PutStepStats(key string, st StepStats) error {
 // record and the episode's new state, in one transaction: after a crash either all of it is
 // visible (the attempt counts) or none of it (the alert is still in the inbox and decided again).
 func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		seq, err := hb.NextSequence()
 		if err != nil {
 			return err
 		}
 		h.ID = strconv.FormatUint(seq, 10)
-		if err := put(hb, healKey(seq), h); err != nil {
+		if err := put(hb, seqKey(seq), h); err != nil {
 			return err
 		}
 		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
@@ -249,7 +274,7 @@ func (s *Store) UpdateHeal(h *Heal) error {
 	if err != nil {
 		return fmt.Errorf("heal id %q: %w", h.ID, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketHeals), healKey(seq), h) })
+	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketHeals), seqKey(seq), h) })
 }
 
 // FinishHeal writes the finished heal, the target, and closes the episode (removing its inbox
@@ -259,14 +284,14 @@ func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error
 	if err != nil {
 		return fmt.Errorf("heal id %q: %w", h.ID, err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if err := put(tx.Bucket(bucketHeals), healKey(seq), h); err != nil {
+	return s.update(func(tx *bolt.Tx) error {
+		if err := put(tx.Bucket(bucketHeals), seqKey(seq), h); err != nil {
 			return err
 		}
 		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
 			return err
 		}
-		return closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
+		return s.closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
 	})
 }
 
@@ -308,7 +333,7 @@ func (s *Store) Heal(id string) (Heal, bool, error) {
 	var h Heal
 	var ok bool
 	err = s.db.View(func(tx *bolt.Tx) error {
-		ok, err = get(tx.Bucket(bucketHeals), healKey(seq), &h)
+		ok, err = get(tx.Bucket(bucketHeals), seqKey(seq), &h)
 		return err
 	})
 	return h, ok, err
@@ -332,17 +357,11 @@ func (s *Store) RunningHeals() ([]Heal, error) {
 	return out, err
 }
 
-func healKey(seq uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], seq)
-	return k[:]
-}
-
 // Prune drops heals older than maxAge or beyond the newest maxEntries, and closed episodes
 // older than maxAge, so the file stays bounded.
 func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int, error) {
 	removed := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		var drop [][]byte
 		c := hb.Cursor()
@@ -371,12 +390,11 @@ func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int,
 			return nil
 		}
 		eb := tx.Bucket(bucketEpisodes)
-		ib := tx.Bucket(bucketInbox)
 		var dropEp [][]byte
 		if err := eb.ForEach(func(k, v []byte) error {
 			var e Episode
-			if json.Unmarshal(v, &e) != nil || (e.State != EpisodePending && e.State != EpisodeActing && now.Sub(e.Updated) > maxAge) {
-				if ib.Get(k) == nil {
+			if json.Unmarshal(v, &e) != nil || (e.State != EpisodeActing && now.Sub(e.Updated) > maxAge) {
+				if _, waiting := s.index.lookup(string(k)); !waiting {
 					dropEp = append(dropEp, append([]byte(nil), k...))
 				}
 			}
@@ -396,7 +414,7 @@ func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int,
 
 // DeleteTargets forgets targets.
 func (s *Store) DeleteTargets(names []string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTargets)
 		for _, n := range names {
 			if err := b.Delete([]byte(n)); err != nil {

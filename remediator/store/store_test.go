@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestCorruptFileIsMovedAside(t *testing.T) {
@@ -97,4 +99,106 @@ func TestHealsNewestFirstFilteredAndPruned(t *testing.T) {
 	if len(hs) != 2 || hs[0].ID != "4" {
 		t.Fatalf("after prune %+v", hs)
 	}
+}
+
+// The inbox index is rebuilt from the file: after a reopen, a repeat delivery of an undecided
+// alert is still a repeat, closing an entry removes it by its key, and the inbox keeps the
+// order of acceptance.
+func TestInboxSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fp := range []string{"c", "a", "b"} {
+		if _, err := s.Accept([]InboxEntry{entry(fp, false)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fresh, err := s.Accept([]InboxEntry{entry("a", false), entry("d", false)})
+	if err != nil || fresh[0] || !fresh[1] {
+		t.Fatalf("after reopen: fresh %v %v, want [false true]", fresh, err)
+	}
+	if err := s.CloseEpisode("a", "a", EpisodeSuppressed, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropInbox("b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := inboxKeys(t, s); got != "c d" {
+		t.Fatalf("inbox %q, want \"c d\" in acceptance order", got)
+	}
+	if fresh, err := s.Accept([]InboxEntry{entry("a", false)}); err != nil || !fresh[0] {
+		t.Fatalf("closed as suppressed, a new delivery is decided anew: fresh %v %v", fresh, err)
+	}
+}
+
+// A file written when the inbox was keyed by episode and status is moved to sequence keys at
+// Open, oldest first, and its entries can still be found and closed by key.
+func TestLegacyInboxIsRekeyed(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketInbox)
+		if err != nil {
+			return err
+		}
+		for i, fp := range []string{"late", "early"} {
+			e := entry(fp+"-fingerprint", false)
+			e.ReceivedAt = now.Add(-time.Duration(i) * time.Minute)
+			buf, _ := json.Marshal(e)
+			if err := b.Put([]byte(e.Key), buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := inboxKeys(t, s); got != "early-fingerprint late-fingerprint" {
+		t.Fatalf("inbox %q, want oldest first", got)
+	}
+	if fresh, err := s.Accept([]InboxEntry{entry("late-fingerprint", false)}); err != nil || fresh[0] {
+		t.Fatalf("repeat of a migrated entry: fresh %v %v, want false", fresh, err)
+	}
+	if err := s.DropInbox("early-fingerprint"); err != nil {
+		t.Fatal(err)
+	}
+	if got := inboxKeys(t, s); got != "late-fingerprint" {
+		t.Fatalf("inbox %q after dropping the early entry", got)
+	}
+}
+
+func inboxKeys(t *testing.T, s *Store) string {
+	t.Helper()
+	in, err := s.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range in {
+		keys = append(keys, e.Key)
+	}
+	return strings.Join(keys, " ")
 }
