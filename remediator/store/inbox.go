@@ -169,11 +169,23 @@ func (s *Store) DropInbox(inboxKey string) error {
 	return s.Apply(nil, []Close{{InboxKey: inboxKey, DropOnly: true}})
 }
 
-// closeEpisode writes the episode's record and removes the inbox entry that it closes.
+// closeEpisode records how the episode ended and removes the inbox entry that it closes. Only
+// two ends change what later deliveries get: acting (a heal started; set by NewHeal) and
+// resolved. A done or suppressed episode is decided anew when delivered again, exactly like one
+// never seen, so its record is deleted rather than written: deciding an alert then costs no
+// write on the episodes' pages, which are as scattered as the fingerprints.
 func (s *Store) closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
 	if episodeKey != "" {
-		if err := put(tx.Bucket(bucketEpisodes), []byte(episodeKey), ep); err != nil {
-			return err
+		eb := tx.Bucket(bucketEpisodes)
+		switch {
+		case ep.State == EpisodeResolved || ep.State == EpisodeActing:
+			if err := put(eb, []byte(episodeKey), ep); err != nil {
+				return err
+			}
+		case eb.Get([]byte(episodeKey)) != nil:
+			if err := eb.Delete([]byte(episodeKey)); err != nil {
+				return err
+			}
 		}
 	}
 	if inboxKey == "" {
@@ -231,7 +243,6 @@ func (s *Store) applyTx(targets []Target, closes []Close) (func(tx *bolt.Tx) err
 		if err := putEncoded(tx.Bucket(bucketTargets), encoded); err != nil {
 			return err
 		}
-		eb := tx.Bucket(bucketEpisodes)
 		for _, c := range closes {
 			if c.DropOnly {
 				if err := s.dropInbox(tx, c.InboxKey); err != nil {
@@ -239,12 +250,7 @@ func (s *Store) applyTx(targets []Target, closes []Close) (func(tx *bolt.Tx) err
 				}
 				continue
 			}
-			var ep Episode
-			if _, err := get(eb, []byte(c.EpisodeKey), &ep); err != nil {
-				return err
-			}
-			ep.State, ep.Updated = c.State, c.At
-			if err := s.closeEpisode(tx, c.EpisodeKey, c.InboxKey, ep); err != nil {
+			if err := s.closeEpisode(tx, c.EpisodeKey, c.InboxKey, Episode{State: c.State, Updated: c.At}); err != nil {
 				return err
 			}
 		}

@@ -202,3 +202,39 @@ func inboxKeys(t *testing.T, s *Store) string {
 	}
 	return strings.Join(keys, " ")
 }
+
+// Only the ends of an episode that change later deliveries are kept: acting and resolved. A
+// heal that finished leaves no episode record behind, so deciding alerts does not grow the file.
+func TestOnlyActingAndResolvedEpisodesAreKept(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Accept([]InboxEntry{entry("a", false), entry("b", false)}); err != nil {
+		t.Fatal(err)
+	}
+	h := &Heal{Target: "t", Started: time.Now(), Result: HealRunning}
+	if err := s.NewHeal(h, Target{Name: "t"}, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ep, ok, err := s.Episode("a"); err != nil || !ok || ep.State != EpisodeActing || ep.HealID != h.ID {
+		t.Fatalf("episode after NewHeal: %+v %v %v", ep, ok, err)
+	}
+	h.Result, h.Ended = HealHealed, time.Now()
+	if err := s.FinishHeal(h, Target{Name: "t"}, "a", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseEpisode("b", "b", EpisodeResolved, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if ep, ok, err := s.Episode("a"); err != nil || ok {
+		t.Fatalf("episode after its heal finished: %+v %v %v, want no record", ep, ok, err)
+	}
+	if ep, ok, err := s.Episode("b"); err != nil || !ok || ep.State != EpisodeResolved {
+		t.Fatalf("resolved episode: %+v %v %v", ep, ok, err)
+	}
+	if got := inboxKeys(t, s); got != "" {
+		t.Fatalf("inbox %q after both were decided, want empty", got)
+	}
+}
