@@ -25,6 +25,23 @@ func (budget) decide(p *Pipeline, d *decision) verdict {
 	return proceed()
 }
 
+// budgetLeft is budgetUse's attempts left, without changing the target (for the gauges).
+func budgetLeft(t *store.Target, b config.Budget, now time.Time) int {
+	if b.Attempts <= 0 {
+		return -1
+	}
+	used := len(t.Attempts)
+	if b.Window > 0 {
+		used = 0
+		for _, a := range t.Attempts {
+			if now.Sub(a) < time.Duration(b.Window) {
+				used++
+			}
+		}
+	}
+	return max(b.Attempts-used, 0)
+}
+
 // budgetUse drops attempts older than the window and returns attempts used and left (-1:
 // unlimited). It lifts a suspension once the window has moved on, but never sets one: a target
 // is suspended only when a heal is wanted and refused (the budget stage) or its last allowed

@@ -63,7 +63,7 @@ func (p *Pipeline) Targets() []TargetView {
 			u := t.Pause.Until
 			v.PausedUntil = &u
 		}
-		for _, f := range t.Firing {
+		for f := range t.Firing.Alerts() {
 			v.Firing = append(v.Firing, f.Alertname)
 		}
 		sort.Strings(v.Firing)

@@ -26,7 +26,7 @@ func (cooldown) decide(p *Pipeline, d *decision) verdict {
 }
 
 func resetCooldownIfHealthy(t *store.Target, c config.Cooldown, now time.Time) {
-	if t.Consecutive > 0 && len(t.Firing) == 0 && !t.HealthySince.IsZero() &&
+	if t.Consecutive > 0 && t.Firing.Len() == 0 && !t.HealthySince.IsZero() &&
 		now.Sub(t.HealthySince) >= time.Duration(c.ResetAfter) {
 		t.Consecutive = 0
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/remediator/action"
@@ -24,8 +26,10 @@ import (
 type fakeRunner struct {
 	mu    sync.Mutex
 	calls []string
-	fail  map[string]bool
-	delay time.Duration
+	// alerts are the alerts of the calls.
+	alerts []template.Alert
+	fail   map[string]bool
+	delay  time.Duration
 	// block, when set, holds every action until closed.
 	block chan struct{}
 }
@@ -33,6 +37,7 @@ type fakeRunner struct {
 func (r *fakeRunner) Run(ctx context.Context, req action.Request) (string, error) {
 	r.mu.Lock()
 	r.calls = append(r.calls, req.Target+"/"+req.Step.Name)
+	r.alerts = append(r.alerts, req.Alert)
 	fail := r.fail[req.Step.Name]
 	r.mu.Unlock()
 	if r.block != nil {
@@ -49,6 +54,12 @@ func (r *fakeRunner) Run(ctx context.Context, req action.Request) (string, error
 		return "", errors.New("injected failure")
 	}
 	return "done " + req.Step.Name, nil
+}
+
+func (r *fakeRunner) Alerts() []template.Alert {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]template.Alert(nil), r.alerts...)
 }
 
 func (r *fakeRunner) Calls() []string {
@@ -232,14 +243,39 @@ func (h *harness) counter(name string, labels ...string) float64 {
 		c = h.p.m.heals.WithLabelValues(labels...)
 	case "alerts":
 		c = h.p.m.alerts.WithLabelValues(labels...)
-	case "suspended":
-		c = h.p.m.suspended.WithLabelValues(labels...)
-	case "state":
-		c = h.p.m.state.WithLabelValues(labels...)
+	case "suspended", "state":
+		return h.targetGauge("remediator_target_"+name, labels[0])
 	default:
 		h.t.Fatalf("unknown metric %s", name)
 	}
 	return testutil.ToFloat64(c)
+}
+
+// targetGauge reads a per-target gauge as a scrape would show it (0 when it has no series).
+func (h *harness) targetGauge(name, target string) float64 {
+	h.t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { newTargetMetrics(h.p).Collect(ch); close(ch) }()
+	v := 0.0
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			h.t.Fatal(err)
+		}
+		if strings.Contains(m.Desc().String(), `"`+name+`"`) && pb.GetLabel()[0].GetValue() == target {
+			v = pb.GetGauge().GetValue()
+		}
+	}
+	return v
+}
+
+// firingSet builds a target's firing alerts.
+func firingSet(m map[string]store.Firing) store.FiringSet {
+	var s store.FiringSet
+	for k, f := range m {
+		s.Set(k, f)
+	}
+	return s
 }
 
 func steps(hl store.Heal) string {

@@ -23,21 +23,17 @@ var suppressionReasons = []string{ReasonCooldown, ReasonBudget, ReasonBlastRadiu
 	ReasonRateLimit, ReasonDryRun, ReasonPrecondition, ReasonTimeWindow}
 
 type metrics struct {
-	alerts          *prometheus.CounterVec
-	heals           *prometheus.CounterVec
-	steps           *prometheus.CounterVec
-	stepDuration    *prometheus.HistogramVec
-	healDuration    *prometheus.HistogramVec
-	timeToHeal      *prometheus.HistogramVec
-	inFlight        prometheus.Gauge
-	waiting         prometheus.Gauge
-	suppressed      *prometheus.CounterVec
-	budgetRemaining *prometheus.GaugeVec
-	suspended       *prometheus.GaugeVec
-	state           *prometheus.GaugeVec
-	cooldownUntil   *prometheus.GaugeVec
-	successRatio    *prometheus.GaugeVec
-	paused          prometheus.Gauge
+	alerts       *prometheus.CounterVec
+	heals        *prometheus.CounterVec
+	steps        *prometheus.CounterVec
+	stepDuration *prometheus.HistogramVec
+	healDuration *prometheus.HistogramVec
+	timeToHeal   *prometheus.HistogramVec
+	inFlight     prometheus.Gauge
+	waiting      prometheus.Gauge
+	suppressed   *prometheus.CounterVec
+	successRatio *prometheus.GaugeVec
+	paused       prometheus.Gauge
 }
 
 // AlertsCounter is remediator_alerts_total; the intake shares it so both count outcomes of the
@@ -73,19 +69,6 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		suppressed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_suppressed_total", Help: "Heals not run, by reason.",
 		}, []string{"reason"}),
-		budgetRemaining: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remediator_budget_remaining", Help: "Heal attempts left in the target's budget window.",
-		}, []string{"target"}),
-		suspended: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remediator_target_suspended", Help: "1 while the target's heal budget is spent and healing it is suspended.",
-		}, []string{"target"}),
-		state: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remediator_target_state",
-			Help: "Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused.",
-		}, []string{"target"}),
-		cooldownUntil: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "remediator_cooldown_until_timestamp_seconds", Help: "When the target's cooldown ends (0: none).",
-		}, []string{"target"}),
 		successRatio: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remediator_step_success_ratio", Help: "Recent success ratio of a playbook step for an alert name.",
 		}, []string{"playbook", "step", "alertname"}),
@@ -124,6 +107,76 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 			m.stepDuration.WithLabelValues(pb.Name, st.Action())
 		}
 	}
+}
+
+// targetMetrics exports the per-target gauges (remediator_target_state, _target_suspended,
+// _budget_remaining, _cooldown_until_timestamp_seconds) from the pipeline's targets when scraped.
+// Gauge vectors would keep four series objects per target, about 1.6 KB, besides what the
+// targets map already holds; with ten thousand targets that was a quarter of the live heap.
+type targetMetrics struct {
+	p                                  *Pipeline
+	state, suspended, budget, cooldown *prometheus.Desc
+}
+
+func newTargetMetrics(p *Pipeline) *targetMetrics {
+	target := []string{"target"}
+	return &targetMetrics{
+		p: p,
+		state: prometheus.NewDesc("remediator_target_state",
+			"Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused.", target, nil),
+		suspended: prometheus.NewDesc("remediator_target_suspended",
+			"1 while the target's heal budget is spent and healing it is suspended.", target, nil),
+		budget: prometheus.NewDesc("remediator_budget_remaining",
+			"Heal attempts left in the target's budget window.", target, nil),
+		cooldown: prometheus.NewDesc("remediator_cooldown_until_timestamp_seconds",
+			"When the target's cooldown ends (0: none).", target, nil),
+	}
+}
+
+func (m *targetMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.state
+	ch <- m.suspended
+	ch <- m.budget
+	ch <- m.cooldown
+}
+
+// targetSample is one target's gauge values, read under the pipeline's lock.
+type targetSample struct {
+	name                       string
+	state, suspended, cooldown float64
+	// budgetLeft is -1 for a playbook without a budget: that target has no budget series.
+	budgetLeft int
+}
+
+// Collect reads the targets under the pipeline's lock and builds the series after releasing it,
+// so a scrape holds decisions up only for the copy.
+func (m *targetMetrics) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range m.p.targetSamples() {
+		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, s.state, s.name)
+		ch <- prometheus.MustNewConstMetric(m.suspended, prometheus.GaugeValue, s.suspended, s.name)
+		if s.budgetLeft >= 0 {
+			ch <- prometheus.MustNewConstMetric(m.budget, prometheus.GaugeValue, float64(s.budgetLeft), s.name)
+		}
+		ch <- prometheus.MustNewConstMetric(m.cooldown, prometheus.GaugeValue, s.cooldown, s.name)
+	}
+}
+
+// targetSamples is what the per-target gauges show: the state publish last derived, and the
+// budget and cooldown as of now.
+func (p *Pipeline) targetSamples() []targetSample {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	out := make([]targetSample, 0, len(p.targets))
+	for _, t := range p.targets {
+		s := targetSample{name: t.Name, state: StateValues[t.State], suspended: b2f(t.Suspended),
+			budgetLeft: budgetLeft(t, p.playbookByName(t.Playbook).Budget, now)}
+		if now.Before(t.CooldownUntil) {
+			s.cooldown = float64(t.CooldownUntil.UnixNano()) / 1e9
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func stepName(st *config.Step, i int) string {

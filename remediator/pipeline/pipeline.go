@@ -118,6 +118,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		blast:     map[string]map[string]time.Time{},
 		dirty:     map[string]bool{},
 	}
+	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.decide = []stage{dedupe{}, match{}, guards{}, cooldown{}, budget{}}
 	p.gates = p.decide[2:]
 	p.SetConfig(cfg)
@@ -228,7 +229,7 @@ func (p *Pipeline) decideLoop(ctx context.Context) {
 func (p *Pipeline) decideOne(e store.InboxEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := &decision{entry: e, alert: e.Alert, episode: e.EpisodeKey, now: p.now()}
+	d := &decision{inboxKey: e.Key, alert: e.Alert, episode: e.EpisodeKey, now: p.now()}
 	if e.Resolved {
 		p.resolve(d)
 		return
@@ -273,8 +274,8 @@ func (p *Pipeline) resolve(d *decision) {
 	if pb, target, err := matchPlaybook(p.cfg, d); err == nil && pb != nil {
 		d.playbook, d.target = pb, target
 		t := p.target(target)
-		delete(t.Firing, d.episode)
-		if len(t.Firing) == 0 {
+		t.Firing.Delete(d.episode)
+		if t.Firing.Len() == 0 {
 			t.HealthySince = d.now
 			delete(p.parked, target)
 		}
@@ -399,7 +400,7 @@ func (p *Pipeline) refresh() {
 			delete(p.parked, target)
 			continue
 		}
-		if _, firing := p.target(target).Firing[d.episode]; !firing {
+		if !p.target(target).Firing.Has(d.episode) {
 			delete(p.parked, target)
 			continue
 		}
@@ -413,6 +414,7 @@ func (p *Pipeline) refresh() {
 			continue
 		}
 		delete(p.parked, target)
+		d.unpack()
 		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
 	}
@@ -457,7 +459,7 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 	for name, t := range p.targets {
 		_, busy := p.inFlight[name]
 		_, waits := p.waiting[name]
-		if busy || waits || len(t.Firing) > 0 || len(t.Attempts) > 0 || t.Suspended || t.Pause.Active ||
+		if busy || waits || t.Firing.Len() > 0 || len(t.Attempts) > 0 || t.Suspended || t.Pause.Active ||
 			now.Before(t.CooldownUntil) || now.Sub(t.LastHealAt) < maxAge || now.Sub(t.HealthySince) < maxAge {
 			continue
 		}
@@ -474,10 +476,6 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 	for _, name := range gone {
 		delete(p.targets, name)
 		delete(p.parked, name)
-		p.m.state.DeleteLabelValues(name)
-		p.m.suspended.DeleteLabelValues(name)
-		p.m.budgetRemaining.DeleteLabelValues(name)
-		p.m.cooldownUntil.DeleteLabelValues(name)
 	}
 	p.logger.Debug("forgot idle targets", "count", len(gone))
 }

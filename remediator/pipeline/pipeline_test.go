@@ -2,10 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -228,7 +231,10 @@ func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
 			if err := h.p.Pause(target, 0, "maintenance"); err != nil {
 				t.Fatal(err)
 			}
-			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+			a := alert("ServiceMemoryHigh", "c1", "firing")
+			a.Annotations = template.KV{"summary": "memory high on c1"}
+			a.GeneratorURL = "http://prometheus:9090/graph"
+			h.deliver(a)
 			h.idle()
 			time.Sleep(60 * time.Millisecond)
 			if len(h.runner.Calls()) != 0 || h.counter("suppressed", ReasonPaused) != 1 {
@@ -241,6 +247,13 @@ func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, func() bool { return len(h.heals()) == 1 })
+			// The held-back decision acts on the alert as delivered.
+			waitFor(t, func() bool { return len(h.runner.Alerts()) > 0 })
+			acted := h.runner.Alerts()[0]
+			if !maps.Equal(acted.Labels, a.Labels) || !maps.Equal(acted.Annotations, a.Annotations) ||
+				acted.GeneratorURL != a.GeneratorURL || !acted.StartsAt.Equal(a.StartsAt) || acted.Fingerprint == "" {
+				t.Fatalf("acted on %+v, want %+v", acted, a)
+			}
 		})
 	}
 }

@@ -83,25 +83,26 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 	}
 	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
 	if h.Result == store.HealHealed {
-		delete(t.Firing, d.episode)
-		if len(t.Firing) == 0 {
+		t.Firing.Delete(d.episode)
+		if t.Firing.Len() == 0 {
 			t.HealthySince = now
 		}
 	}
 	_, left := budgetUse(t, d.playbook.Budget, now)
-	if _, still := t.Firing[d.episode]; still && h.Result == store.HealFailed && left == 0 {
+	still := t.Firing.Has(d.episode)
+	if still && h.Result == store.HealFailed && left == 0 {
 		// The last allowed heal failed and the alert still fires: escalate now rather than
 		// when the next delivery is refused.
 		t.Suspended = true
 	}
-	if _, still := t.Firing[d.episode]; still && h.Result == store.HealFailed {
+	if still && h.Result == store.HealFailed {
 		// The alert still fires: decide again when the cooldown ends, until the budget is
 		// spent, rather than waiting for Alertmanager's repeat interval.
-		p.parked[d.target] = d
+		p.park(d)
 	}
 	p.publish(t)
 	p.flushWrites()
-	if err := p.store.FinishHeal(h, *t, d.episode, d.entry.Key); err != nil {
+	if err := p.store.FinishHeal(h, *t, d.episode, d.inboxKey); err != nil {
 		p.logger.Error("record heal end", "heal", h.ID, "err", err)
 	}
 	p.m.heals.WithLabelValues(d.playbook.Name, h.Result).Inc()
@@ -133,9 +134,16 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 		// lifts (resume, cooldown end, budget reset), instead of waiting for Alertmanager to
 		// repeat the notification.
 		d.blockedBy = v.reason
-		p.parked[d.target] = d
+		p.park(d)
 	}
 	p.closeDecision(d, v.outcome, v.detail)
+}
+
+// park holds a decision back until its block lifts (refresh decides it again), replacing any
+// older one for the target. Lock held.
+func (p *Pipeline) park(d *decision) {
+	d.pack()
+	p.parked[d.target] = d
 }
 
 var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true}
@@ -149,13 +157,13 @@ func (p *Pipeline) closeDecision(d *decision, outcome, detail string) {
 	switch outcome {
 	case outcomeDeduplicated:
 		if detail != superseded {
-			p.closes = append(p.closes, store.Close{InboxKey: d.entry.Key, DropOnly: true})
+			p.closes = append(p.closes, store.Close{InboxKey: d.inboxKey, DropOnly: true})
 			return
 		}
 	case outcomeResolved:
 		state = store.EpisodeResolved
 	}
-	p.closes = append(p.closes, store.Close{EpisodeKey: d.episode, InboxKey: d.entry.Key, State: state, At: p.now()})
+	p.closes = append(p.closes, store.Close{EpisodeKey: d.episode, InboxKey: d.inboxKey, State: state, At: p.now()})
 }
 
 const (

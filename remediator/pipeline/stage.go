@@ -1,18 +1,19 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 
 	"github.com/selfheal/selfheal/remediator/config"
-	"github.com/selfheal/selfheal/remediator/store"
 )
 
 // decision carries one accepted alert through the stages.
 type decision struct {
-	entry    store.InboxEntry
+	// inboxKey is the accepted alert's inbox entry, removed when the decision closes.
+	inboxKey string
 	alert    template.Alert
 	episode  string
 	playbook *config.Playbook
@@ -23,6 +24,44 @@ type decision struct {
 	// blockedBy is the suppression reason that holds the decision back while it is parked, so
 	// each new reason is counted once, not on every re-evaluation.
 	blockedBy string
+	// packed holds the alert's generator URL, labels and annotations while the decision is
+	// parked (see pack); the alert has none of them then.
+	packed []byte
+}
+
+// parkedAlert is what pack keeps of a parked decision's alert, encoded.
+type parkedAlert struct {
+	GeneratorURL string      `json:"g,omitempty"`
+	Labels       template.KV `json:"l"`
+	Annotations  template.KV `json:"a"`
+}
+
+// pack encodes the alert's generator URL, labels and annotations while the decision is parked:
+// every target may hold a parked decision, and the two decoded maps with their separately
+// allocated strings are about three times the size of their JSON. Deciding again (the gates)
+// does not read them; unpack restores them before the decision goes on.
+func (d *decision) pack() {
+	if d.packed != nil {
+		return
+	}
+	a := &d.alert
+	buf, err := json.Marshal(parkedAlert{GeneratorURL: a.GeneratorURL, Labels: a.Labels, Annotations: a.Annotations})
+	if err != nil {
+		return // strings always encode; should one not, the decision keeps its maps
+	}
+	d.packed = buf
+	a.GeneratorURL, a.Labels, a.Annotations = "", nil, nil
+}
+
+// unpack undoes pack.
+func (d *decision) unpack() {
+	if d.packed == nil {
+		return
+	}
+	var pa parkedAlert
+	_ = json.Unmarshal(d.packed, &pa) // what json.Marshal wrote always decodes
+	d.alert.GeneratorURL, d.alert.Labels, d.alert.Annotations = pa.GeneratorURL, pa.Labels, pa.Annotations
+	d.packed = nil
 }
 
 // verdict is a stage's answer: go on (zero value) or stop with an outcome.

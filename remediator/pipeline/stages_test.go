@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/remediator/config"
@@ -45,7 +47,7 @@ func TestCooldownResetsAfterHealthy(t *testing.T) {
 	}{
 		{"healthy long enough", store.Target{Consecutive: 3, HealthySince: now.Add(-11 * time.Minute)}, 0},
 		{"healthy too briefly", store.Target{Consecutive: 3, HealthySince: now.Add(-time.Minute)}, 3},
-		{"still firing", store.Target{Consecutive: 3, HealthySince: now.Add(-time.Hour), Firing: map[string]store.Firing{"x": {}}}, 3},
+		{"still firing", store.Target{Consecutive: 3, HealthySince: now.Add(-time.Hour), Firing: firingSet(map[string]store.Firing{"x": {}})}, 3},
 		{"never healthy", store.Target{Consecutive: 2}, 2},
 	}
 	for _, tc := range tests {
@@ -144,7 +146,7 @@ func TestStateOf(t *testing.T) {
 	p := &Pipeline{inFlight: map[string]*job{"busy": {}}, cfg: &config.Config{Playbooks: []*config.Playbook{
 		{Name: "pb", Cooldown: config.Cooldown{ResetAfter: model.Duration(10 * time.Minute)}},
 	}}}
-	firing := func(sev string) map[string]store.Firing { return map[string]store.Firing{"e": {Severity: sev}} }
+	firing := func(sev string) store.FiringSet { return firingSet(map[string]store.Firing{"e": {Severity: sev}}) }
 	tests := []struct {
 		name   string
 		t      store.Target
@@ -178,7 +180,7 @@ func TestForgetIdleTargets(t *testing.T) {
 	h.p.targets["idle"] = &store.Target{Name: "idle", LastHealAt: old, HealthySince: old}
 	h.p.targets["paused"] = &store.Target{Name: "paused", LastHealAt: old, HealthySince: old, Pause: store.Pause{Active: true}}
 	h.p.targets["recent"] = &store.Target{Name: "recent", LastHealAt: now.Add(-time.Hour), HealthySince: now.Add(-time.Hour)}
-	h.p.targets["firing"] = &store.Target{Name: "firing", LastHealAt: old, Firing: map[string]store.Firing{"e": {}}}
+	h.p.targets["firing"] = &store.Target{Name: "firing", LastHealAt: old, Firing: firingSet(map[string]store.Firing{"e": {}})}
 	h.p.forgetIdleTargets(now, 24*time.Hour)
 	var names []string
 	for n := range h.p.targets {
@@ -261,6 +263,26 @@ func TestPreconditions(t *testing.T) {
 		got := checkPreconditions(context.Background(), p, d)
 		if got.stop != tc.stop || (tc.stop && (got.reason != ReasonPrecondition || !strings.Contains(got.detail, tc.detail))) {
 			t.Errorf("%s: %+v", tc.name, got)
+		}
+	}
+}
+
+func TestPackedDecisionKeepsTheAlert(t *testing.T) {
+	for _, a := range []template.Alert{
+		{Status: "firing", Labels: template.KV{"alertname": "A", "container": "c1", "empty": ""},
+			Annotations:  template.KV{"summary": "s", "description": strings.Repeat("long ", 100)},
+			GeneratorURL: "http://prometheus:9090/graph?g0.expr=up", Fingerprint: "0123456789abcdef", StartsAt: t0},
+		{Status: "firing", Labels: template.KV{"alertname": "B"}},
+		{Status: "firing", Labels: template.KV{"alertname": "C"}, Annotations: template.KV{}},
+	} {
+		d := &decision{alert: a}
+		d.pack()
+		if d.alert.Labels != nil || d.alert.Annotations != nil || d.alert.GeneratorURL != "" {
+			t.Fatalf("packed decision still holds %+v", d.alert)
+		}
+		d.unpack()
+		if !reflect.DeepEqual(d.alert, a) {
+			t.Errorf("unpacked %+v, want %+v", d.alert, a)
 		}
 	}
 }

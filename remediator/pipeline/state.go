@@ -43,8 +43,8 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 	if _, ok := p.inFlight[t.Name]; ok {
 		return StateRecovering
 	}
-	if len(t.Firing) > 0 {
-		for _, f := range t.Firing {
+	if t.Firing.Len() > 0 {
+		for f := range t.Firing.Alerts() {
 			if f.Severity == "critical" {
 				return StateFailing
 			}
@@ -61,11 +61,8 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 func (p *Pipeline) target(name string) *store.Target {
 	t, ok := p.targets[name]
 	if !ok {
-		t = &store.Target{Name: name, Firing: map[string]store.Firing{}, State: StateHealthy}
+		t = &store.Target{Name: name, State: StateHealthy}
 		p.targets[name] = t
-	}
-	if t.Firing == nil {
-		t.Firing = map[string]store.Firing{}
 	}
 	return t
 }
@@ -87,11 +84,11 @@ func (p *Pipeline) playbookByName(name string) *config.Playbook {
 func (p *Pipeline) observeFiring(d *decision) {
 	t := p.target(d.target)
 	t.Playbook = d.playbook.Name
-	t.Firing[d.episode] = store.Firing{
+	t.Firing.Set(d.episode, store.Firing{
 		Alertname: d.alert.Labels["alertname"],
 		Severity:  d.alert.Labels["severity"],
 		Since:     d.alert.StartsAt,
-	}
+	})
 	t.HealthySince = time.Time{}
 	seen := p.blast[d.playbook.Name]
 	if seen == nil {
@@ -101,22 +98,12 @@ func (p *Pipeline) observeFiring(d *decision) {
 	seen[d.target] = d.now
 }
 
-// publish recomputes the target's state and exports its gauges. Lock held.
+// publish recomputes the target's state (and lifts a suspension whose budget window moved on);
+// the per-target gauges read it when scraped (targetMetrics). Lock held.
 func (p *Pipeline) publish(t *store.Target) {
 	now := p.now()
-	pb := p.playbookByName(t.Playbook)
-	_, left := budgetUse(t, pb.Budget, now)
+	budgetUse(t, p.playbookByName(t.Playbook).Budget, now)
 	t.State = p.stateOf(t, now)
-	p.m.state.WithLabelValues(t.Name).Set(StateValues[t.State])
-	p.m.suspended.WithLabelValues(t.Name).Set(b2f(t.Suspended))
-	if left >= 0 {
-		p.m.budgetRemaining.WithLabelValues(t.Name).Set(float64(left))
-	}
-	cd := 0.0
-	if now.Before(t.CooldownUntil) {
-		cd = float64(t.CooldownUntil.UnixNano()) / 1e9
-	}
-	p.m.cooldownUntil.WithLabelValues(t.Name).Set(cd)
 }
 
 // saveTarget marks the target for the next flushWrites. Lock held.

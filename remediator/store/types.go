@@ -8,14 +8,18 @@ import (
 
 // Episode states. An episode is one firing of one alert: fingerprint plus startsAt.
 const (
-	// EpisodePending: accepted, not yet decided (or waiting for its turn to heal).
+	// EpisodePending: accepted, not yet decided. Only files written by older versions hold it:
+	// an episode is now pending while it has an entry in the inbox, and its record is written
+	// when that entry is decided.
 	EpisodePending = "pending"
 	// EpisodeActing: a heal for it has started.
 	EpisodeActing = "acting"
 	// EpisodeDone: its heal finished; a later re-delivery (Alertmanager's repeat) is decided anew
-	// and meets the cooldown and the budget.
+	// and meets the cooldown and the budget. Not stored: closing an episode as done deletes its
+	// record, since a missing record means the same.
 	EpisodeDone = "done"
 	// EpisodeSuppressed: decided without a heal (unmatched, guard, cooldown, budget, superseded).
+	// Not stored either, for the same reason.
 	EpisodeSuppressed = "suppressed"
 	// EpisodeResolved: Alertmanager said it resolved; it is never acted on again.
 	EpisodeResolved = "resolved"
@@ -105,33 +109,27 @@ func (p Pause) In(now time.Time) bool {
 	return p.Active && (p.Until.IsZero() || now.Before(p.Until))
 }
 
-// Target is everything remembered about one healed thing.
+// Target is everything remembered about one healed thing. Zero fields are left out of the state
+// file: ten thousand targets are rewritten there as they change.
 type Target struct {
 	Name     string `json:"name"`
 	Playbook string `json:"playbook,omitempty"`
 	// Attempts are the start times of heals inside the budget window (interrupted ones count).
 	Attempts      []time.Time `json:"attempts,omitempty"`
-	Suspended     bool        `json:"suspended"`
+	Suspended     bool        `json:"suspended,omitempty"`
 	CooldownUntil time.Time   `json:"cooldown_until,omitzero"`
 	// Consecutive counts heals since the target was last healthy for the reset time; it grows
 	// the cooldown.
-	Consecutive int `json:"consecutive"`
+	Consecutive int `json:"consecutive,omitempty"`
 	// HealthySince is when the target's last alert resolved (zero while something fires).
 	HealthySince time.Time `json:"healthy_since,omitzero"`
-	Pause        Pause     `json:"pause"`
-	// Firing maps an episode key to its severity for the alerts now firing on this target.
-	Firing         map[string]Firing `json:"firing,omitempty"`
-	LastHealID     string            `json:"last_heal_id,omitempty"`
-	LastHealResult string            `json:"last_heal_result,omitempty"`
-	LastHealAt     time.Time         `json:"last_heal_at,omitzero"`
-	State          string            `json:"state"`
-}
-
-// Firing is one alert firing on a target.
-type Firing struct {
-	Alertname string    `json:"alertname"`
-	Severity  string    `json:"severity,omitempty"`
-	Since     time.Time `json:"since"`
+	Pause        Pause     `json:"pause,omitzero"`
+	// Firing holds the alerts now firing on this target, by episode key.
+	Firing         FiringSet `json:"firing,omitzero"`
+	LastHealID     string    `json:"last_heal_id,omitempty"`
+	LastHealResult string    `json:"last_heal_result,omitempty"`
+	LastHealAt     time.Time `json:"last_heal_at,omitzero"`
+	State          string    `json:"state"`
 }
 
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"encoding/json"
+	"iter"
+	"time"
+	"unique"
+)
+
+// Firing is one alert firing on a target.
+type Firing struct {
+	Alertname string    `json:"alertname"`
+	Severity  string    `json:"severity,omitempty"`
+	Since     time.Time `json:"since"`
+}
+
+// FiringSet holds the alerts firing on a target, by episode key. The remediator may hold a
+// hundred thousand of them, so an entry is small: a key as the intake builds it (verify.EpisodeKey:
+// 16 hex digits of fingerprint, "@", startsAt in RFC 3339 UTC) is held as the two numbers it is
+// made of, not as 50 bytes of text, its since is the key's startsAt, and the alert name and
+// severity, few and repeated, are interned. Keys of any other form are held as they are.
+//
+// The zero value is empty. Like a map, a copy shares the entries: change a set through its
+// target only.
+type FiringSet struct {
+	byEpisode map[episodeID]unique.Handle[firingAlert]
+	// other holds the keys that are not in the intake's form, and any whose since is not the
+	// key's startsAt.
+	other map[string]Firing
+}
+
+// episodeID is an episode key in the intake's form.
+type episodeID struct {
+	fingerprint uint64
+	startsAt    int64 // Unix nanoseconds
+}
+
+type firingAlert struct{ alertname, severity string }
+
+const fingerprintDigits = 16
+
+// parseEpisode reads a key in the intake's form. Only a key that is exactly what key() builds
+// back is taken, so the state file keeps the keys it was given.
+func parseEpisode(key string) (episodeID, bool) {
+	if len(key) <= fingerprintDigits+1 || key[fingerprintDigits] != '@' {
+		return episodeID{}, false
+	}
+	var fp uint64
+	for _, c := range []byte(key[:fingerprintDigits]) {
+		switch {
+		case '0' <= c && c <= '9':
+			fp = fp<<4 | uint64(c-'0')
+		case 'a' <= c && c <= 'f':
+			fp = fp<<4 | uint64(c-'a'+10)
+		default:
+			return episodeID{}, false
+		}
+	}
+	at, err := time.Parse(time.RFC3339Nano, key[fingerprintDigits+1:])
+	if err != nil {
+		return episodeID{}, false
+	}
+	id := episodeID{fingerprint: fp, startsAt: at.UnixNano()}
+	var buf [48]byte
+	if string(id.since().AppendFormat(buf[:0], time.RFC3339Nano)) != key[fingerprintDigits+1:] {
+		return episodeID{}, false // not UTC, not in the shortest form, or beyond Unix nanoseconds
+	}
+	return id, true
+}
+
+func (id episodeID) since() time.Time { return time.Unix(0, id.startsAt).UTC() }
+
+func (id episodeID) key() string {
+	const digits = "0123456789abcdef"
+	var buf [fingerprintDigits + 1 + 48]byte
+	b := buf[:0]
+	for shift := 4 * (fingerprintDigits - 1); shift >= 0; shift -= 4 {
+		b = append(b, digits[id.fingerprint>>shift&0xf])
+	}
+	b = append(b, '@')
+	return string(id.since().AppendFormat(b, time.RFC3339Nano))
+}
+
+// Len is the number of alerts firing.
+func (s FiringSet) Len() int { return len(s.byEpisode) + len(s.other) }
+
+// IsZero reports whether nothing fires (the state file then leaves the set out).
+func (s FiringSet) IsZero() bool { return s.Len() == 0 }
+
+// Has reports whether the episode fires.
+func (s FiringSet) Has(episode string) bool {
+	if id, ok := parseEpisode(episode); ok {
+		if _, ok := s.byEpisode[id]; ok {
+			return true
+		}
+	}
+	_, ok := s.other[episode]
+	return ok
+}
+
+// Set records that the episode fires.
+func (s *FiringSet) Set(episode string, f Firing) {
+	id, ok := parseEpisode(episode)
+	if ok && f.Since.Equal(id.since()) {
+		if s.byEpisode == nil {
+			s.byEpisode = map[episodeID]unique.Handle[firingAlert]{}
+		}
+		s.byEpisode[id] = unique.Make(firingAlert{alertname: f.Alertname, severity: f.Severity})
+		delete(s.other, episode)
+		return
+	}
+	if ok {
+		delete(s.byEpisode, id)
+	}
+	if s.other == nil {
+		s.other = map[string]Firing{}
+	}
+	s.other[episode] = f
+}
+
+// Delete records that the episode no longer fires.
+func (s *FiringSet) Delete(episode string) {
+	if id, ok := parseEpisode(episode); ok {
+		delete(s.byEpisode, id)
+	}
+	delete(s.other, episode)
+}
+
+// Alerts yields the firing alerts, in no particular order.
+func (s FiringSet) Alerts() iter.Seq[Firing] {
+	return func(yield func(Firing) bool) {
+		for id, h := range s.byEpisode {
+			a := h.Value()
+			if !yield(Firing{Alertname: a.alertname, Severity: a.severity, Since: id.since()}) {
+				return
+			}
+		}
+		for _, f := range s.other {
+			if !yield(f) {
+				return
+			}
+		}
+	}
+}
+
+// All yields the firing alerts with their episode keys, in no particular order.
+func (s FiringSet) All() iter.Seq2[string, Firing] {
+	return func(yield func(string, Firing) bool) {
+		for id, h := range s.byEpisode {
+			a := h.Value()
+			if !yield(id.key(), Firing{Alertname: a.alertname, Severity: a.severity, Since: id.since()}) {
+				return
+			}
+		}
+		for k, f := range s.other {
+			if !yield(k, f) {
+				return
+			}
+		}
+	}
+}
+
+// firingRecord is a Firing in the state file: since is left out where the key holds it.
+type firingRecord struct {
+	Alertname string     `json:"alertname"`
+	Severity  string     `json:"severity,omitempty"`
+	Since     *time.Time `json:"since,omitempty"`
+}
+
+// MarshalJSON writes the set as an object from episode key to alert, keys sorted.
+func (s FiringSet) MarshalJSON() ([]byte, error) {
+	m := make(map[string]firingRecord, s.Len())
+	for id, h := range s.byEpisode {
+		a := h.Value()
+		m[id.key()] = firingRecord{Alertname: a.alertname, Severity: a.severity}
+	}
+	for k, f := range s.other {
+		m[k] = firingRecord{Alertname: f.Alertname, Severity: f.Severity, Since: &f.Since}
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and the plain map of Firing older files hold.
+func (s *FiringSet) UnmarshalJSON(b []byte) error {
+	var m map[string]firingRecord
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*s = FiringSet{}
+	for k, r := range m {
+		f := Firing{Alertname: r.Alertname, Severity: r.Severity}
+		if r.Since != nil {
+			f.Since = *r.Since
+		} else if id, ok := parseEpisode(k); ok {
+			f.Since = id.since()
+		}
+		s.Set(k, f)
+	}
+	return nil
+}

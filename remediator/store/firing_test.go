@@ -1,0 +1,102 @@
+package store
+
+import (
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+
+	"github.com/selfheal/selfheal/remediator/verify"
+)
+
+func TestFiringSetKeys(t *testing.T) {
+	at := time.Date(2026, 11, 25, 19, 14, 9, 123456789, time.UTC)
+	intake := verify.EpisodeKey(template.Alert{Fingerprint: "7d3a0c5e9b1f2468", StartsAt: at})
+	if _, ok := parseEpisode(intake); !ok {
+		t.Fatalf("the intake's episode key %q is not held compactly", intake)
+	}
+	keys := map[string]Firing{
+		intake: {Alertname: "A", Severity: "critical", Since: at},
+		verify.EpisodeKey(template.Alert{Fingerprint: "0000000000000001", StartsAt: at.Truncate(time.Second)}): {Alertname: "B", Since: at.Truncate(time.Second)},
+		// Other forms are kept as they are.
+		"x":                                     {Alertname: "C", Since: at},
+		"7D3A0C5E9B1F2468@2026-11-25T19:14:09Z": {Alertname: "D", Since: at},
+		"7d3a0c5e9b1f2468@2026-11-25T20:14:09+01:00":                       {Alertname: "E", Since: at},
+		"fp@" + at.Format(time.RFC3339Nano):                                {Alertname: "F", Since: at},
+		verify.EpisodeKey(template.Alert{Fingerprint: "7d3a0c5e9b1f2468"}): {Alertname: "G"},
+		// A since that is not the key's startsAt is kept too.
+		verify.EpisodeKey(template.Alert{Fingerprint: "0000000000000002", StartsAt: at}): {Alertname: "H", Since: at.Add(time.Minute)},
+	}
+	var s FiringSet
+	for k, f := range keys {
+		s.Set(k, f)
+	}
+	if s.Len() != len(keys) {
+		t.Fatalf("len %d, want %d", s.Len(), len(keys))
+	}
+	got := maps.Collect(s.All())
+	for k, f := range keys {
+		if !s.Has(k) {
+			t.Errorf("%q missing", k)
+		}
+		if g := got[k]; g.Alertname != f.Alertname || g.Severity != f.Severity || !g.Since.Equal(f.Since) {
+			t.Errorf("%q: %+v, want %+v", k, g, f)
+		}
+	}
+	s.Set(intake, Firing{Alertname: "A", Severity: "warning", Since: at})
+	if f := maps.Collect(s.All())[intake]; f.Severity != "warning" || s.Len() != len(keys) {
+		t.Errorf("set again: %+v, len %d", f, s.Len())
+	}
+	for k := range keys {
+		s.Delete(k)
+		if s.Has(k) {
+			t.Errorf("%q still there after delete", k)
+		}
+	}
+	if s.Len() != 0 || !s.IsZero() {
+		t.Fatalf("len %d after deleting all", s.Len())
+	}
+}
+
+func TestFiringSetJSON(t *testing.T) {
+	at := time.Date(2026, 11, 25, 19, 14, 9, 5000, time.UTC)
+	intake := verify.EpisodeKey(template.Alert{Fingerprint: "7d3a0c5e9b1f2468", StartsAt: at})
+	var s FiringSet
+	s.Set(intake, Firing{Alertname: "A", Severity: "warning", Since: at})
+	s.Set("x", Firing{Alertname: "B", Since: at})
+	b, err := json.Marshal(Target{Name: "t", Firing: s, State: "degraded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The intake's key holds its since; other keys keep theirs.
+	want := `{"name":"t","firing":{"` + intake + `":{"alertname":"A","severity":"warning"},"x":{"alertname":"B","since":"2026-11-25T19:14:09.000005Z"}},"state":"degraded"}`
+	if string(b) != want {
+		t.Fatalf("encoded\n%s\nwant\n%s", b, want)
+	}
+	// Files written before the set was compact hold a plain map with since everywhere.
+	old, _ := json.Marshal(map[string]any{"name": "t", "firing": map[string]Firing{
+		intake: {Alertname: "A", Severity: "warning", Since: at}, "x": {Alertname: "B", Since: at}}, "state": "degraded"})
+	for _, in := range [][]byte{b, old} {
+		var tg Target
+		if err := json.Unmarshal(in, &tg); err != nil {
+			t.Fatal(err)
+		}
+		got := maps.Collect(tg.Firing.All())
+		if len(got) != 2 || got[intake].Alertname != "A" || got[intake].Severity != "warning" || !got[intake].Since.Equal(at) ||
+			got["x"].Alertname != "B" || !got["x"].Since.Equal(at) {
+			t.Errorf("decoded %s as %+v", in, got)
+		}
+		if again, _ := json.Marshal(tg); string(again) != want {
+			t.Errorf("re-encoded %s", again)
+		}
+	}
+	var empty Target
+	if b, _ := json.Marshal(Target{Name: "t"}); strings.Contains(string(b), "firing") {
+		t.Errorf("empty set written: %s", b)
+	} else if err := json.Unmarshal(b, &empty); err != nil || empty.Firing.Len() != 0 {
+		t.Errorf("empty set read back: %v %d", err, empty.Firing.Len())
+	}
+}
