@@ -490,7 +490,7 @@ func (p *Pipeline) WaitIdle(ctx context.Context) error {
 		idle := queued == 0 && p.busy == 0 && len(p.waiting) == 0 && len(p.inFlight) == 0
 		p.mu.Unlock()
 		if idle {
-			return nil
+			return p.store.Flush()
 		}
 		select {
 		case <-ctx.Done():

@@ -122,9 +122,14 @@ func (p *Pipeline) flushWrites() {
 			ts = append(ts, *t)
 		}
 	}
-	if err := p.store.Apply(ts, p.closes); err != nil {
-		p.logger.Error("write decisions to the state store", "err", err)
-	}
+	// Not waited for: the records ride along with the next webhook commit, and any write asked
+	// for later (a heal's start, a pause) is committed with or after them.
+	done := p.store.ApplyLater(ts, p.closes)
+	go func() {
+		if err := <-done; err != nil {
+			p.logger.Error("write decisions to the state store", "err", err)
+		}
+	}()
 	clear(p.dirty)
 	p.closes = p.closes[:0]
 }
