@@ -253,6 +253,12 @@ func metricsStub(t *testing.T) (*httptest.Server, int) {
 // container and instance=<container>:<port>, one target per container however many ports and
 // networks it has, and no target for containers that did not opt in.
 func TestDockerDiscoveryLabels(t *testing.T) {
+	for name, bin := range testutil.Prometheuses(t) {
+		t.Run(name, func(t *testing.T) { testDockerDiscoveryLabels(t, bin) })
+	}
+}
+
+func testDockerDiscoveryLabels(t *testing.T, bin string) {
 	_, portA := metricsStub(t)
 	_, portB := metricsStub(t)
 	compose := func(service string, extra map[string]string) map[string]string {
@@ -276,7 +282,7 @@ func TestDockerDiscoveryLabels(t *testing.T) {
 		newContainer("grafana", compose("grafana", map[string]string{"prometheus.scrape": "true"}), 3000),
 	)
 	sink := startAlertSink(t)
-	prom := testutil.StartPrometheus(t, testConfig(t, engine.srv.URL, sink.addr()), repoRuleFiles(t)...)
+	prom := testutil.StartPrometheusBinary(t, bin, testConfig(t, engine.srv.URL, sink.addr()), repoRuleFiles(t)...)
 
 	want := map[string]map[string]string{
 		fmt.Sprintf("127.0.0.1:%d", portA): {"job": "demo-services", "service": "user-service", "container": "user-service", "instance": fmt.Sprintf("user-service:%d", portA)},
