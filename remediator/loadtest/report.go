@@ -14,7 +14,7 @@ import (
 const (
 	GoalThroughputRatio = 0.5
 	GoalP99             = 5 * time.Millisecond
-	GoalRSS             = 150 << 20
+	GoalRSS             = 150e6 // 150 MB, as the requirement says: 143.1 MiB
 )
 
 // Report is one benchmark run.
@@ -104,21 +104,21 @@ func (r *Report) Markdown(w io.Writer) {
 	p("")
 	p("## Goals")
 	p("")
-	p("| goal | measured | |")
-	p("|---|---|---|")
+	p("| goal | measured | | the same measure for the baselines |")
+	p("|---|---|---|---|")
 	for _, pair := range r.Intake {
-		b, m := pair[0], pair[2]
+		b, d, m := pair[0], pair[1], pair[2]
 		ratio := m.Throughput / b.Throughput
-		p("| intake throughput >= %.1fx the bare handler (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s |",
-			GoalThroughputRatio, senders(m.Senders), ratio, m.Throughput, b.Throughput, yes(ratio >= GoalThroughputRatio))
+		p("| intake throughput >= %.1fx the bare handler (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s | bare+fsync: %.2fx |",
+			GoalThroughputRatio, senders(m.Senders), ratio, m.Throughput, b.Throughput, yes(ratio >= GoalThroughputRatio), d.Throughput/b.Throughput)
 	}
 	for _, pair := range r.Intake {
-		m := pair[2]
-		p("| intake p99 < %s while heals run (%s, %d heals during the load) | %s | %s |",
-			ms(GoalP99), senders(m.Senders), m.HealsDuring, ms(m.P99), yes(m.P99 < GoalP99))
+		b, d, m := pair[0], pair[1], pair[2]
+		p("| intake p99 < %s while heals run (%s, %d heals during the load) | %s | %s | bare: %s, bare+fsync: %s |",
+			ms(GoalP99), senders(m.Senders), m.HealsDuring, ms(m.P99), yes(m.P99 < GoalP99), ms(b.P99), ms(d.P99))
 	}
 	for _, mm := range r.Memory {
-		p("| < %s resident with %d active alerts (%s) | %s (peak %s) | %s |", mib(GoalRSS), mm.Alerts, memLimit(mm), mib(mm.RSS), mib(mm.PeakRSS), yes(mm.RSS < GoalRSS && mm.PeakRSS < GoalRSS))
+		p("| < 150 MB (%s) resident with %d active alerts (%s) | %s (peak %s) | %s | |", mib(GoalRSS), mm.Alerts, memLimit(mm), mib(mm.RSS), mib(mm.PeakRSS), yes(mm.RSS < GoalRSS && mm.PeakRSS < GoalRSS))
 	}
 	p("")
 	p("## Webhook intake")
