@@ -13,13 +13,12 @@ import (
 )
 
 const (
-	stormTargets       = 1000
-	stormSmallFleet    = 100 // targets healed one by one under the rate limit
-	stormConcurrent    = 4
-	stormPerMinute     = 600 // 10 heal starts a second after a burst of stormConcurrent
-	stormBlastMax      = 20
-	stormHeapBound     = 32 << 20
-	stormDeliverBudget = 4 * time.Second // about a second on an idle machine; room for a loaded CI runner
+	stormTargets    = 1000
+	stormSmallFleet = 100 // targets healed one by one under the rate limit
+	stormConcurrent = 4
+	stormPerMinute  = 600 // 10 heal starts a second after a burst of stormConcurrent
+	stormBlastMax   = 20
+	stormHeapBound  = 32 << 20
 )
 
 // stormPlaybooks: a small fleet whose alerts are independent (each target is healed once, no
@@ -131,9 +130,6 @@ func TestStorm(t *testing.T) {
 	if len(d.Errors) > 0 || d.Statuses[202] != len(bodies) {
 		t.Fatalf("every notification must get 202: statuses %v, %d errors (first: %v)", d.Statuses, len(d.Errors), firstErr(d.Errors))
 	}
-	if d.Elapsed > stormDeliverBudget && !raceEnabled {
-		t.Errorf("delivering the storm took %s, want under %s (a second on an idle machine)", d.Elapsed, stormDeliverBudget)
-	}
 
 	// The small fleet's heals are spaced by the rate limit: (100-4)/10 = ~10s.
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
@@ -231,8 +227,15 @@ func TestStorm(t *testing.T) {
 		t.Error("no heal was held back by the rate limit")
 	}
 	span := starts[len(starts)-1].Sub(starts[0])
-	if minSpan := time.Duration(float64(len(starts)-stormConcurrent-1) / (stormPerMinute / 60.0) * float64(time.Second)); span < minSpan {
+	minSpan := time.Duration(float64(len(starts)-stormConcurrent-1) / (stormPerMinute / 60.0) * float64(time.Second))
+	if span < minSpan {
 		t.Errorf("%d heals started within %s, the rate limit needs at least %s", len(starts), span, minSpan)
+	}
+	// Intake does not wait for healing: the whole storm is answered (about a second on an idle
+	// machine; make bench measures the speed) before the rate limit lets the heals it asked for
+	// run. A webhook that waited for heals would take at least as long as they do.
+	if d.Elapsed >= minSpan && !raceEnabled {
+		t.Errorf("delivering the storm took %s, as long as the rate-limited heals it triggered (%s): intake waited for healing", d.Elapsed, minSpan)
 	}
 
 	// Memory: the queue is bounded by targets, not notifications.
