@@ -99,8 +99,18 @@ func call(t *testing.T, method, u string) {
 // firing with the contract's labels and annotations, and Prometheus sends it to Alertmanager; the
 // gentle heal (stop the fault, flush the cache) resolves it. Along the way it checks that every
 // recording rule yields a series on the real metrics, so a renamed metric or label fails here.
+//
+// It runs on every Prometheus server at hand (2.x, and 3 where PROMETHEUS3 names one), at once.
 func TestMemoryAlertFiresAndResolvesOnRealService(t *testing.T) {
-	testutil.LookPath(t, "prometheus")
+	for name, bin := range testutil.Prometheuses(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testMemoryAlertFiresAndResolves(t, bin)
+		})
+	}
+}
+
+func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 	start := time.Now()
 	step := func(what string) { t.Logf("%5.1fs %s", time.Since(start).Seconds(), what) }
 
@@ -114,7 +124,7 @@ func TestMemoryAlertFiresAndResolvesOnRealService(t *testing.T) {
 		"remediator.enable":          "true",
 	}, port))
 	sink := startAlertSink(t)
-	prom := testutil.StartPrometheus(t, testConfig(t, engine.srv.URL, sink.addr()), repoRuleFiles(t)...)
+	prom := testutil.StartPrometheusBinary(t, bin, testConfig(t, engine.srv.URL, sink.addr()), repoRuleFiles(t)...)
 	step("prometheus ready")
 
 	// Steady traffic on "/", as the load generator gives it, for the HTTP recording rules.
