@@ -7,7 +7,8 @@ import (
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
-// Suppression reasons, the values of remediator_heals_suppressed_total{reason}.
+// Suppression reasons, the values of remediator_heals_suppressed_total{reason}, and
+// ReasonRateLimit, the one of remediator_heals_deferred_total{reason}.
 const (
 	ReasonCooldown     = "cooldown"
 	ReasonBudget       = "budget"
@@ -20,7 +21,7 @@ const (
 )
 
 var suppressionReasons = []string{ReasonCooldown, ReasonBudget, ReasonBlastRadius, ReasonPaused,
-	ReasonRateLimit, ReasonDryRun, ReasonPrecondition, ReasonTimeWindow}
+	ReasonDryRun, ReasonPrecondition, ReasonTimeWindow}
 
 type metrics struct {
 	alerts       *prometheus.CounterVec
@@ -32,6 +33,7 @@ type metrics struct {
 	inFlight     prometheus.Gauge
 	waiting      prometheus.Gauge
 	suppressed   *prometheus.CounterVec
+	deferred     *prometheus.CounterVec
 	successRatio *prometheus.GaugeVec
 	paused       prometheus.Gauge
 }
@@ -69,6 +71,11 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		suppressed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_suppressed_total", Help: "Heals not run, by reason.",
 		}, []string{"reason"}),
+		// Kept apart from the suppressed: a deferred heal still runs, so counting it there would
+		// make an alert on suppressions fire for heals that happened.
+		deferred: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_heals_deferred_total", Help: "Heals held back before starting, by reason; each still runs when its turn comes.",
+		}, []string{"reason"}),
 		successRatio: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remediator_step_success_ratio", Help: "Recent success ratio of a playbook step for an alert name.",
 		}, []string{"playbook", "step", "alertname"}),
@@ -79,6 +86,7 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 	for _, r := range suppressionReasons {
 		m.suppressed.WithLabelValues(r)
 	}
+	m.deferred.WithLabelValues(ReasonRateLimit)
 	return m
 }
 

@@ -94,7 +94,7 @@ func (p *Pipeline) startWaiting(ctx context.Context) time.Duration {
 				r.CancelAt(now)
 				if !j.rateLimited {
 					j.rateLimited = true
-					p.m.suppressed.WithLabelValues(ReasonRateLimit).Inc()
+					p.m.deferred.WithLabelValues(ReasonRateLimit).Inc()
 				}
 				return delay
 			}

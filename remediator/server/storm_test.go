@@ -172,7 +172,7 @@ func TestStorm(t *testing.T) {
 	healed := val("remediator_heals_total")
 	dedup := val("remediator_alerts_total", "outcome", "deduplicated")
 	unmatched := val("remediator_alerts_total", "outcome", "unmatched")
-	suppressed := val("remediator_heals_suppressed_total") - val("remediator_heals_suppressed_total", "reason", "rate_limit")
+	suppressed := val("remediator_heals_suppressed_total")
 	blast := val("remediator_heals_suppressed_total", "reason", "blast_radius")
 	t.Logf("intake %s (slowest request %s), all decided %s: accepted %v healed %v dedup %v suppressed %v (blast %v) unmatched %v, max in flight %d",
 		intake, time.Duration(slowest.Load()), decided, accepted, healed, dedup, suppressed, blast, unmatched, r.max.Load())
