@@ -88,3 +88,72 @@ func TestAcceptGroupCommit(t *testing.T) {
 		t.Fatalf("inbox after reopen has %d entries, want %d", len(inbox), want)
 	}
 }
+
+// A background write (ApplyLater) is not lost: Flush waits for it, Close commits it before the
+// file closes, and a write asked for after it never lands before it.
+func TestBackgroundWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept([]InboxEntry{entry("a", false), entry("b", false), entry("c", false)}); err != nil {
+		t.Fatal(err)
+	}
+	done := s.ApplyLater([]Target{{Name: "t1"}}, []Close{{EpisodeKey: "a", InboxKey: "a", State: EpisodeSuppressed, At: time.Now()}})
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("Flush returned before the background write before it was committed")
+	}
+	if got := inboxKeys(t, s); got != "b c" {
+		t.Fatalf("inbox %q after the flushed close of a", got)
+	}
+
+	// Ordered: the later foreground write sees the background one's close of b.
+	later := s.ApplyLater(nil, []Close{{EpisodeKey: "b", InboxKey: "b", State: EpisodeSuppressed, At: time.Now()}})
+	fresh, err := s.Accept([]InboxEntry{entry("b", false)})
+	if err != nil || !fresh[0] {
+		t.Fatalf("b closed in the background before this delivery: fresh %v %v, want new", fresh, err)
+	}
+	if err := <-later; err != nil {
+		t.Fatal(err)
+	}
+
+	// Close commits what is still queued.
+	last := s.ApplyLater([]Target{{Name: "t2"}}, []Close{{EpisodeKey: "c", InboxKey: "c", State: EpisodeResolved, At: time.Now()}})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-last:
+		if err != nil {
+			t.Fatalf("background write queued before Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("background write queued before Close was never answered")
+	}
+	if err := <-s.ApplyLater(nil, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("background write after Close: %v, want ErrClosed", err)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := inboxKeys(t, s); got != "b" {
+		t.Fatalf("inbox after reopen %q, want only the second delivery of b", got)
+	}
+	if _, ok, _ := s.Target("t2"); !ok {
+		t.Error("target written in the background before Close is missing after reopen")
+	}
+	if ep, ok, _ := s.Episode("c"); !ok || ep.State != EpisodeResolved {
+		t.Errorf("episode c after reopen: %+v %v, want resolved", ep, ok)
+	}
+}
