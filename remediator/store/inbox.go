@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -83,8 +84,10 @@ func (s *Store) dropInbox(tx *bolt.Tx, key string) error {
 }
 
 // loadInbox rebuilds the index from the inbox bucket at Open, and moves entries of files
-// written by older versions (keyed by episode and status) to sequence keys, oldest first.
-func loadInbox(tx *bolt.Tx, index *inboxIndex) error {
+// written by older versions (keyed by episode and status) to sequence keys, oldest first. An
+// entry that cannot be read is dropped with an error in the log: one lost alert (Alertmanager
+// repeats it) is better than moving aside the budgets and history that the rest of the file holds.
+func loadInbox(tx *bolt.Tx, index *inboxIndex, logger *slog.Logger) error {
 	ib := tx.Bucket(bucketInbox)
 	type legacy struct {
 		key []byte
@@ -92,26 +95,36 @@ func loadInbox(tx *bolt.Tx, index *inboxIndex) error {
 		v   []byte
 	}
 	var old []legacy
+	var bad [][]byte
 	err := ib.ForEach(func(k, v []byte) error {
-		var e struct {
-			Key string `json:"key"`
-		}
 		if len(k) != 8 {
 			var le InboxEntry
-			if err := json.Unmarshal(v, &le); err != nil {
-				return fmt.Errorf("inbox entry %q: %w", k, err)
+			if err := json.Unmarshal(v, &le); err != nil || le.Key == "" {
+				logger.Error("dropping an unreadable inbox entry", "key", string(k), "err", err)
+				bad = append(bad, append([]byte(nil), k...))
+				return nil
 			}
 			old = append(old, legacy{key: append([]byte(nil), k...), e: le, v: append([]byte(nil), v...)})
 			return nil
 		}
+		var e struct {
+			Key string `json:"key"`
+		}
 		if err := json.Unmarshal(v, &e); err != nil || e.Key == "" {
-			return fmt.Errorf("inbox entry %d: unreadable (%v)", binary.BigEndian.Uint64(k), err)
+			logger.Error("dropping an unreadable inbox entry", "seq", binary.BigEndian.Uint64(k), "err", err)
+			bad = append(bad, append([]byte(nil), k...))
+			return nil
 		}
 		index.committed[e.Key] = binary.BigEndian.Uint64(k)
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	for _, k := range bad {
+		if err := ib.Delete(k); err != nil {
+			return err
+		}
 	}
 	sort.SliceStable(old, func(i, j int) bool { return old[i].e.ReceivedAt.Before(old[j].e.ReceivedAt) })
 	for _, l := range old {

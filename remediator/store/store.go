@@ -57,7 +57,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	index := newInboxIndex()
-	db, err := openChecked(path, index)
+	db, err := openChecked(path, index, logger)
 	if err != nil {
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		logger.Error("state file is unreadable; moving it aside and starting with empty state",
@@ -66,7 +66,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
 		index = newInboxIndex()
-		db, err = openChecked(path, index)
+		db, err = openChecked(path, index, logger)
 		if err != nil {
 			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
 		}
@@ -77,7 +77,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	return s, nil
 }
 
-func openChecked(path string, index *inboxIndex) (db *bolt.DB, err error) {
+func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.DB, err error) {
 	// bbolt may panic on some corruptions rather than return an error; turn that into an error
 	// so the caller can move the file aside.
 	defer func() {
@@ -107,7 +107,7 @@ func openChecked(path string, index *inboxIndex) (db *bolt.DB, err error) {
 		for cerr := range tx.Check() {
 			return cerr
 		}
-		return loadInbox(tx, index)
+		return loadInbox(tx, index, logger)
 	})
 	if err != nil {
 		_ = db.Close()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,8 @@ func TestInboxSurvivesReopen(t *testing.T) {
 }
 
 // A file written when the inbox was keyed by episode and status is moved to sequence keys at
-// Open, oldest first, and its entries can still be found and closed by key.
+// Open, oldest first, and its entries can still be found and closed by key. Unreadable entries
+// are dropped and logged; the rest of the state stays.
 func TestLegacyInboxIsRekeyed(t *testing.T) {
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, nil)
@@ -163,7 +165,18 @@ func TestLegacyInboxIsRekeyed(t *testing.T) {
 				return err
 			}
 		}
-		return nil
+		// One unreadable entry of each form, and a target that must survive them.
+		if err := b.Put([]byte("garbled-fingerprint"), []byte("{not json")); err != nil {
+			return err
+		}
+		if err := b.Put(seqKey(99), []byte("{}")); err != nil {
+			return err
+		}
+		tb, err := tx.CreateBucketIfNotExists(bucketTargets)
+		if err != nil {
+			return err
+		}
+		return tb.Put([]byte("payment"), []byte(`{"name":"payment","attempts":["2026-01-01T00:00:00Z"]}`))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -171,13 +184,20 @@ func TestLegacyInboxIsRekeyed(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(dir, nil)
+	var log strings.Builder
+	s, err := Open(dir, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	if got := inboxKeys(t, s); got != "early-fingerprint late-fingerprint" {
-		t.Fatalf("inbox %q, want oldest first", got)
+		t.Fatalf("inbox %q, want oldest first and the unreadable entries dropped", got)
+	}
+	if n := strings.Count(log.String(), "dropping an unreadable inbox entry"); n != 2 {
+		t.Errorf("%d unreadable entries logged, want 2:\n%s", n, log.String())
+	}
+	if tg, ok, err := s.Target("payment"); err != nil || !ok || len(tg.Attempts) != 1 {
+		t.Errorf("target after dropping unreadable inbox entries: %+v %v %v, want it kept", tg, ok, err)
 	}
 	if fresh, err := s.Accept([]InboxEntry{entry("late-fingerprint", false)}); err != nil || fresh[0] {
 		t.Fatalf("repeat of a migrated entry: fresh %v %v, want false", fresh, err)
