@@ -221,9 +221,11 @@ func TestStorm(t *testing.T) {
 			t.Errorf("%d heals started within %s, the rate limit allows %d", got, w, allowed)
 		}
 	}
-	if deferred := m.Value("remediator_heals_deferred_total", "reason", "rate_limit"); deferred == 0 {
+	// Under the race detector the storm arrives too slowly to outrun the rate limit.
+	if deferred := m.Value("remediator_heals_deferred_total", "reason", "rate_limit"); deferred == 0 && !raceEnabled {
 		t.Error("no heal was held back by the rate limit")
-	} else if _, ok := suppressed["rate_limit"]; ok {
+	}
+	if _, ok := suppressed["rate_limit"]; ok {
 		t.Errorf("rate-limit deferrals are counted as suppressed heals too: %v", suppressed)
 	}
 	span := starts[len(starts)-1].Sub(starts[0])
