@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -497,13 +498,11 @@ func TestAlertmanagerWebhook(t *testing.T) {
 		listen = ":9096"
 	}
 	for p := range rem.publishedContainerPorts(t) {
-		if !strings.HasSuffix(listen, ":"+itoa(p)) {
+		if !strings.HasSuffix(listen, ":"+strconv.Itoa(p)) {
 			t.Errorf("remediator publishes container port %d but listens on %s", p, listen)
 		}
 	}
 }
-
-func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 func TestGrafanaProvisioning(t *testing.T) {
 	c := loadCompose(t)

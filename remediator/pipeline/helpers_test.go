@@ -85,7 +85,7 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 	}
 	if len(q) > 6 && q[:6] == "ALERTS" {
 		for name, on := range f.firing {
-			if on && contains(q, `alertname="`+name+`"`) {
+			if on && strings.Contains(q, `alertname="`+name+`"`) {
 				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil
 			}
 		}
@@ -95,15 +95,6 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 		return model.Vector{&model.Sample{}}, nil
 	}
 	return nil, nil
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 const basePlaybooks = `

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"strconv"
 
 	"github.com/selfheal/selfheal/remediator/config"
 )
@@ -191,5 +192,5 @@ func stepName(st *config.Step, i int) string {
 	if st.Name != "" {
 		return st.Name
 	}
-	return st.Action() + "-" + itoa(i+1)
+	return st.Action() + "-" + strconv.Itoa(i+1)
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -93,8 +92,6 @@ type stage interface {
 	name() string
 	decide(p *Pipeline, d *decision) verdict
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func templateData(d *decision) config.TemplateData {
 	return config.TemplateData{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,18 +77,7 @@ playbooks:
 	if len(targets.Targets) != 1 || targets.Targets[0].AttemptsUsed != 1 || targets.Targets[0].AttemptsLeft != 2 {
 		t.Fatalf("targets %+v, want the interrupted attempt counted", targets)
 	}
-	if m := getText(t, second.url+"/metrics"); !contains(m, `remediator_heals_total{playbook="memory-high",result="interrupted"} 1`) {
+	if m := getText(t, second.url+"/metrics"); !strings.Contains(m, `remediator_heals_total{playbook="memory-high",result="interrupted"} 1`) {
 		t.Fatalf("interrupted heal not in metrics")
 	}
-}
-
-func contains(s, sub string) bool { return len(s) >= len(sub) && (indexOf(s, sub) >= 0) }
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
