@@ -172,16 +172,6 @@ func (s *Store) Episode(key string) (Episode, bool, error) {
 	return ep, ok, err
 }
 
-// CloseEpisode sets an episode's final state for this delivery and removes its inbox entry.
-func (s *Store) CloseEpisode(episodeKey, inboxKey, state string, now time.Time) error {
-	return s.Apply(nil, []Close{{EpisodeKey: episodeKey, InboxKey: inboxKey, State: state, At: now}})
-}
-
-// DropInbox removes an inbox entry without touching its episode.
-func (s *Store) DropInbox(inboxKey string) error {
-	return s.Apply(nil, []Close{{InboxKey: inboxKey, DropOnly: true}})
-}
-
 // closeEpisode records how the episode ended and removes the inbox entry that it closes. Only
 // two ends change what later deliveries get: acting (a heal started; set by NewHeal) and
 // resolved. A done or suppressed episode is decided anew when delivered again, exactly like one

@@ -56,8 +56,8 @@ func TestAcceptIsIdempotentPerEpisode(t *testing.T) {
 		{"repeat while pending", nil, entry("a", false), false},
 		{"resolved", nil, entry("a", true), true},
 		{"resolved again", nil, entry("a", true), false},
-		{"heal done, re-delivered firing is decided anew", func() error { return s.CloseEpisode("b", "b", EpisodeDone, time.Now()) }, entry("b", false), true},
-		{"resolved episode never fires again", func() error { return s.CloseEpisode("c", "c", EpisodeResolved, time.Now()) }, entry("c", false), false},
+		{"heal done, re-delivered firing is decided anew", func() error { return closeEpisode(s, "b", EpisodeDone) }, entry("b", false), true},
+		{"resolved episode never fires again", func() error { return closeEpisode(s, "c", EpisodeResolved) }, entry("c", false), false},
 	}
 	for _, st := range steps {
 		if st.do != nil {
@@ -128,10 +128,10 @@ func TestInboxSurvivesReopen(t *testing.T) {
 	if err != nil || fresh[0] || !fresh[1] {
 		t.Fatalf("after reopen: fresh %v %v, want [false true]", fresh, err)
 	}
-	if err := s.CloseEpisode("a", "a", EpisodeSuppressed, time.Now()); err != nil {
+	if err := closeEpisode(s, "a", EpisodeSuppressed); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DropInbox("b"); err != nil {
+	if err := s.Apply(nil, []Close{{InboxKey: "b", DropOnly: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := inboxKeys(t, s); got != "c d" {
@@ -202,7 +202,7 @@ func TestLegacyInboxIsRekeyed(t *testing.T) {
 	if fresh, err := s.Accept([]InboxEntry{entry("late-fingerprint", false)}); err != nil || fresh[0] {
 		t.Fatalf("repeat of a migrated entry: fresh %v %v, want false", fresh, err)
 	}
-	if err := s.DropInbox("early-fingerprint"); err != nil {
+	if err := s.Apply(nil, []Close{{InboxKey: "early-fingerprint", DropOnly: true}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := inboxKeys(t, s); got != "late-fingerprint" {
@@ -245,7 +245,7 @@ func TestOnlyActingAndResolvedEpisodesAreKept(t *testing.T) {
 	if err := s.FinishHeal(h, Target{Name: "t"}, "a", "a"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CloseEpisode("b", "b", EpisodeResolved, time.Now()); err != nil {
+	if err := closeEpisode(s, "b", EpisodeResolved); err != nil {
 		t.Fatal(err)
 	}
 	if ep, ok, err := s.Episode("a"); err != nil || ok {
@@ -257,4 +257,9 @@ func TestOnlyActingAndResolvedEpisodesAreKept(t *testing.T) {
 	if got := inboxKeys(t, s); got != "" {
 		t.Fatalf("inbox %q after both were decided, want empty", got)
 	}
+}
+
+// closeEpisode ends the episode key (whose firing entry has the same key) as the pipeline does.
+func closeEpisode(s *Store, key, state string) error {
+	return s.Apply(nil, []Close{{EpisodeKey: key, InboxKey: key, State: state, At: time.Now()}})
 }

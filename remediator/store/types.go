@@ -6,12 +6,10 @@ import (
 	"github.com/prometheus/alertmanager/template"
 )
 
-// Episode states. An episode is one firing of one alert: fingerprint plus startsAt.
+// Episode states. An episode is one firing of one alert: fingerprint plus startsAt. It is
+// pending while it has an entry in the inbox; only acting and resolved are stored (files of
+// older versions may hold "pending", which, like done, means "decide anew").
 const (
-	// EpisodePending: accepted, not yet decided. Only files written by older versions hold it:
-	// an episode is now pending while it has an entry in the inbox, and its record is written
-	// when that entry is decided.
-	EpisodePending = "pending"
 	// EpisodeActing: a heal for it has started.
 	EpisodeActing = "acting"
 	// EpisodeDone: its heal finished; a later re-delivery (Alertmanager's repeat) is decided anew
