@@ -16,20 +16,32 @@ import (
 // nothing, checks nothing and decides nothing.
 func BareHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+		if _, d, ok := decodeBare(w, r); ok {
+			acceptBare(w, d)
 		}
-		var d template.Data
-		if err := json.Unmarshal(body, &d); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "accepted", "accepted": len(d.Alerts)})
 	})
+}
+
+// decodeBare reads and decodes a notification, the only work of the bare handlers; when it
+// cannot, it has answered 400.
+func decodeBare(w http.ResponseWriter, r *http.Request) ([]byte, *template.Data, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, nil, false
+	}
+	var d template.Data
+	if err := json.Unmarshal(body, &d); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, nil, false
+	}
+	return body, &d, true
+}
+
+func acceptBare(w http.ResponseWriter, d *template.Data) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "accepted", "accepted": len(d.Alerts)})
 }
 
 // ServeBare serves BareHandler on a loopback port with the remediator's server timeouts; stop
@@ -44,7 +56,7 @@ func PostTo(url, token string) func(*http.Client, []byte) (int, string, error) {
 
 // DurableBareHandler is the practical limit of a receiver that, like the remediator, may only
 // answer 2xx once the notification is on disk: it decodes the body like BareHandler, appends it
-// to a log file, and answers after an fdatasync that concurrent requests share (a leader group
+// to a log file, and answers after an fsync that concurrent requests share (a leader group
 // commit: whatever queued while the previous sync ran goes into the next one).
 func DurableBareHandler(path string) (http.Handler, func() error, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -83,14 +95,8 @@ func DurableBareHandler(path string) (http.Handler, func() error, error) {
 		}
 	}()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		var d template.Data
-		if err := json.Unmarshal(body, &d); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+		body, d, ok := decodeBare(w, r)
+		if !ok {
 			return
 		}
 		done := make(chan error, 1)
@@ -99,9 +105,7 @@ func DurableBareHandler(path string) (http.Handler, func() error, error) {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "accepted", "accepted": len(d.Alerts)})
+		acceptBare(w, d)
 	})
 	return h, func() error { close(queue); return f.Close() }, nil
 }

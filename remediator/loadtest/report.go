@@ -129,7 +129,7 @@ func (r *Report) Markdown(w io.Writer) {
 	p("authentication, validation, a durable bbolt group commit (fsync) before the 202, and the")
 	p("decision pipeline running heals (an http step taking 100 ms, 4 at a time) meanwhile.")
 	p("*bare+fsync* decodes like *bare*, then appends the body to a file and answers after an")
-	p("fdatasync shared by concurrent requests: the practical limit of a receiver whose 2xx means")
+	p("fsync shared by concurrent requests: the practical limit of a receiver whose 2xx means")
 	p("\"on disk\", as the remediator's does. All are served by net/http on loopback, in the load")
 	p("driver's process. Ratios are against *bare* (the goal's baseline) and *bare+fsync*.")
 	p("")
