@@ -54,11 +54,7 @@ func TestPromtoolCheckConfig(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(rewritten), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tools := map[string]string{"promtool": testutil.LookPath(t, "promtool")}
-	if p := os.Getenv("PROMTOOL3"); p != "" {
-		tools["promtool3"] = p
-	}
-	for name, bin := range tools {
+	for name, bin := range testutil.Promtools(t) {
 		t.Run(name, func(t *testing.T) {
 			out, err := exec.Command(bin, "check", "config", cfg).CombinedOutput()
 			if err != nil {

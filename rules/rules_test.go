@@ -12,21 +12,6 @@ import (
 	"github.com/selfheal/selfheal/internal/testutil"
 )
 
-// promtools returns the promtool binaries to run the rules through: the one on PATH (Prometheus
-// 2.x on Debian) and, when PROMTOOL3 names one, a Prometheus 3 promtool, because the compose
-// stack runs Prometheus 3 and its range windows and le labels differ from 2.x.
-func promtools(t *testing.T) map[string]string {
-	t.Helper()
-	tools := map[string]string{"promtool": testutil.LookPath(t, "promtool")}
-	if p := os.Getenv("PROMTOOL3"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("PROMTOOL3=%s: %v", p, err)
-		}
-		tools["promtool3"] = p
-	}
-	return tools
-}
-
 func ruleFilePaths(t *testing.T) []string {
 	t.Helper()
 	paths, err := filepath.Glob("*.yml")
@@ -56,7 +41,7 @@ func runPromtool(t *testing.T, bin string, args ...string) {
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
-	for name, bin := range promtools(t) {
+	for name, bin := range testutil.Promtools(t) {
 		t.Run(name, func(t *testing.T) {
 			runPromtool(t, bin, append([]string{"check", "rules"}, ruleFilePaths(t)...)...)
 		})
@@ -64,7 +49,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 }
 
 func TestPromtoolTestRules(t *testing.T) {
-	for name, bin := range promtools(t) {
+	for name, bin := range testutil.Promtools(t) {
 		t.Run(name, func(t *testing.T) {
 			runPromtool(t, bin, append([]string{"test", "rules"}, testFilePaths(t)...)...)
 		})

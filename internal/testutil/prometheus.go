@@ -33,20 +33,33 @@ func StartPrometheus(t testing.TB, configYAML string, ruleFiles ...string) strin
 // stack runs Prometheus 3. In CI, .ci/run builds it and PROMETHEUS3 must be set.
 func Prometheuses(t testing.TB) map[string]string {
 	t.Helper()
-	bins := map[string]string{"prometheus": LookPath(t, "prometheus")}
-	p := os.Getenv("PROMETHEUS3")
+	return withVersion3(t, "prometheus", "PROMETHEUS3")
+}
+
+// Promtools is Prometheuses for promtool: "promtool" and, from PROMTOOL3, "promtool3". Rules
+// are checked with both because Prometheus 3's range windows and le labels differ from 2.x.
+func Promtools(t testing.TB) map[string]string {
+	t.Helper()
+	return withVersion3(t, "promtool", "PROMTOOL3")
+}
+
+// withVersion3 returns name as found on PATH and name+"3" from the environment variable env.
+func withVersion3(t testing.TB, name, env string) map[string]string {
+	t.Helper()
+	bins := map[string]string{name: LookPath(t, name)}
+	p := os.Getenv(env)
 	if p == "" {
 		// Outside CI the 2.x run still says something; say what is not checked.
 		if InCI() {
-			t.Fatal("required in CI: PROMETHEUS3 names no Prometheus 3 server (.ci/run builds it)")
+			t.Fatalf("required in CI: %s names no Prometheus 3 %s (.ci/run builds it)", env, name)
 		}
-		t.Log("PROMETHEUS3 is not set: only the Prometheus on PATH is tested")
+		t.Logf("%s is not set: only the %s on PATH is tested", env, name)
 		return bins
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("PROMETHEUS3=%s: %v", p, err)
+		t.Fatalf("%s=%s: %v", env, p, err)
 	}
-	bins["prometheus3"] = p
+	bins[name+"3"] = p
 	return bins
 }
 
