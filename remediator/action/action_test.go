@@ -289,6 +289,8 @@ type fakeDocker struct {
 	block bool
 }
 
+func (f *fakeDocker) Kind() string { return "docker" }
+
 func (f *fakeDocker) Run(ctx context.Context, req Request) (string, error) {
 	f.got = req
 	if f.block {
@@ -303,12 +305,12 @@ func TestDispatcher(t *testing.T) {
 	labels := map[string]string{"container": "order-service"}
 	docker := &config.Step{Name: "restart", Timeout: model.Duration(100 * time.Millisecond), Docker: &config.DockerAction{Action: "restart"}}
 
-	if _, err := NewDispatcher(DispatcherOptions{}).Run(ctx, request(docker, labels)); !errors.Is(err, ErrDockerNotConfigured) ||
-		err.Error() != "docker actions are not configured" {
+	if _, err := NewDispatcher(DispatcherOptions{}).Run(ctx, request(docker, labels)); !errors.Is(err, ErrNotConfigured) ||
+		err.Error() != "docker steps cannot run: actions of this kind are not configured (start the remediator with its docker flags)" {
 		t.Errorf("no docker: %v", err)
 	}
 	fd := &fakeDocker{}
-	d := NewDispatcher(DispatcherOptions{Docker: fd})
+	d := NewDispatcher(DispatcherOptions{Actuators: []Actuator{fd}})
 	if detail, err := d.Run(ctx, request(docker, labels)); err != nil || detail != "restarted container order-service" || fd.got.Step != docker {
 		t.Errorf("docker: %q, %v", detail, err)
 	}

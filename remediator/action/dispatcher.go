@@ -11,26 +11,23 @@ import (
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
-// ErrDockerNotConfigured is returned for docker steps when the remediator runs without an engine.
-var ErrDockerNotConfigured = errors.New("docker actions are not configured")
-
 // DispatcherOptions configure a Dispatcher. Every field may be left empty.
 type DispatcherOptions struct {
 	// HTTPClient runs http steps; nil means NewHTTPClient().
 	HTTPClient *http.Client
-	// Docker runs docker steps (remediator/docker's Actuator); nil makes them fail with
-	// ErrDockerNotConfigured.
-	Docker Runner
-	Logger *slog.Logger
+	// Actuators run the steps of their kind (docker, swarm, kubernetes); a step whose kind has
+	// no actuator fails with ErrNotConfigured.
+	Actuators []Actuator
+	Logger    *slog.Logger
 }
 
 // Dispatcher is the Runner the pipeline uses: it hands each step to the runner for its action.
 type Dispatcher struct {
-	http    *HTTPRunner
-	command *CommandRunner
-	wait    *WaitRunner
-	docker  Runner
-	logger  *slog.Logger
+	http      *HTTPRunner
+	command   *CommandRunner
+	wait      *WaitRunner
+	actuators map[string]Actuator
+	logger    *slog.Logger
 }
 
 var _ Runner = (*Dispatcher)(nil)
@@ -41,13 +38,17 @@ func NewDispatcher(o DispatcherOptions) *Dispatcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{
-		http:    &HTTPRunner{Client: o.HTTPClient},
-		command: &CommandRunner{},
-		wait:    &WaitRunner{},
-		docker:  o.Docker,
-		logger:  logger,
+	d := &Dispatcher{
+		http:      &HTTPRunner{Client: o.HTTPClient},
+		command:   &CommandRunner{},
+		wait:      &WaitRunner{},
+		actuators: make(map[string]Actuator, len(o.Actuators)),
+		logger:    logger,
 	}
+	for _, a := range o.Actuators {
+		d.actuators[a.Kind()] = a
+	}
+	return d
 }
 
 // Run performs req.Step's action. The step's timeout bounds every action but wait, whose
@@ -65,13 +66,14 @@ func (d *Dispatcher) Run(ctx context.Context, req Request) (string, error) {
 		r = d.command
 	case "wait":
 		r = d.wait
-	case "docker":
-		if d.docker == nil {
-			return "", ErrDockerNotConfigured
-		}
-		r = d.docker
-	default:
+	case "":
 		return "", fmt.Errorf("step %q has no action", req.Step.Name)
+	default:
+		a, ok := d.actuators[kind]
+		if !ok {
+			return "", notConfigured(kind)
+		}
+		r = a
 	}
 	if kind != "wait" {
 		var cancel context.CancelFunc

@@ -58,7 +58,7 @@ type Actuator struct {
 	poll time.Duration
 }
 
-var _ action.Runner = (*Actuator)(nil)
+var _ action.Actuator = (*Actuator)(nil)
 
 // New builds an Actuator. It does not contact the engine: a remediator must start, and answer
 // Alertmanager, while the engine or its proxy is down; each action reports that instead.
@@ -234,3 +234,6 @@ type refusal struct{ msg string }
 func (r *refusal) Error() string { return r.msg }
 
 func refusef(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
+
+// Kind is the step key docker steps are written under.
+func (a *Actuator) Kind() string { return "docker" }

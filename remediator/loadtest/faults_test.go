@@ -62,7 +62,7 @@ func TestFaults(t *testing.T) {
 		{
 			name: "docker engine unreachable",
 			step: "restart\n        docker: {action: restart, stop_timeout: 1s}",
-			docker: func(t *testing.T) action.Runner {
+			docker: func(t *testing.T) action.Actuator {
 				// DOCKER_HOST is how the socket proxy is reached in production.
 				t.Setenv("DOCKER_HOST", "tcp://"+closedPort(t))
 				a, err := docker.New(docker.Options{Timeout: 10 * time.Second})
@@ -108,7 +108,7 @@ type faultCase struct {
 	name   string
 	global string
 	step   string
-	docker func(t *testing.T) action.Runner
+	docker func(t *testing.T) action.Actuator
 	// during runs once the alert is posted, while the heal is under way.
 	during func(t *testing.T)
 	// bound is the longest the failed heal may take; the reason and error must contain these.
@@ -119,7 +119,7 @@ type faultCase struct {
 // runFault posts an alert whose heal meets the fault, measures the webhook meanwhile, and
 // checks the heal's end and reason in the history.
 func runFault(t *testing.T, tc faultCase) {
-	var dk action.Runner
+	var dk action.Actuator
 	if tc.docker != nil {
 		dk = tc.docker(t)
 	}

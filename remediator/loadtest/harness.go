@@ -36,7 +36,7 @@ type Options struct {
 	// only when Docker is set).
 	Runner action.Runner
 	// Docker, when set, runs docker steps (remediator/docker's Actuator).
-	Docker action.Runner
+	Docker action.Actuator
 	// Token, when set, is required as the webhook's bearer token.
 	Token string
 
@@ -77,7 +77,7 @@ func Start(o Options) (*Remediator, error) {
 	}
 	runner := o.Runner
 	if runner == nil {
-		runner = action.NewDispatcher(action.DispatcherOptions{Docker: o.Docker, Logger: o.Logger})
+		runner = action.NewDispatcher(action.DispatcherOptions{Actuators: actuators(o.Docker), Logger: o.Logger})
 	}
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Options{
@@ -238,4 +238,11 @@ func hasLabels(s *dto.Metric, want []string) bool {
 		}
 	}
 	return true
+}
+
+func actuators(docker action.Actuator) []action.Actuator {
+	if docker == nil {
+		return nil
+	}
+	return []action.Actuator{docker}
 }

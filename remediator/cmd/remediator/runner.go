@@ -35,5 +35,5 @@ func newRunner(logger *slog.Logger, o dockerOptions) (action.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return action.NewDispatcher(action.DispatcherOptions{Docker: d, Logger: logger.With("component", "action")}), nil
+	return action.NewDispatcher(action.DispatcherOptions{Actuators: []action.Actuator{d}, Logger: logger.With("component", "action")}), nil
 }
