@@ -119,13 +119,13 @@ type faultCase struct {
 // runFault posts an alert whose heal meets the fault, measures the webhook meanwhile, and
 // checks the heal's end and reason in the history.
 func runFault(t *testing.T, tc faultCase) {
-	var dk action.Actuator
+	var acts []action.Actuator
 	if tc.docker != nil {
-		dk = tc.docker(t)
+		acts = append(acts, tc.docker(t))
 	}
 	rem, err := Start(Options{
 		Dir: t.TempDir(), Playbooks: fmt.Sprintf(faultPlaybooks, tc.global, tc.step),
-		Docker: dk, Token: "fault-token", Tick: 50 * time.Millisecond,
+		Actuators: acts, Token: "fault-token", Tick: 50 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -32,11 +32,11 @@ type Options struct {
 	Dir string
 	// Playbooks is the playbooks file's content.
 	Playbooks string
-	// Runner performs steps; nil means the production dispatcher (http, command, wait; docker
-	// only when Docker is set).
+	// Runner performs steps; nil means the production dispatcher (http, command, wait, and the
+	// steps of each of Actuators).
 	Runner action.Runner
-	// Docker, when set, runs docker steps (remediator/docker's Actuator).
-	Docker action.Actuator
+	// Actuators run docker, swarm or kubernetes steps, each the kind it serves.
+	Actuators []action.Actuator
 	// Token, when set, is required as the webhook's bearer token.
 	Token string
 
@@ -77,7 +77,7 @@ func Start(o Options) (*Remediator, error) {
 	}
 	runner := o.Runner
 	if runner == nil {
-		runner = action.NewDispatcher(action.DispatcherOptions{Actuators: actuators(o.Docker), Logger: o.Logger})
+		runner = action.NewDispatcher(action.DispatcherOptions{Actuators: o.Actuators, Logger: o.Logger})
 	}
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Options{
@@ -238,11 +238,4 @@ func hasLabels(s *dto.Metric, want []string) bool {
 		}
 	}
 	return true
-}
-
-func actuators(docker action.Actuator) []action.Actuator {
-	if docker == nil {
-		return nil
-	}
-	return []action.Actuator{docker}
 }
