@@ -333,7 +333,7 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 	}
 
 	var kinds []string
-	for _, k := range []string{"http", "docker", "command", "wait"} {
+	for _, k := range []string{"http", "docker", "command", "wait", "swarm"} {
 		if _, ok := v.pos[prefix+"."+k]; ok {
 			kinds = append(kinds, k)
 		}
@@ -378,6 +378,8 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		v.dockerStep(st, add, at)
 	case "command":
 		v.commandStep(st, add, at)
+	case "swarm":
+		v.swarmStep(st, add, at)
 	case "wait":
 		if st.Wait == nil || *st.Wait <= 0 {
 			add(at("wait"), "e.g. wait: 30s", "wait must be a duration greater than 0")
