@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -98,25 +97,11 @@ func New(opts Options) (*Actuator, error) {
 		a.selfContainer, _ = docker.DetectSelfContainerID()
 		a.selfKnown = a.selfContainer == ""
 	}
-	clientOpts := []client.Opt{client.FromEnv}
-	if opts.Host != "" {
-		clientOpts = append(clientOpts, client.WithHost(opts.Host))
-	}
-	cli, err := client.New(clientOpts...)
+	cli, host, err := docker.NewClient(opts.Host)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
-	a.cli = cli
-	a.host = cli.DaemonHost()
-	u, err := client.ParseHostURL(a.host)
-	if err != nil {
-		return nil, fmt.Errorf("docker host %q: %w", a.host, err)
-	}
-	switch u.Scheme {
-	case "unix", "tcp", "http", "https", "npipe":
-	default:
-		return nil, fmt.Errorf("docker host %q: unsupported scheme %q (want unix://, tcp://, http:// or https://)", a.host, u.Scheme)
-	}
+	a.cli, a.host = cli, host
 	return a, nil
 }
 
@@ -193,28 +178,19 @@ func (a *Actuator) target(ctx context.Context, req action.Request) (*service, er
 // engineError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
 	var refused *refusal
-	switch {
-	case errors.As(err, &refused):
+	if errors.As(err, &refused) {
 		return err
-	case client.IsErrConnectionFailed(err) || isDialError(err):
-		return fmt.Errorf("%s: docker engine unreachable at %s (is it running, is DOCKER_HOST right?): %w", what, a.host, err)
-	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%s: timed out after %s: %w", what, time.Since(start).Round(100*time.Millisecond), err)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("%s: cancelled: %w", what, err)
-	case cerrdefs.IsPermissionDenied(err):
-		return fmt.Errorf("%s: forbidden by the engine or by the socket proxy at %s, which must allow the services, tasks and nodes endpoints: %w", what, a.host, err)
+	}
+	if e := docker.EngineError(ctx, err, a.host, what, start); e != nil {
+		return e
+	}
+	switch {
 	case cerrdefs.IsUnavailable(err) || strings.Contains(err.Error(), "This node is not a swarm manager"):
 		return fmt.Errorf("%s: the engine at %s is not a Swarm manager (swarm steps need a manager's API): %w", what, a.host, err)
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("%s: service is gone: %w", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // refusal is a decision of the actuator (not opted in, protected, unknown service...), not a
