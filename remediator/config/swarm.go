@@ -2,6 +2,7 @@ package config
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -38,11 +39,7 @@ func (v *validator) swarmStep(st *Step, add addFunc, at func(...string) int) {
 		return
 	}
 	s.Action = strings.ToLower(s.Action)
-	valid := false
-	for _, a := range SwarmActions {
-		valid = valid || a == s.Action
-	}
-	if !valid {
+	if !slices.Contains(SwarmActions, s.Action) {
 		add(at("swarm.action", "swarm"), "use one of "+strings.Join(SwarmActions, ", "), "swarm.action %q is not supported", s.Action)
 	}
 	if t := s.Service.Text; t != "" && !strings.Contains(t, "{{") && !SwarmServiceNamePattern.MatchString(t) {

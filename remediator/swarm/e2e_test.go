@@ -1,9 +1,7 @@
 package swarm
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -34,24 +32,7 @@ const e2ePlaybooks = `playbooks:
 func TestPlaybookEndToEnd(t *testing.T) {
 	name, _ := createService(t, serviceSpec{replicas: 2, labels: optIn})
 	before := waitRunning(t, name, 2)
-	rem, err := loadtest.Start(loadtest.Options{
-		Dir: t.TempDir(), Playbooks: e2ePlaybooks, Token: "swarm-token", Tick: 50 * time.Millisecond,
-		Actuators: []action.Actuator{newActuator(t, Options{})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
-	alert := loadtest.Alert{Name: "SwarmServiceDown", Target: "unused", Severity: "critical",
-		Extra: map[string]string{"service_name": name}, StartsAt: time.Now().Add(-time.Minute)}
-	if code, body, err := rem.Post(http.DefaultClient, loadtest.Notification("swarm", alert)); err != nil || code != http.StatusAccepted {
-		t.Fatalf("posting the alert: %d %s %v", code, body, err)
-	}
-
+	rem, alert := startRemediator(t, name)
 	// The tasks are replaced; then the alert clears and Alertmanager says so.
 	deadline := time.Now().Add(90 * time.Second)
 	for inspect(t, name, "{{.Spec.TaskTemplate.ForceUpdate}} {{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}") != "1 completed" {
@@ -61,12 +42,9 @@ func TestPlaybookEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	alert.Resolved = true
-	if code, body, err := rem.Post(http.DefaultClient, loadtest.Notification("swarm", alert)); err != nil || code != http.StatusAccepted {
-		t.Fatalf("posting the resolved alert: %d %s %v", code, body, err)
-	}
+	post(t, rem, alert)
 
 	h := waitHeal(t, rem, name, 90*time.Second)
-	t.Logf("heal %s: %+v", h.Result, h.Steps)
 	if h.Result != store.HealHealed || len(h.Steps) != 1 {
 		t.Fatalf("heal %q with %d steps (%+v), want healed by the first step", h.Result, len(h.Steps), h.Steps)
 	}
@@ -94,25 +72,8 @@ func TestPlaybookEndToEnd(t *testing.T) {
 func TestPlaybookRefused(t *testing.T) {
 	name, _ := createService(t, serviceSpec{replicas: 0})
 	version := inspect(t, name, "{{.Version.Index}}")
-	rem, err := loadtest.Start(loadtest.Options{
-		Dir: t.TempDir(), Playbooks: e2ePlaybooks, Tick: 50 * time.Millisecond,
-		Actuators: []action.Actuator{newActuator(t, Options{})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
-	alert := loadtest.Alert{Name: "SwarmServiceDown", Target: "unused", Severity: "critical",
-		Extra: map[string]string{"service_name": name}, StartsAt: time.Now().Add(-time.Minute)}
-	if code, body, err := rem.Post(http.DefaultClient, loadtest.Notification("swarm", alert)); err != nil || code != http.StatusAccepted {
-		t.Fatalf("posting the alert: %d %s %v", code, body, err)
-	}
+	rem, _ := startRemediator(t, name)
 	h := waitHeal(t, rem, name, 30*time.Second)
-	t.Logf("heal %s: %+v", h.Result, h.Steps)
 	if h.Result != store.HealFailed || len(h.Steps) != 2 {
 		t.Fatalf("heal %q with %d steps, want failed after both steps", h.Result, len(h.Steps))
 	}
@@ -126,29 +87,42 @@ func TestPlaybookRefused(t *testing.T) {
 	}
 }
 
-// waitHeal polls the heal history API until the target's newest heal has finished.
+// startRemediator runs a remediator in this process with the swarm actuator and the playbooks
+// above, and posts the alert about service as Alertmanager would.
+func startRemediator(t *testing.T, service string) (*loadtest.Remediator, loadtest.Alert) {
+	t.Helper()
+	rem, err := loadtest.Start(loadtest.Options{
+		Dir: t.TempDir(), Playbooks: e2ePlaybooks, Token: "swarm-token", Tick: 50 * time.Millisecond,
+		Actuators: []action.Actuator{newActuator(t, Options{})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rem.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	// service_name is the label Prometheus' Swarm discovery rules commonly give it.
+	alert := loadtest.Alert{Name: "SwarmServiceDown", Target: "unused", Severity: "critical",
+		Extra: map[string]string{"service_name": service}, StartsAt: time.Now().Add(-time.Minute)}
+	post(t, rem, alert)
+	return rem, alert
+}
+
+func post(t *testing.T, rem *loadtest.Remediator, alert loadtest.Alert) {
+	t.Helper()
+	if code, body, err := rem.Post(http.DefaultClient, loadtest.Notification("swarm", alert)); err != nil || code != http.StatusAccepted {
+		t.Fatalf("posting the alert (resolved: %v): %d %s %v", alert.Resolved, code, body, err)
+	}
+}
+
 func waitHeal(t *testing.T, rem *loadtest.Remediator, target string, within time.Duration) store.Heal {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		resp, err := http.Get(rem.URL + "/api/v1/heals?target=" + url.QueryEscape(target))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			Heals []store.Heal `json:"heals"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&out)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Heals) > 0 && out.Heals[0].Result != store.HealRunning {
-			return out.Heals[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no finished heal of %s within %s (history: %+v)", target, within, out.Heals)
-		}
-		time.Sleep(100 * time.Millisecond)
+	h, err := rem.WaitHeal(target, within)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Logf("heal %s: %+v", h.Result, h.Steps)
+	return h
 }
