@@ -136,10 +136,15 @@ func longRunning(s *service) error {
 
 // update writes spec at the version that was inspected, so a change made by someone else in the
 // meantime makes the engine refuse ("update out of sequence") instead of being overwritten.
-// The registry is never asked: the image reference stays exactly as deployed.
+// The registry is never asked: the image reference stays exactly as deployed. No credentials
+// are sent: the engine keeps those stored with the spec, the previous one's for a rollback.
 func (a *Actuator) update(ctx context.Context, s *service, spec swarm.ServiceSpec, rollback string) error {
+	from := swarm.RegistryAuthFromSpec
+	if rollback != "" {
+		from = swarm.RegistryAuthFromPreviousSpec
+	}
 	res, err := a.cli.ServiceUpdate(ctx, s.id, client.ServiceUpdateOptions{
-		Version: s.svc.Version, Spec: spec, Rollback: rollback,
+		Version: s.svc.Version, Spec: spec, Rollback: rollback, RegistryAuthFrom: from,
 	})
 	if err != nil {
 		return err
