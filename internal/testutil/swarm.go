@@ -4,8 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -110,4 +117,36 @@ func ReleaseSwarm() error {
 	}
 	swarm.started = false
 	return errors.Join(errs...)
+}
+
+// SocketProxy stands for the compose stack's socket proxy in front of the test engine: GET and
+// HEAD on paths that read matches, POST on paths that write matches, 403 for everything else as
+// the proxy answers. It returns the proxy's address for DOCKER_HOST. The engine must be
+// reached through a unix socket; otherwise the test is skipped, saying why.
+func SocketProxy(t testing.TB, read, write *regexp.Regexp) string {
+	t.Helper()
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		if !strings.HasPrefix(h, "unix://") {
+			t.Skip("the proxy test forwards to a unix socket; DOCKER_HOST is " + h)
+		}
+		sock = strings.TrimPrefix(h, "unix://")
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := ((r.Method == http.MethodGet || r.Method == http.MethodHead) && read.MatchString(r.URL.Path)) ||
+			(r.Method == http.MethodPost && write.MatchString(r.URL.Path))
+		if !ok {
+			http.Error(w, "<html><body><h1>403 Forbidden</h1>Request forbidden by administrative rules.</body></html>", http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return "tcp://" + strings.TrimPrefix(srv.URL, "http://")
 }

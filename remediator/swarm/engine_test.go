@@ -423,6 +423,7 @@ func TestResolve(t *testing.T) {
 		{labels: map[string]string{"container": "../../containers/x"}, want: "is not a container name"},
 		{labels: map[string]string{"container": "selfheal-st-no-such-container"}, want: `no container "selfheal-st-no-such-container"`},
 		{labels: map[string]string{"container": plain.Name}, want: "is not a Swarm task (it has no com.docker.swarm.service.id label)"},
+		{labels: map[string]string{"container": container[:8]}, want: "is neither the name of a container nor an id of 12+ digits"},
 		{labels: map[string]string{"container_id": "xyz"}, want: "is not a container id"},
 		{labels: map[string]string{"container_id": container[:3]}, want: "is not a container id"},
 		{step: "{action: rollback, service: '{{ .Labels.app }}'}", labels: map[string]string{"app": "a/../b"}, want: "is not a valid service name"},

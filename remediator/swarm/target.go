@@ -150,8 +150,10 @@ func (a *Actuator) byContainer(ctx context.Context, ref, from string) (*service,
 		return nil, err
 	}
 	c := res.Container
-	if c.Config == nil || (strings.TrimPrefix(c.Name, "/") != ref && !strings.HasPrefix(c.ID, ref)) {
-		return nil, refusef("%s: %q is neither the name nor the id of a container", from, ref)
+	// The engine also takes any unambiguous id prefix for a name: a short value must not hit an
+	// unrelated container.
+	if c.Config == nil || (strings.TrimPrefix(c.Name, "/") != ref && !(containerID.MatchString(ref) && strings.HasPrefix(c.ID, ref))) {
+		return nil, refusef("%s: %q is neither the name of a container nor an id of 12+ digits", from, ref)
 	}
 	id, name := c.Config.Labels[serviceIDLabel], c.Config.Labels[serviceNameLabel]
 	if id == "" {
