@@ -116,6 +116,9 @@ func (a *Actuator) rollback(ctx context.Context, s *service, _ *config.SwarmActi
 	if s.svc.PreviousSpec == nil {
 		return "", refusef("%s has no previous spec to roll back to (it was never updated)", s)
 	}
+	if sameButRestartAndScale(*s.svc.PreviousSpec, s.svc.Spec) {
+		return "", refusef("%s: its previous spec differs from the current one only by a force-update or scale; Swarm keeps a single previous spec, so the deploy before can no longer be rolled back this way", s)
+	}
 	if err := a.update(ctx, s, s.svc.Spec, "previous"); err != nil {
 		return "", err
 	}
@@ -124,6 +127,16 @@ func (a *Actuator) rollback(ctx context.Context, s *service, _ *config.SwarmActi
 		return "", err
 	}
 	return fmt.Sprintf("rolled back %s to its previous spec; %s", s, st), nil
+}
+
+// sameButRestartAndScale reports whether two specs differ at most in what force-update and scale
+// change. Rolling back across such an update would only undo it, not the deploy before it.
+func sameButRestartAndScale(a, b swarm.ServiceSpec) bool {
+	a.TaskTemplate.ForceUpdate, b.TaskTemplate.ForceUpdate = 0, 0
+	a.Mode, b.Mode = swarm.ServiceMode{}, swarm.ServiceMode{}
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 func longRunning(s *service) error {

@@ -89,6 +89,9 @@ type serviceSpec struct {
 	replicas int
 	labels   map[string]string
 	args     []string // further `docker service create` options
+	// broken runs the demo service with an unknown flag: its tasks exit at once, and creating
+	// the service does not wait for them.
+	broken bool
 }
 
 // createService starts a service of the demo image, waits until its tasks run, and removes it
@@ -111,9 +114,14 @@ func createService(t *testing.T, spec serviceSpec) (name, id string) {
 	}
 	args = append(args, spec.args...)
 	args = append(args, img)
+	if spec.broken {
+		args = append(args, "--bad-flag")
+	}
 	id = dockerCLI(t, args...)
 	t.Cleanup(func() { removeService(t, name) })
-	waitRunning(t, name, spec.replicas)
+	if !spec.broken {
+		waitRunning(t, name, spec.replicas)
+	}
 	return name, id
 }
 
@@ -158,6 +166,20 @@ func waitRunning(t *testing.T, name string, n int) []string {
 		if time.Now().After(deadline) {
 			t.Fatalf("service %s: %d tasks running after a minute, want %d (%s)", name, len(ids), n,
 				dockerCLI(t, "service", "ps", "--no-trunc", name))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// deploy updates the service as a person would (`docker service update`) and waits until
+// Swarm reports the update completed.
+func deploy(t *testing.T, name string, args ...string) {
+	t.Helper()
+	dockerCLI(t, append(append([]string{"service", "update", "--detach", "--quiet"}, args...), name)...)
+	deadline := time.Now().Add(time.Minute)
+	for inspect(t, name, "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}") != "completed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("updating %s %v did not complete within a minute: %s", name, args, dockerCLI(t, "service", "ps", "--no-trunc", name))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -343,6 +365,31 @@ func TestRollback(t *testing.T) {
 	}
 	if got := len(runningTasks(t, name)); got != 1 {
 		t.Errorf("%d tasks running right after the rollback, want 1", got)
+	}
+}
+
+// TestPausedUpdate: restarting a version whose tasks cannot run ends as soon as Swarm pauses the
+// update, with Swarm's words and the task's exit, not at the step's timeout. The rollback that
+// would follow in a playbook is refused: Swarm keeps one previous spec, and after the restart it
+// is the same broken one.
+func TestPausedUpdate(t *testing.T) {
+	name, _ := createService(t, serviceSpec{replicas: 1, labels: optIn, broken: true})
+	a := newActuator(t, Options{})
+	labels := map[string]string{"service_name": name}
+	start := time.Now()
+	_, err := run(t, a, "{action: force-update}", labels)
+	if err == nil || !strings.Contains(err.Error(), "swarm paused the update") || !strings.Contains(err.Error(), "non-zero exit") {
+		t.Errorf("force-update of a broken service: %v, want Swarm's pause and the task's exit", err)
+	} else if took := time.Since(start); took > 45*time.Second {
+		t.Errorf("the paused update was reported after %s", took)
+	}
+	version := inspect(t, name, "{{.Version.Index}}")
+	_, err = run(t, a, "{action: rollback}", labels)
+	if err == nil || !strings.Contains(err.Error(), "differs from the current one only by a force-update or scale") {
+		t.Errorf("rollback after a force-update: %v, want it refused", err)
+	}
+	if got := inspect(t, name, "{{.Version.Index}}"); got != version {
+		t.Errorf("the refused rollback changed the service (version %s, was %s)", got, version)
 	}
 }
 

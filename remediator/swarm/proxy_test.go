@@ -19,22 +19,24 @@ var (
 
 func TestThroughLeastPrivilegeProxy(t *testing.T) {
 	name, _ := createService(t, serviceSpec{replicas: 1, labels: optIn})
-	task := runningTasks(t, name)[0]
+	deploy(t, name, "--env-add", "SELFHEAL_MARK=v2")
 	a := newActuator(t, Options{Host: testutil.SocketProxy(t, proxyRead, proxyWrite)})
+	task := runningTasks(t, name)[0]
+	container := dockerCLI(t, "ps", "--quiet", "--no-trunc", "--filter", "label=com.docker.swarm.task.id="+task)
 	for _, tc := range []struct {
 		step   string
 		labels map[string]string
 	}{
+		{"{action: rollback}", map[string]string{"container": container}},
 		{"{action: force-update}", map[string]string{"service_name": name}},
 		{"{action: scale, by: 1, min: 1, max: 2}", map[string]string{"swarm_task": name + ".1." + task}},
-		{"{action: rollback}", map[string]string{"container": dockerCLI(t, "ps", "--quiet", "--filter", "label=com.docker.swarm.task.id="+runningTasks(t, name)[0])}},
 	} {
 		if _, err := run(t, a, tc.step, tc.labels); err != nil {
 			t.Fatalf("%s through the proxy: %v", tc.step, err)
 		}
 	}
 	ev, err := a.Evidence(context.Background(), request(t, "{action: force-update}", map[string]string{"service_name": name}))
-	if err != nil || ev.State["log_error"] != "" || ev.State["tasks_running"] != "1/1" {
+	if err != nil || ev.State["log_error"] != "" || ev.State["tasks_running"] != "2/2" {
 		t.Fatalf("evidence through the proxy: %v, %+v", err, ev)
 	}
 
