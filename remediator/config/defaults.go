@@ -10,6 +10,15 @@ import (
 // DefaultTarget names the container an alert is about, as Prometheus' relabeling sets it.
 const DefaultTarget = "{{ .Labels.container }}"
 
+// defaultTarget is DefaultTarget compiled, once.
+var defaultTarget = func() Template {
+	t, err := NewTemplate(DefaultTarget)
+	if err != nil {
+		panic(err) // a constant; a failure is a bug caught by every test
+	}
+	return t
+}()
+
 // DefaultGlobal returns the built-in global settings.
 func DefaultGlobal() Global {
 	return Global{
@@ -23,12 +32,8 @@ func DefaultGlobal() Global {
 // DefaultDefaults returns the built-in playbook defaults, which the file's `defaults:` block
 // overrides field by field.
 func DefaultDefaults() Defaults {
-	target, err := NewTemplate(DefaultTarget)
-	if err != nil {
-		panic(err) // a constant; a failure is a bug caught by every test
-	}
 	return Defaults{
-		Target:      target,
+		Target:      defaultTarget,
 		Adaptive:    Adaptive{MinSamples: 5, MinSuccessRatio: 0.2},
 		Cooldown:    Cooldown{Initial: model.Duration(time.Minute), Factor: 2, Max: model.Duration(15 * time.Minute), ResetAfter: model.Duration(10 * time.Minute)},
 		Budget:      Budget{Attempts: 3, Window: model.Duration(time.Hour)},

@@ -15,10 +15,6 @@ import (
 	"github.com/prometheus/common/promslog"
 )
 
-// NamePattern is what playbook and step names may look like: they become metric label values,
-// API query parameters and history keys.
-var NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
 // DockerActions are the operations a docker step may ask for.
 var DockerActions = []string{"restart", "stop", "start", "kill", "recreate"}
 
@@ -186,7 +182,7 @@ func (v *validator) verify(s scope, vf Verify) {
 		s.report([]string{"skip", "query"}, "remove one of them", "verify.skip and verify.query exclude each other")
 	}
 	if err := checkPromQL(vf.Query); err != nil {
-		s.report([]string{"query"}, "test the expression in Prometheus' expression browser first", "verify.query %v", err)
+		s.report([]string{"query"}, promQLHint(err), "verify.query %v", err)
 	}
 	if !vf.Query.IsZero() && v.cfg.Global.PrometheusURL == "" {
 		s.report([]string{"query"}, "set global.prometheus_url (or --prometheus.url), or drop the query to verify by the alert resolving", "verify.query needs a Prometheus to ask, but global.prometheus_url is not set")
@@ -259,7 +255,7 @@ func (v *validator) playbook(i int, pb *Playbook, names map[string]int, matchers
 		if strings.TrimSpace(pc.Query.Text) == "" {
 			v.e.add(l, `e.g. query: 'up{job="demo-services"} == 1'`, "%s: precondition %d has no query", who, j+1)
 		} else if err := checkPromQL(pc.Query); err != nil {
-			v.e.add(l, "test the expression in Prometheus' expression browser first", "%s: precondition %d: query %v", who, j+1, err)
+			v.e.add(l, promQLHint(err), "%s: precondition %d: query %v", who, j+1, err)
 		} else if v.cfg.Global.PrometheusURL == "" {
 			v.e.add(l, "set global.prometheus_url (or --prometheus.url)", "%s: preconditions need a Prometheus to ask, but global.prometheus_url is not set", who)
 		}

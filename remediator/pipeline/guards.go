@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/selfheal/selfheal/remediator/config"
 )
 
 // guards stops heals that must not run now: a global or per-target pause, too many of the
@@ -72,7 +74,7 @@ func checkPreconditions(ctx context.Context, p *Pipeline, d *decision) verdict {
 		return suppress(ReasonPrecondition, "preconditions need Prometheus, none configured")
 	}
 	for _, pc := range d.playbook.Preconditions {
-		expr, err := pc.Query.Execute(templateData(d))
+		expr, err := config.RenderQuery(pc.Query, config.NewTemplateData(d.alert, d.target, d.playbook))
 		if err != nil {
 			return suppress(ReasonPrecondition, fmt.Sprintf("precondition template: %v", err))
 		}

@@ -92,12 +92,3 @@ type stage interface {
 	name() string
 	decide(p *Pipeline, d *decision) verdict
 }
-
-func templateData(d *decision) config.TemplateData {
-	return config.TemplateData{
-		Labels:      d.alert.Labels,
-		Annotations: d.alert.Annotations,
-		Target:      d.target,
-		Playbook:    d.playbook.Name,
-	}
-}
