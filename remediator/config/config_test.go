@@ -60,7 +60,7 @@ var invalidFiles = []struct {
 		`invalid-docker-signal-not-kill.yml:7: playbook "memory-high": step 1: docker.signal is only used by action kill, not "restart" (hint: remove signal, or use action: kill)`,
 	}},
 	{"invalid-docker-signal.yml", []string{
-		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use a name such as SIGTERM or SIGKILL, or a number 1-64)`,
+		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use one of SIGHUP, SIGINT, SIGQUIT, SIGTRAP, SIGABRT, SIGKILL, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCONT, SIGSTOP, SIGTSTP, SIGWINCH, SIGPWR, SIGSYS, or its number)`,
 	}},
 	{"invalid-docker-stop-timeout.yml", []string{
 		`invalid-docker-stop-timeout.yml:7: playbook "memory-high": step 1: docker.stop_timeout (30s) leaves no time within the step's timeout (30s) (hint: raise the step's timeout or lower stop_timeout)`,

@@ -129,7 +129,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	da := req.Step.Docker
 	act := strings.ToLower(strings.TrimSpace(da.Action))
 	if _, ok := actions[act]; !ok {
-		return "", fmt.Errorf("unknown docker action %q (want one of restart, stop, start, kill, recreate)", da.Action)
+		return "", fmt.Errorf("unknown docker action %q (want one of %s)", da.Action, strings.Join(config.DockerActions, ", "))
 	}
 	if act == "kill" {
 		if _, err := normalizeSignal(da.Signal); err != nil {
@@ -170,6 +170,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 
 type actionFunc func(a *Actuator, ctx context.Context, t *target, da *config.DockerAction) (string, error)
 
+// actions implement config.DockerActions, one each.
 var actions = map[string]actionFunc{
 	"restart":  (*Actuator).restart,
 	"stop":     (*Actuator).stop,

@@ -41,7 +41,7 @@ func blastRadius(p *Pipeline, d *decision) verdict {
 	}
 	window := time.Duration(br.Window)
 	if window <= 0 {
-		window = 10 * time.Minute
+		window = time.Duration(config.DefaultDefaults().BlastRadius.Window)
 	}
 	seen := p.blast[d.playbook.Name]
 	failing := 0
