@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -14,59 +15,18 @@ import (
 // always returns a sample.
 const injection = `x"} or vector(1) or up{a="`
 
-// promqlPlaybooks asks a real Prometheus about a job it does not scrape, so `up{job="absent"...}`
-// is empty whatever the instance, and absent(...) of it holds whatever the instance.
-const promqlPlaybooks = `
-global: {prometheus_url: %q, heals_per_minute: 1000}
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 1s, interval: 50ms}
-  step_timeout: 2s
-playbooks:
-  - name: fails
-    match: ['alertname="PreconditionFails"']
-    preconditions:
-      - query: 'up{job="absent", instance="{{ .Labels.instance }}"}'
-        description: the instance is scraped
-    steps:
-      - name: restart
-        docker: {action: restart}
-  - name: holds
-    match: ['alertname="PreconditionHolds"']
-    preconditions:
-      - query: 'absent(up{job="absent", instance="{{ .Labels.instance }}"})'
-    steps:
-      - name: restart
-        docker: {action: restart}
-  - name: refused
-    match: ['alertname="PreconditionRefused"']
-    preconditions:
-      - query: 'absent(up{job="absent"}) > {{ index .Labels "instance" }}'
-    steps:
-      - name: restart
-        docker: {action: restart}
-  - name: verified
-    match: ['alertname="VerifyQuery"']
-    steps:
-      - name: flush
-        http: {url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-        verify: {query: 'up{job="absent", instance="{{ .Labels.instance }}"}'}
-  - name: verified-absent
-    match: ['alertname="VerifyAbsent"']
-    steps:
-      - name: flush
-        http: {url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-        verify: {query: 'absent(up{job="absent", instance="{{ .Labels.instance }}"})'}
-`
-
 // TestAlertValuesCannotSteerPromQL sends alerts whose instance label rewrites a plainly
 // substituted query, through the pipeline, against real Prometheus servers: a precondition
 // that fails must still fail (and the step must not run), a verification query must not pass.
 func TestAlertValuesCannotSteerPromQL(t *testing.T) {
+	fixture, err := os.ReadFile("testdata/promql-injection.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, bin := range testutil.Prometheuses(t) {
 		t.Run(name, func(t *testing.T) {
 			url := testutil.StartPrometheusBinary(t, bin, "global:\n  scrape_interval: 1h\n")
+			playbooks := strings.ReplaceAll(string(fixture), "PROMETHEUS_URL", url)
 			q, err := verify.NewPrometheus(url)
 			if err != nil {
 				t.Fatal(err)
@@ -89,7 +49,7 @@ func TestAlertValuesCannotSteerPromQL(t *testing.T) {
 				{"VerifyAbsent", injection, true, "flush=succeeded;", ""},
 			} {
 				t.Run(fmt.Sprintf("%s/%q", tc.alertname, tc.instance), func(t *testing.T) {
-					h := newHarnessIn(t, t.TempDir(), fmt.Sprintf(promqlPlaybooks, url), nil, &fakeRunner{fail: map[string]bool{}})
+					h := newHarnessIn(t, t.TempDir(), playbooks, nil, &fakeRunner{fail: map[string]bool{}})
 					h.p.verifier.SetQuerier(q)
 					a := alert(tc.alertname, "c1", "firing")
 					a.Labels["instance"] = tc.instance
