@@ -23,30 +23,18 @@ const runbooks = "docs/runbooks.md"
 // carries runbook_url, and it points at the alert's own heading in docs/runbooks.md.
 func TestEveryAlertLinksItsRunbook(t *testing.T) {
 	root := testutil.RepoRoot(t)
-	rfs, err := loadRuleFiles(ruleFilePaths(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	docs := newMarkdownIndex(root)
-	for _, rf := range rfs {
-		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				if r.Alert == "" {
-					continue
-				}
-				where := rf.Path + ": " + r.Alert + "/" + r.Labels["severity"]
-				url := r.Annotations["runbook_url"]
-				if want := runbooks + "#" + headingAnchor(r.Alert); url != want {
-					t.Errorf("%s: runbook_url is %q, want %q", where, url, want)
-					continue
-				}
-				// Resolved as a link written at the repository's root.
-				if err := docs.check(filepath.Join(root, "README.md"), url); err != nil {
-					t.Errorf("%s: runbook_url %s", where, err)
-				}
-			}
+	forEachAlert(t, func(r rule, where string) {
+		url := r.Annotations["runbook_url"]
+		if want := runbooks + "#" + headingAnchor(r.Alert); url != want {
+			t.Errorf("%s: runbook_url is %q, want %q", where, url, want)
+			return
 		}
-	}
+		// Resolved as a link written at the repository's root.
+		if err := docs.check(filepath.Join(root, "README.md"), url); err != nil {
+			t.Errorf("%s: runbook_url %s", where, err)
+		}
+	})
 }
 
 // TestDocLinksResolve fails on a link in README.md or docs/*.md that points at a file or a
