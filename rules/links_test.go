@@ -224,6 +224,7 @@ func (x *markdownIndex) anchorsOf(path string) (map[string]bool, error) {
 		for _, m := range htmlAnchor.FindAllStringSubmatch(line, -1) {
 			a[m[1]] = true
 		}
+		// Only "#" headings count: the docs write no underlined (setext) ones.
 		m := atxHeading.FindStringSubmatch(line)
 		if m == nil {
 			return
