@@ -11,13 +11,13 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// heal runs one heal: preconditions, then each step in order (act, verify), escalating to the
+// heal runs one heal: the beforeAct stages (preconditions), then each step in order (act, verify), escalating to the
 // next step when an action fails or does not verify, recording before and after each action.
 func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)
 
-	if v := checkPreconditions(ctx, p, d); v.stop {
+	if v := runStages(ctx, p.currentStages(), beforeAct, d); v.stop {
 		p.mu.Lock()
 		p.finishDecision(d, v)
 		p.mu.Unlock()

@@ -133,9 +133,8 @@ func TestBlastRadius(t *testing.T) {
 		{"ratio over", config.BlastRadius{MaxRatio: 0.5, Window: model.Duration(time.Minute)}, mk(3, 0), true},
 	}
 	for _, tc := range tests {
-		p := &Pipeline{blast: map[string]map[string]time.Time{"pb": tc.seen}}
 		d := &decision{playbook: &config.Playbook{Name: "pb", BlastRadius: tc.br}, now: now}
-		if v := blastRadius(p, d); v.stop != tc.stop || (v.stop && v.reason != ReasonBlastRadius) {
+		if v := blastRadius(blastMemory{"pb": tc.seen}, d); v.stop != tc.stop || (v.stop && v.reason != ReasonBlastRadius) {
 			t.Errorf("%s: %+v, want stop=%v", tc.name, v, tc.stop)
 		}
 	}
@@ -217,12 +216,11 @@ func TestGuards(t *testing.T) {
 		{"playbook dry run", store.Pause{}, store.Pause{}, config.Playbook{DryRun: true}, false, "", true},
 	}
 	for _, tc := range tests {
-		p := &Pipeline{global: tc.global, cfg: &config.Config{Global: config.Global{DryRun: tc.dryRun}},
-			targets: map[string]*store.Target{"x": {Name: "x", Pause: tc.target}}, blast: map[string]map[string]time.Time{}}
+		s := newGuards(&tc.global, targetSet{"x": {Name: "x", Pause: tc.target}}, blastMemory{}, tc.dryRun)
 		pb := tc.pb
 		pb.Name = "pb"
 		d := &decision{playbook: &pb, target: "x", now: now}
-		v := guards{}.decide(p, d)
+		v := s.decide(context.Background(), d)
 		if v.reason != tc.reason || v.stop != (tc.reason != "") || d.dryRun != tc.wantDry {
 			t.Errorf("%s: verdict %+v dryRun %v, want reason %q dryRun %v", tc.name, v, d.dryRun, tc.reason, tc.wantDry)
 		}
@@ -257,10 +255,9 @@ func TestPreconditions(t *testing.T) {
 		} else {
 			v = newVerifier(nil)
 		}
-		p := &Pipeline{verifier: v}
 		d := &decision{playbook: &config.Playbook{Name: "pb", Preconditions: tc.pcs}, alert: alert("A", "c1", "firing"), target: "c1"}
 		d.alert.Labels["instance"] = "c1:8080"
-		got := checkPreconditions(context.Background(), p, d)
+		got := newPreconditions(v).decide(context.Background(), d)
 		if got.stop != tc.stop || (tc.stop && (got.reason != ReasonPrecondition || !strings.Contains(got.detail, tc.detail))) {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
