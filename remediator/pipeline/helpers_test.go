@@ -32,9 +32,14 @@ type fakeRunner struct {
 	delay  time.Duration
 	// block, when set, holds every action until closed.
 	block chan struct{}
+	// after, when set, runs as each action returns.
+	after func()
 }
 
 func (r *fakeRunner) Run(ctx context.Context, req action.Request) (string, error) {
+	if r.after != nil {
+		defer r.after()
+	}
 	r.mu.Lock()
 	r.calls = append(r.calls, req.Target+"/"+req.Step.Name)
 	r.alerts = append(r.alerts, req.Alert)

@@ -46,6 +46,8 @@ type Pipeline struct {
 
 	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
 	stages []namedStage
+	// stepStages is what each step of a heal does, in order (see stages.go).
+	stepStages []namedStepStage
 
 	qmu      sync.Mutex
 	incoming []store.InboxEntry
@@ -131,7 +133,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg = cfg
-	p.stages = p.buildStages(cfg)
+	p.stages, p.stepStages = p.buildStages(cfg), p.buildStepStages()
 	perMinute := 6.0
 	if cfg != nil && cfg.Global.HealsPerMinute != 0 {
 		perMinute = cfg.Global.HealsPerMinute

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"maps"
 	"strings"
 	"sync"
@@ -127,7 +126,7 @@ func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
 	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
 	var mu sync.Mutex
 	inFlight, maxInFlight := 0, 0
-	h.p.runner = runnerFunc(func() {
+	h.runner.after = func() {
 		mu.Lock()
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
@@ -136,7 +135,7 @@ func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
-	}, h.runner)
+	}
 	h.runner.block = make(chan struct{})
 	h.deliver(alert("ServiceMemoryHigh", "a", "firing"))
 	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
@@ -160,20 +159,6 @@ func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
 	if d := h.counter("alerts", "deduplicated"); d != 4 {
 		t.Errorf("deduplicated %v, want 4", d)
 	}
-}
-
-type countingRunner struct {
-	around func()
-	inner  *fakeRunner
-}
-
-func runnerFunc(around func(), inner *fakeRunner) *countingRunner {
-	return &countingRunner{around: around, inner: inner}
-}
-
-func (c *countingRunner) Run(ctx context.Context, req actionRequest) (string, error) {
-	defer c.around()
-	return c.inner.Run(ctx, req)
 }
 
 func TestBudgetSuspendsAndResetResumes(t *testing.T) {

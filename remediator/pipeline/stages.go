@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
 )
 
 // phase says when a stage runs; a stage may run in more than one.
@@ -59,9 +60,31 @@ func runStages(ctx context.Context, stages []namedStage, when phase, d *decision
 	return proceed()
 }
 
-// currentStages is the stage list for use without the lock (the beforeAct phase).
-func (p *Pipeline) currentStages() []namedStage {
+// stepStage is one part of running a heal step, in the heal's goroutine without the lock. The
+// first to fail ends the step as failed: reason says why in a few words (the step record's
+// reason), err in full.
+type stepStage interface {
+	run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (reason string, err error)
+}
+
+// namedStepStage is a step stage with the name logs give it.
+type namedStepStage struct {
+	name string
+	stepStage
+}
+
+// buildStepStages is what each step of a heal does, in order; the step heals when all pass. A
+// new part of every step (a hold while the target stabilizes) is one more line here.
+func (p *Pipeline) buildStepStages() []namedStepStage {
+	return []namedStepStage{
+		{"act", newAct(p.runner)},
+		{"verify", newVerification(p.verifier)},
+	}
+}
+
+// currentStages is the stage lists for use without the lock (a heal's goroutine).
+func (p *Pipeline) currentStages() ([]namedStage, []namedStepStage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stages
+	return p.stages, p.stepStages
 }
