@@ -239,6 +239,8 @@ func (h *harness) counter(name string, labels ...string) float64 {
 		c = h.p.m.heals.WithLabelValues(labels...)
 	case "alerts":
 		c = h.p.m.alerts.WithLabelValues(labels...)
+	case "stopped":
+		c = h.p.m.stopped.WithLabelValues(labels...)
 	case "suspended", "state":
 		return h.targetGauge("remediator_target_"+name, labels[0])
 	default:

@@ -283,3 +283,59 @@ func TestPackedDecisionKeepsTheAlert(t *testing.T) {
 		}
 	}
 }
+
+// Each stage has its remediator_decisions_stopped_total series from the start, and the stage that
+// stops an alert is the one counted.
+func TestStoppingStageIsCounted(t *testing.T) {
+	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() == "remediator_decisions_stopped_total" {
+			for _, m := range mf.GetMetric() {
+				series[m.GetLabel()[0].GetValue()] = true
+			}
+		}
+	}
+	for _, s := range h.p.stages {
+		if !series[s.name] {
+			t.Errorf("stage %s has no remediator_decisions_stopped_total series", s.name)
+		}
+	}
+	if len(series) != len(h.p.stages) {
+		t.Errorf("series for %v, want one per stage (two stages share a name?)", series)
+	}
+
+	h.deliver(alert("SomethingElse", "c1", "firing"))
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	second := alert("ServiceMemoryHigh", "c1", "firing")
+	second.StartsAt = t0.Add(time.Hour) // a new episode, inside the 1h cooldown
+	h.deliver(second)
+	h.idle()
+	for stage, want := range map[string]float64{"dedupe": 0, "match": 1, "guards": 0, "cooldown": 1, "budget": 0} {
+		if got := h.counter("stopped", stage); got != want {
+			t.Errorf("stopped{stage=%q} = %v, want %v", stage, got, want)
+		}
+	}
+}
+
+// Preconditions run in the heal's goroutine, after the heal got its turn and before any action;
+// one that does not hold stops the heal under its own stage name.
+func TestPreconditionStopsBeforeActing(t *testing.T) {
+	yaml := strings.Replace(basePlaybooks, "  heals_per_minute: 1000\n", "  heals_per_minute: 1000\n  prometheus_url: http://prometheus:9090\n", 1)
+	yaml = strings.Replace(yaml, "    steps:\n", "    preconditions:\n      - {query: 'up == 1', description: another replica is up}\n    steps:\n", 1)
+	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}}) // answers no sample: does not hold
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	if calls := h.runner.Calls(); len(calls) != 0 || len(h.heals()) != 0 {
+		t.Fatalf("acted although the precondition does not hold: %v", calls)
+	}
+	if h.counter("stopped", "preconditions") != 1 || h.counter("suppressed", ReasonPrecondition) != 1 {
+		t.Fatalf("stopped{preconditions} %v suppressed{precondition} %v, want 1 and 1",
+			h.counter("stopped", "preconditions"), h.counter("suppressed", ReasonPrecondition))
+	}
+}
