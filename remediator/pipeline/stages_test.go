@@ -172,7 +172,7 @@ func TestStateOf(t *testing.T) {
 }
 
 func TestForgetIdleTargets(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	now := time.Now()
 	h.p.mu.Lock()
 	old := now.Add(-48 * time.Hour)
@@ -249,12 +249,7 @@ func TestPreconditions(t *testing.T) {
 		{"no prometheus", nil, []config.Precondition{{Query: tmpl(`up`)}}, true, "none configured"},
 	}
 	for _, tc := range tests {
-		var v *verifyT
-		if tc.prom != nil {
-			v = newVerifier(tc.prom)
-		} else {
-			v = newVerifier(nil)
-		}
+		v := newVerifier(tc.prom)
 		d := &decision{playbook: &config.Playbook{Name: "pb", Preconditions: tc.pcs}, alert: alert("A", "c1", "firing"), target: "c1"}
 		d.alert.Labels["instance"] = "c1:8080"
 		got := newPreconditions(v).decide(context.Background(), d)
@@ -287,7 +282,7 @@ func TestPackedDecisionKeepsTheAlert(t *testing.T) {
 // Each stage has its remediator_decisions_stopped_total series from the start, and the stage that
 // stops an alert is the one counted.
 func TestStoppingStageIsCounted(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	mfs, err := h.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -309,13 +304,7 @@ func TestStoppingStageIsCounted(t *testing.T) {
 		t.Errorf("series for %v, want one per stage (two stages share a name?)", series)
 	}
 
-	h.deliver(alert("SomethingElse", "c1", "firing"))
-	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-	h.idle()
-	second := alert("ServiceMemoryHigh", "c1", "firing")
-	second.StartsAt = t0.Add(time.Hour) // a new episode, inside the 1h cooldown
-	h.deliver(second)
-	h.idle()
+	h.deliverUnmatchedThenCooldown()
 	for stage, want := range map[string]float64{"dedupe": 0, "match": 1, "guards": 0, "cooldown": 1, "budget": 0} {
 		if got := h.counter("stopped", stage); got != want {
 			t.Errorf("stopped{stage=%q} = %v, want %v", stage, got, want)
@@ -326,9 +315,9 @@ func TestStoppingStageIsCounted(t *testing.T) {
 // Preconditions run in the heal's goroutine, after the heal got its turn and before any action;
 // one that does not hold stops the heal under its own stage name.
 func TestPreconditionStopsBeforeActing(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "  heals_per_minute: 1000\n", "  heals_per_minute: 1000\n  prometheus_url: http://prometheus:9090\n", 1)
-	yaml = strings.Replace(yaml, "    steps:\n", "    preconditions:\n      - {query: 'up == 1', description: another replica is up}\n    steps:\n", 1)
-	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}}) // answers no sample: does not hold
+	yaml := playbooks(t, edit{"  heals_per_minute: 1000\n", "  heals_per_minute: 1000\n  prometheus_url: http://prometheus:9090\n"},
+		edit{"    steps:\n", "    preconditions:\n      - {query: 'up == 1', description: another replica is up}\n    steps:\n"})
+	h := newHarness(t, yaml, quietProm()) // answers no sample: does not hold
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	h.idle()
 	if calls := h.runner.Calls(); len(calls) != 0 || len(h.heals()) != 0 {
