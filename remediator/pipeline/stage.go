@@ -91,7 +91,7 @@ func suppress(reason, detail string) verdict {
 
 // stage is one step of the decision about an alert: it lets the decision go on or stops it, and
 // may note on d what it found (the playbook, the target, dry run). A stage holds only what it
-// was built with (see stages); its phase says whether it may block (beforeAct) or must not.
+// was built with (see buildStages); its phase says whether it may block (beforeAct) or must not.
 type stage interface {
 	decide(ctx context.Context, d *decision) verdict
 }
