@@ -31,10 +31,10 @@ type namedStage struct {
 	stage
 }
 
-// buildStages is the decision, in order: the one place that names the stages and wires each to what
-// it needs. A new stage (approvals, silences) is one more line here. Called with the lock held
-// on every configuration change, so stages that read the configuration get the new one, as
-// Alertmanager rebuilds its notification pipeline on reload.
+// buildStages is the decision, in order: the one place that names the stages and wires each
+// to what it needs. A new stage (approvals, silences) is one more line here. Called with the
+// lock held on every configuration change, so stages that read the configuration get the new
+// one, as Alertmanager rebuilds its notification pipeline on reload.
 func (p *Pipeline) buildStages(cfg *config.Config) []namedStage {
 	return []namedStage{
 		{"dedupe", onArrival, newDedupe(p.store, p.verifier, p.handling, p.logger)},
