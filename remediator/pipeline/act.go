@@ -11,8 +11,9 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// heal runs one heal: the beforeAct stages (preconditions), then each step in order (act, verify), escalating to the
-// next step when an action fails or does not verify, recording before and after each action.
+// heal runs one heal: the beforeAct stages (preconditions), then each step in order (act,
+// verify), escalating to the next step when an action fails or does not verify, recording
+// before and after each action.
 func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)

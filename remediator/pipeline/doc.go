@@ -2,7 +2,8 @@
 //
 // An alert goes through decision stages, then the machinery that runs a heal:
 //
-//	dedupe -> match -> guards -> cooldown -> budget -> serialize -> preconditions -> act -> verify -> record
+//	dedupe -> match -> guards -> cooldown -> budget -> serialize
+//	       -> preconditions -> act -> verify -> record
 //
 // The decision stages, one file each, are listed once, by name and in order, in buildStages
 // (stages.go), which wires each to only what it needs: the budget and the cooldown get the
@@ -19,11 +20,11 @@
 // buildStages; choose its phases by what it reads and whether it may block.
 //
 // serialize.go queues what the stages let through: one heal per target, at most
-// max_concurrent_heals at once, starts limited by heals_per_minute, newer alerts replacing
-// older waiting ones. act.go runs a heal's steps in order, escalating to the next step when one
-// fails. Each step is a list of its own, buildStepStages: act (act.go), then verify
-// (verifystage.go); a hold while the target stabilizes would be one more line there. record.go writes every decision and step to the store before and
-// after each action, so that after a crash restore finds the heal and records it as interrupted
-// rather than repeating it. A tick (reevaluate) ends expired pauses, resets cooldowns, derives
-// target states and retries held-back alerts whose block has lifted.
+// max_concurrent_heals at once, starts limited by heals_per_minute, newer alerts replacing older
+// waiting ones. act.go runs a heal's steps in order, escalating to the next step when one fails.
+// Each step is a list of its own, buildStepStages: act (act.go), then verify (verifystage.go); a
+// hold while the target stabilizes would be one more line there. record.go writes every decision
+// and step to the store before and after each action, so that after a crash restore finds the heal
+// and records it as interrupted rather than repeating it. A tick (reevaluate) ends expired pauses,
+// resets cooldowns, derives target states and retries held-back alerts whose block has lifted.
 package pipeline
