@@ -1,20 +1,30 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// match picks the first playbook whose matchers all match the alert and names its target.
-type match struct{}
+// match picks the first playbook whose matchers all match the alert and names its target. It
+// notes the firing alert on the target and in the blast-radius memory, which the guards count.
+type match struct {
+	cfg     *config.Config
+	targets targetSet
+	blast   blastMemory
+}
 
-func (match) name() string { return "match" }
+func newMatch(cfg *config.Config, targets targetSet, blast blastMemory) match {
+	return match{cfg: cfg, targets: targets, blast: blast}
+}
 
-func (match) decide(p *Pipeline, d *decision) verdict {
-	pb, target, err := matchPlaybook(p.cfg, d)
+func (s match) decide(_ context.Context, d *decision) verdict {
+	pb, target, err := matchPlaybook(s.cfg, d)
 	if err != nil {
 		return verdict{stop: true, outcome: outcomeUnmatched, detail: err.Error()}
 	}
@@ -22,8 +32,21 @@ func (match) decide(p *Pipeline, d *decision) verdict {
 		return verdict{stop: true, outcome: outcomeUnmatched, detail: "no playbook matches"}
 	}
 	d.playbook, d.target = pb, target
-	p.observeFiring(d)
+	s.observeFiring(d)
 	return proceed()
+}
+
+// observeFiring notes a firing alert on the decision's target.
+func (s match) observeFiring(d *decision) {
+	t := s.targets.get(d.target)
+	t.Playbook = d.playbook.Name
+	t.Firing.Set(d.episode, store.Firing{
+		Alertname: d.alert.Labels["alertname"],
+		Severity:  d.alert.Labels["severity"],
+		Since:     d.alert.StartsAt,
+	})
+	t.HealthySince = time.Time{}
+	s.blast.see(d.playbook.Name, d.target, d.now)
 }
 
 // matchPlaybook returns the first matching playbook and the alert's target, or nil.
