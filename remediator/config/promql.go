@@ -18,7 +18,7 @@ import (
 //
 //   - A value may stand only inside a double- or single-quoted string of the query (a matcher's
 //     value or a string argument). There it is escaped as PromQL string content (quotes,
-//     backslashes and control bytes as \xHH), so it stays one string whatever it contains and
+//     backslashes and control bytes as octal escapes), so it stays one string whatever it holds and
 //     Prometheus compares against the label's exact value. Inside a `=~` or `!~` matcher it is
 //     also regex-quoted, so that ".*" matches only ".*".
 //   - A value anywhere else (a metric or label name, a number, a duration, a backtick string, a
@@ -217,15 +217,16 @@ func lex(q string) ([]parser.Item, error) {
 }
 
 // escapePromQLString escapes s for the inside of a double- or single-quoted PromQL string:
-// backslashes, both quotes, control bytes and invalid UTF-8 as \xHH, which both kinds of
-// string accept; everything else, unicode included, as it is.
+// backslashes, both quotes, control bytes and invalid UTF-8 as octal escapes (\042), which both
+// kinds of string accept and which toUpper or toLower in the template cannot change; everything
+// else, unicode included, as it is.
 func escapePromQLString(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		c := s[i]
 		if c == '\\' || c == '"' || c == '\'' || c < 0x20 || c == 0x7f || (r == utf8.RuneError && size == 1) {
-			fmt.Fprintf(&b, `\x%02x`, c)
+			fmt.Fprintf(&b, `\%03o`, c)
 		} else {
 			b.WriteString(s[i : i+size])
 		}

@@ -226,6 +226,13 @@ func TestRenderQuery(t *testing.T) {
 			}
 		}
 	}
+	// Case functions cannot undo the escaping.
+	for _, v := range []string{`x"} or vector(1) or up{a="`, "a\nb"} {
+		got, err := RenderQuery(tmpl(t, `up{container="{{ .Labels.container | toUpper }}"}`), data(map[string]string{"container": v}))
+		if err != nil || matcherValue(t, got, "container") != strings.ToUpper(v) {
+			t.Errorf("toUpper %q: got %q, %v", v, got, err)
+		}
+	}
 	for _, v := range hostile {
 		if !utf8.ValidString(v) {
 			continue // a regex must be UTF-8; Prometheus refuses it, and so does RenderQuery
@@ -252,7 +259,7 @@ func TestRenderQueryRefuses(t *testing.T) {
 		{"up{a=\"{{ .Labels.x }}\", b=~\"{{ .Labels.x }}\"}", "b", `uses label "x" both in a regex matcher and as a plain string`},
 		{"up{a=\"{{ .Labels.x }}\"} # {{ .Annotations.summary }}", "b", `puts annotation "summary" outside a quoted string`},
 		// A template function can undo the escaping; the token check still catches it.
-		{`up{a="{{ .Labels.x | replace "\\x22" "\"" }}"}`, `"} or vector(1) or up{a="`, "refused for this alert"},
+		{`up{a="{{ .Labels.x | replace "\\042" "\"" }}"}`, `"} or vector(1) or up{a="`, "refused for this alert"},
 	} {
 		// Dynamic templates (index) escape the loader's check and reach RenderQuery.
 		for _, text := range []string{tc.text, strings.ReplaceAll(tc.text, ".Labels.x", `index .Labels "x"`)} {
