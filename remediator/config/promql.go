@@ -18,13 +18,13 @@ import (
 //
 //   - A value may stand only inside a double- or single-quoted string of the query (a matcher's
 //     value or a string argument). There it is escaped as PromQL string content (quotes,
-//     backslashes and control bytes as octal escapes), so it stays one string whatever it holds and
-//     Prometheus compares against the label's exact value. Inside a `=~` or `!~` matcher it is
-//     also regex-quoted, so that ".*" matches only ".*".
+//     backslashes and control bytes as octal escapes), so it stays one string whatever it
+//     holds, and Prometheus compares against the label's exact value. Inside a `=~` or `!~`
+//     matcher it is also regex-quoted, so that ".*" matches only ".*".
 //   - A value anywhere else (a metric or label name, a number, a duration, a backtick string, a
 //     comment) is refused: it cannot be made safe there. The loader reports this for every
-//     template it can follow; RenderQuery refuses it for the rest, with the reason, and the heal
-//     records that reason instead of running a query.
+//     template it can follow; RenderQuery refuses the rest with the reason, so a precondition
+//     does not hold, or a verification fails, saying which value was refused.
 //   - The rendered query must lex into the same tokens as the template rendered with
 //     placeholders, strings aside, and must parse.
 
