@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -32,17 +33,41 @@ var SwarmActions = []string{"force-update", "scale", "rollback"}
 // `docker stack deploy` writes it), at most 63 characters.
 var SwarmServiceNamePattern = regexp.MustCompile(`^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$`)
 
+// ValidSwarmServiceName reports why s cannot be a Swarm service name (or id), or nil.
+func ValidSwarmServiceName(s string) error {
+	if !SwarmServiceNamePattern.MatchString(s) {
+		return fmt.Errorf("%.80q is not a valid service name (letters, digits, '_' and '-', at most 63)", s)
+	}
+	return nil
+}
+
+// RenderSwarmService renders a swarm step's service for one alert; the result must be a valid
+// service name (ValidSwarmServiceName), so that a label cannot reach another API path.
+func RenderSwarmService(t Template, data TemplateData) (string, error) {
+	s, err := t.execute(data)
+	if err != nil {
+		return "", fmt.Errorf("service template %q: %w", t.Text, err)
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("service template %q rendered empty for this alert", t.Text)
+	}
+	if err := ValidSwarmServiceName(s); err != nil {
+		return "", fmt.Errorf("service template %q: %w", t.Text, err)
+	}
+	return s, nil
+}
+
 func (v *validator) swarmStep(st *Step, add addFunc, at func(...string) int) {
 	s := st.Swarm
 	if s == nil {
 		add(at("swarm"), "e.g. swarm: {action: force-update}", "swarm action needs an action")
 		return
 	}
-	s.Action = strings.ToLower(s.Action)
 	if !slices.Contains(SwarmActions, s.Action) {
 		add(at("swarm.action", "swarm"), "use one of "+strings.Join(SwarmActions, ", "), "swarm.action %q is not supported", s.Action)
 	}
-	if t := s.Service.Text; t != "" && !strings.Contains(t, "{{") && !SwarmServiceNamePattern.MatchString(t) {
+	if t := s.Service.Text; t != "" && !strings.Contains(t, "{{") && ValidSwarmServiceName(t) != nil {
 		add(at("swarm.service"), "service names are letters, digits, '_' and '-', at most 63", "swarm.service %q is not a valid service name", t)
 	}
 	if s.Action != "scale" {

@@ -11,13 +11,15 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// heal runs one heal: preconditions, then each step in order (act, verify), escalating to the
-// next step when an action fails or does not verify, recording before and after each action.
+// heal runs one heal: the beforeAct stages (preconditions), then each step in order (act,
+// verify), escalating to the next step when an action fails or does not verify, recording
+// before and after each action.
 func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)
 
-	if v := checkPreconditions(ctx, p, d); v.stop {
+	stages, stepStages := p.currentStages()
+	if v := runStages(ctx, stages, beforeAct, d); v.stop {
 		p.mu.Lock()
 		p.finishDecision(d, v)
 		p.mu.Unlock()
@@ -57,7 +59,7 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			break
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
-		rec = p.runStep(ctx, j, st, rec)
+		rec = p.runStep(ctx, d, stepStages, st, rec)
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
@@ -84,28 +86,37 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	p.recordEnd(d, h, p.now().Sub(start))
 }
 
-// runStep performs the action and then verifies it.
-func (p *Pipeline) runStep(ctx context.Context, j *job, st *config.Step, rec store.StepRecord) store.StepRecord {
-	d := j.d
-	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
-	detail, err := p.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
-	cancel()
-	rec.Detail = detail
-	if err != nil {
-		rec.End, rec.Outcome = p.now(), store.StepFailed
-		rec.Reason = "action failed"
-		if errors.Is(err, context.DeadlineExceeded) {
-			rec.Reason = fmt.Sprintf("action timed out after %s", stepTimeout(d.playbook, st))
+// runStep runs the step stages in order (act, then verify); the first that fails fails the step.
+func (p *Pipeline) runStep(ctx context.Context, d *decision, stages []namedStepStage, st *config.Step, rec store.StepRecord) store.StepRecord {
+	for _, s := range stages {
+		if reason, err := s.run(ctx, d, st, &rec); err != nil {
+			rec.End, rec.Outcome, rec.Reason, rec.Error = p.now(), store.StepFailed, reason, err.Error()
+			p.logger.Debug("step stage failed", "target", d.target, "step", rec.Name, "stage", s.name, "reason", reason)
+			return rec
 		}
-		rec.Error = err.Error()
-		return rec
-	}
-	if err := p.verifyStep(ctx, d, st); err != nil {
-		rec.End, rec.Outcome, rec.Reason, rec.Error = p.now(), store.StepFailed, "verification failed", err.Error()
-		return rec
 	}
 	rec.End, rec.Outcome = p.now(), store.StepSucceeded
 	return rec
+}
+
+// act performs the step's action through the actuators, within the step's timeout.
+type act struct{ runner action.Runner }
+
+func newAct(r action.Runner) act { return act{runner: r} }
+
+func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
+	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
+	detail, err := s.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
+	cancel()
+	rec.Detail = detail
+	if err != nil {
+		reason := "action failed"
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = fmt.Sprintf("action timed out after %s", stepTimeout(d.playbook, st))
+		}
+		return reason, err
+	}
+	return "", nil
 }
 
 func (p *Pipeline) isResolved(j *job) bool {

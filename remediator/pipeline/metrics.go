@@ -3,7 +3,6 @@ package pipeline
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"strconv"
 
 	"github.com/selfheal/selfheal/remediator/config"
 )
@@ -35,6 +34,7 @@ type metrics struct {
 	waiting      prometheus.Gauge
 	suppressed   *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
+	stopped      *prometheus.CounterVec
 	successRatio *prometheus.GaugeVec
 	paused       prometheus.Gauge
 }
@@ -77,6 +77,9 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		deferred: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_deferred_total", Help: "Heals held back before starting, by reason; each still runs when its turn comes.",
 		}, []string{"reason"}),
+		stopped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_decisions_stopped_total", Help: "Alerts decided without a heal, by the stage that stopped them.",
+		}, []string{"stage"}),
 		successRatio: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remediator_step_success_ratio", Help: "Recent success ratio of a playbook step for an alert name.",
 		}, []string{"playbook", "step", "alertname"}),
@@ -192,5 +195,5 @@ func stepName(st *config.Step, i int) string {
 	if st.Name != "" {
 		return st.Name
 	}
-	return st.Action() + "-" + strconv.Itoa(i+1)
+	return config.DefaultStepName(i, st.Action())
 }

@@ -117,7 +117,7 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 		"result", h.Result, "reason", h.Reason, "duration", dur)
 }
 
-// finishDecision records a decision that ends without a heal. Called with the lock held.
+// finishDecision records a decision that a stage stopped before any action. Lock held.
 func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	switch v.outcome {
 	case outcomeUnmatched:
@@ -127,8 +127,9 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	case outcomeSuppressed:
 		p.m.suppressed.WithLabelValues(v.reason).Inc()
 	}
+	p.m.stopped.WithLabelValues(v.stage).Inc()
 	p.logger.Info("alert decided without a heal", "alertname", d.alert.Labels["alertname"], "target", d.target,
-		"outcome", v.outcome, "reason", v.reason, "detail", v.detail)
+		"stage", v.stage, "outcome", v.outcome, "reason", v.reason, "detail", v.detail)
 	if v.outcome == outcomeSuppressed && parkable[v.reason] && d.target != "" {
 		// Keep the newest blocked decision per target, to be decided again when the block
 		// lifts (resume, cooldown end, budget reset), instead of waiting for Alertmanager to
@@ -139,7 +140,7 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	p.closeDecision(d, v.outcome, v.detail)
 }
 
-// park holds a decision back until its block lifts (refresh decides it again), replacing any
+// park holds a decision back until its block lifts (retryParked decides it again), replacing any
 // older one for the target. Lock held.
 func (p *Pipeline) park(d *decision) {
 	d.pack()

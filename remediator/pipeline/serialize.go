@@ -83,7 +83,7 @@ func (p *Pipeline) startWaiting(ctx context.Context) time.Duration {
 		j.d.now = now
 		// The world may have changed while the job waited (a heal of the same target ended and
 		// started its cooldown, the budget ran out, someone paused): decide again.
-		if v := p.gate(j.d); v.stop {
+		if v := p.gate(ctx, j.d); v.stop {
 			p.removeWaiting(idx)
 			p.finishDecision(j.d, v)
 			continue

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -71,6 +72,8 @@ type verdict struct {
 	// reason is the suppression reason (remediator_heals_suppressed_total) or a text for logs.
 	reason string
 	detail string
+	// stage names the stage that stopped the decision (set by runStages).
+	stage string
 }
 
 const (
@@ -86,18 +89,9 @@ func suppress(reason, detail string) verdict {
 	return verdict{stop: true, outcome: outcomeSuppressed, reason: reason, detail: detail}
 }
 
-// stage is one step of the decision. Decide is called with the pipeline's lock held and must
-// not block on anything slow (no network).
+// stage is one step of the decision about an alert: it lets the decision go on or stops it, and
+// may note on d what it found (the playbook, the target, dry run). A stage holds only what it
+// was built with (see buildStages); its phase says whether it may block (beforeAct) or must not.
 type stage interface {
-	name() string
-	decide(p *Pipeline, d *decision) verdict
-}
-
-func templateData(d *decision) config.TemplateData {
-	return config.TemplateData{
-		Labels:      d.alert.Labels,
-		Annotations: d.alert.Annotations,
-		Target:      d.target,
-		Playbook:    d.playbook.Name,
-	}
+	decide(ctx context.Context, d *decision) verdict
 }

@@ -58,13 +58,47 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 }
 
 // target returns the target's record, creating it. Lock held.
-func (p *Pipeline) target(name string) *store.Target {
-	t, ok := p.targets[name]
+func (p *Pipeline) target(name string) *store.Target { return p.targets.get(name) }
+
+// targetSet is what the pipeline knows of each target, by name. Lock held for every use.
+type targetSet map[string]*store.Target
+
+// get returns the target's record, creating it.
+func (s targetSet) get(name string) *store.Target {
+	t, ok := s[name]
 	if !ok {
 		t = &store.Target{Name: name, State: StateHealthy}
-		p.targets[name] = t
+		s[name] = t
 	}
 	return t
+}
+
+// blastMemory remembers when each playbook's targets last had an alert: match writes it, the
+// guards count it. Lock held for every use.
+type blastMemory map[string]map[string]time.Time
+
+// see notes an alert for the playbook's target.
+func (b blastMemory) see(playbook, target string, at time.Time) {
+	seen := b[playbook]
+	if seen == nil {
+		seen = map[string]time.Time{}
+		b[playbook] = seen
+	}
+	seen[target] = at
+}
+
+// forget drops targets whose last alert is older than any blast-radius window could be.
+func (b blastMemory) forget(now time.Time) {
+	for pb, seen := range b {
+		for target, at := range seen {
+			if now.Sub(at) > 24*time.Hour {
+				delete(seen, target)
+			}
+		}
+		if len(seen) == 0 {
+			delete(b, pb)
+		}
+	}
 }
 
 // playbookByName finds a loaded playbook; a target healed by a playbook that a reload removed
@@ -78,24 +112,6 @@ func (p *Pipeline) playbookByName(name string) *config.Playbook {
 		}
 	}
 	return &config.Playbook{Name: name}
-}
-
-// observeFiring notes a firing alert on the decision's target.
-func (p *Pipeline) observeFiring(d *decision) {
-	t := p.target(d.target)
-	t.Playbook = d.playbook.Name
-	t.Firing.Set(d.episode, store.Firing{
-		Alertname: d.alert.Labels["alertname"],
-		Severity:  d.alert.Labels["severity"],
-		Since:     d.alert.StartsAt,
-	})
-	t.HealthySince = time.Time{}
-	seen := p.blast[d.playbook.Name]
-	if seen == nil {
-		seen = map[string]time.Time{}
-		p.blast[d.playbook.Name] = seen
-	}
-	seen[d.target] = d.now
 }
 
 // publish recomputes the target's state (and lifts a suspension whose budget window moved on);

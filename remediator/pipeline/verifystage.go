@@ -6,12 +6,28 @@ import (
 	"time"
 
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
 
-// verifyStep judges a step that acted without error. By default the triggering alert must stop
-// firing; a step (or its playbook) may give a PromQL query instead, or skip verification.
-func (p *Pipeline) verifyStep(ctx context.Context, d *decision, st *config.Step) error {
+// verification judges a step that acted without error. By default the triggering alert must
+// stop firing; a step (or its playbook) may give a PromQL query instead, or skip verification.
+type verification struct {
+	// verifier asks Prometheus and learns of resolved notifications; a reload may change its
+	// Prometheus.
+	verifier *verify.Verifier
+}
+
+func newVerification(v *verify.Verifier) verification { return verification{verifier: v} }
+
+func (s verification) run(ctx context.Context, d *decision, st *config.Step, _ *store.StepRecord) (string, error) {
+	if err := s.verifyStep(ctx, d, st); err != nil {
+		return "verification failed", err
+	}
+	return "", nil
+}
+
+func (s verification) verifyStep(ctx context.Context, d *decision, st *config.Step) error {
 	v := st.Verify
 	if v.Skip {
 		return nil
@@ -28,11 +44,11 @@ func (p *Pipeline) verifyStep(ctx context.Context, d *decision, st *config.Step)
 	}
 	c := verify.Check{Alert: d.alert, Timeout: time.Duration(v.Timeout), Interval: time.Duration(v.Interval)}
 	if !v.Query.IsZero() {
-		q, err := v.Query.Execute(templateData(d))
+		q, err := config.RenderQuery(v.Query, config.NewTemplateData(d.alert, d.target, d.playbook))
 		if err != nil {
 			return fmt.Errorf("verification query template: %w", err)
 		}
 		c.Query = q
 	}
-	return p.verifier.Verify(ctx, c)
+	return s.verifier.Verify(ctx, c)
 }

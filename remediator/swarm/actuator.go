@@ -89,7 +89,7 @@ func New(opts Options) (*Actuator, error) {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
 	if a.selfService != "" {
-		if !config.SwarmServiceNamePattern.MatchString(a.selfService) {
+		if config.ValidSwarmServiceName(a.selfService) != nil {
 			return nil, fmt.Errorf("self service %q is neither a service name nor an id", opts.SelfService)
 		}
 		a.selfKnown = true
@@ -155,13 +155,9 @@ func (a *Actuator) target(ctx context.Context, req action.Request) (*service, er
 	explicit := ""
 	if sa := req.Step.Swarm; sa != nil && !sa.Service.IsZero() {
 		var err error
-		explicit, err = sa.Service.Execute(req.TemplateData())
+		explicit, err = config.RenderSwarmService(sa.Service, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
 		if err != nil {
-			return nil, fmt.Errorf("service template %q: %w", sa.Service.Text, err)
-		}
-		explicit = strings.TrimSpace(explicit)
-		if explicit == "" {
-			return nil, refusef("service template %q rendered empty for this alert", sa.Service.Text)
+			return nil, refusef("%v", err)
 		}
 	}
 	s, err := a.resolve(ctx, explicit, req.Alert.Labels)

@@ -467,7 +467,7 @@ func TestResolve(t *testing.T) {
 		{labels: map[string]string{"swarm_task": "selfheal-other.1." + task}, want: "belongs to service " + name},
 		{labels: map[string]string{"swarm_task": name + ".1.../../../x"}, want: "is not a task name"},
 		{labels: map[string]string{"swarm_task": name + ".1." + strings.Repeat("z", 25)}, want: "no task " + strings.Repeat("z", 25)},
-		{labels: map[string]string{"container": "../../containers/x"}, want: "is not a container name"},
+		{labels: map[string]string{"container": "../../containers/x"}, want: "invalid container name"},
 		{labels: map[string]string{"container": "selfheal-st-no-such-container"}, want: `no container "selfheal-st-no-such-container"`},
 		{labels: map[string]string{"container": plain.Name}, want: "is not a Swarm task (it has no com.docker.swarm.service.id label)"},
 		{labels: map[string]string{"container": container[:8]}, want: "is neither the name of a container nor an id of 12+ digits"},

@@ -69,8 +69,8 @@ func (a *Actuator) resolve(ctx context.Context, explicit string, labels map[stri
 		if taskName.MatchString(v) {
 			return a.byTask(ctx, v, "alert label "+l)
 		}
-		if len(v) > 255 || !config.ContainerNamePattern.MatchString(v) {
-			return nil, refusef("alert label %s=%q is not a container name", l, v)
+		if err := config.ValidContainerName(v); err != nil {
+			return nil, refusef("alert label %s: %v", l, err)
 		}
 		return a.byContainer(ctx, v, "alert label "+l)
 	}
@@ -96,8 +96,8 @@ func firstLabel(labels map[string]string, names ...string) (value, name string) 
 // byName inspects a service by its name (or full id). The engine also accepts an id prefix,
 // so a short value could hit an unrelated service: the answer must match exactly.
 func (a *Actuator) byName(ctx context.Context, ref, from string) (*service, error) {
-	if !config.SwarmServiceNamePattern.MatchString(ref) {
-		return nil, refusef("%s: %q is not a valid service name (letters, digits, '_' and '-', at most 63)", from, ref)
+	if err := config.ValidSwarmServiceName(ref); err != nil {
+		return nil, refusef("%s: %v", from, err)
 	}
 	s, err := a.inspect(ctx, ref)
 	if err != nil {
