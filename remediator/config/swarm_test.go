@@ -60,3 +60,25 @@ func TestSwarmStepInvalid(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRenderSwarmService: whatever a label holds, the service a swarm step names is the label's
+// value itself (surrounding space aside), a valid service name that cannot be read as another
+// API path, or the step is refused.
+func FuzzRenderSwarmService(f *testing.F) {
+	for _, v := range append([]string{"shop_api", " api ", "api/update", "..", "a.b", strings.Repeat("x", 64)}, hostile...) {
+		f.Add(v)
+	}
+	tmpl, err := NewTemplate("{{ .Labels.service_name }}")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		s, err := RenderSwarmService(tmpl, TemplateData{Labels: map[string]string{"service_name": v}})
+		if err != nil {
+			return
+		}
+		if s != strings.TrimSpace(v) || len(s) > 63 || strings.ContainsAny(s, "/.?#% \t\n") {
+			t.Fatalf("label %q rendered service %q", v, s)
+		}
+	})
+}
