@@ -200,10 +200,6 @@ func newActuator(t *testing.T, opts Options) *Actuator {
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	if opts.SelfService == "" {
-		// The tests may run in a container; its service (none) is not what is tested here.
-		opts.SelfService = "selfheal-no-such-service"
-	}
 	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
