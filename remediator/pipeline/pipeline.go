@@ -43,6 +43,7 @@ type Pipeline struct {
 	now      func() time.Time
 	tick     time.Duration
 	m        *metrics
+	adaptive *adaptiveMetrics
 
 	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
 	stages []namedStage
@@ -104,6 +105,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, runner: o.Runner, verifier: o.Verifier, logger: o.Logger, now: o.Now, tick: o.Tick,
 		m:         newMetrics(o.Registerer, alerts),
+		adaptive:  newAdaptiveMetrics(o.Registerer),
 		signal:    make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		limiter:   rate.NewLimiter(rate.Inf, 1),
@@ -145,6 +147,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.limiter.SetLimit(limit)
 	p.limiter.SetBurst(max(1, p.maxConcurrent()))
 	p.m.resetPlaybooks(cfg)
+	p.adaptive.reset(cfg)
 	p.kickDispatcher()
 }
 
@@ -296,6 +299,7 @@ func (p *Pipeline) restore() error {
 		return err
 	}
 	now := p.now()
+	p.datePastOutcomes(now)
 	if err := p.closeInterrupted(now); err != nil {
 		return err
 	}

@@ -58,18 +58,9 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 		return
 	}
 	p.m.stepDuration.WithLabelValues(d.playbook.Name, rec.Action).Observe(dur.Seconds())
-	alertname := d.alert.Labels["alertname"]
-	key := statsKey(d.playbook.Name, rec.Name, alertname)
 	p.mu.Lock()
-	st := p.stats[key]
-	st.Add(rec.Outcome == store.StepSucceeded, 20)
-	p.stats[key] = st
+	p.recordOutcome(d.playbook.Name, rec.Name, d.alert.Labels["alertname"], outcomeOf(rec), rec.End)
 	p.mu.Unlock()
-	if err := p.store.PutStepStats(key, st); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
-	ratio, _ := st.Ratio()
-	p.m.successRatio.WithLabelValues(d.playbook.Name, rec.Name, alertname).Set(ratio)
 }
 
 func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
