@@ -1,0 +1,131 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The guards' windows: what the global rate limit and the blast radius remember of the recent
+// past. Kept on disk so that a remediator that crashes and restarts in a loop cannot start a
+// fresh burst of heals each time, nor forget that half of a playbook's targets just failed.
+// Their buckets are created on first write; a state file of an older version has none and
+// reads as empty windows.
+var (
+	bucketRateLimit   = []byte("rate_limit")
+	bucketBlastRadius = []byte("blast_radius")
+
+	keyHealStarts = []byte("heal_starts")
+)
+
+// TargetSeen is when a playbook's target last had an alert, as the blast radius counts it.
+type TargetSeen struct {
+	Playbook string
+	Target   string
+	At       time.Time
+}
+
+// GuardWindows is what the guards' windows held when last written.
+type GuardWindows struct {
+	// HealStarts are the starts charged to the global rate limit, oldest first.
+	HealStarts []time.Time
+	Seen       []TargetSeen
+}
+
+// WindowsChange is one write to the guards' windows.
+type WindowsChange struct {
+	// HealStarts, when not nil, replaces the rate limit's starts.
+	HealStarts []time.Time
+	Seen       []TargetSeen
+	// Forget are playbook targets the blast radius no longer counts (At is ignored).
+	Forget []TargetSeen
+}
+
+// GuardWindows reads the guards' windows.
+func (s *Store) GuardWindows() (GuardWindows, error) {
+	var w GuardWindows
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketRateLimit); b != nil {
+			if _, err := get(b, keyHealStarts, &w.HealStarts); err != nil {
+				return fmt.Errorf("rate limit starts: %w", err)
+			}
+		}
+		b := tx.Bucket(bucketBlastRadius)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			playbook, target, ok := bytes.Cut(k, []byte{0})
+			var at time.Time
+			if !ok || at.UnmarshalText(v) != nil {
+				// One bad record must not keep the remediator from starting; without it the
+				// blast radius counts one target fewer until the next alert.
+				s.logger.Warn("dropping an unreadable blast-radius record", "key", string(k))
+				return nil
+			}
+			w.Seen = append(w.Seen, TargetSeen{Playbook: string(playbook), Target: string(target), At: at})
+			return nil
+		})
+	})
+	return w, err
+}
+
+// SaveWindowsLater queues c to be committed with the next write that is waited for (or alone
+// shortly after) and returns at once. Queued before a heal's start record, it is on disk no
+// later than that record, so before the heal's first action.
+func (s *Store) SaveWindowsLater(c WindowsChange) <-chan error {
+	starts, err := json.Marshal(c.HealStarts)
+	if err != nil {
+		done := make(chan error, 1)
+		done <- err
+		return done
+	}
+	type kv struct{ key, value []byte }
+	seen := make([]kv, 0, len(c.Seen))
+	for _, t := range c.Seen {
+		at, err := t.At.MarshalText()
+		if err != nil {
+			done := make(chan error, 1)
+			done <- fmt.Errorf("blast radius time of %s/%s: %w", t.Playbook, t.Target, err)
+			return done
+		}
+		seen = append(seen, kv{seenKey(t), at})
+	}
+	return s.updateLater(func(tx *bolt.Tx) error {
+		if c.HealStarts != nil {
+			b, err := tx.CreateBucketIfNotExists(bucketRateLimit)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(keyHealStarts, starts); err != nil {
+				return err
+			}
+		}
+		if len(seen) == 0 && len(c.Forget) == 0 {
+			return nil
+		}
+		b, err := tx.CreateBucketIfNotExists(bucketBlastRadius)
+		if err != nil {
+			return err
+		}
+		for _, e := range seen {
+			if err := b.Put(e.key, e.value); err != nil {
+				return err
+			}
+		}
+		for _, t := range c.Forget {
+			if err := b.Delete(seenKey(t)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// seenKey is playbook NUL target: neither may contain a NUL (both are validated names).
+func seenKey(t TargetSeen) []byte {
+	return []byte(t.Playbook + "\x00" + t.Target)
+}

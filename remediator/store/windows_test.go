@@ -1,0 +1,61 @@
+package store
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The guards' windows survive closing and opening the file again; a state file without them
+// (an older version's) reads as empty windows, and one unreadable record is dropped alone.
+func TestGuardWindowsSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.GuardWindows(); err != nil || len(w.HealStarts) != 0 || len(w.Seen) != 0 {
+		t.Fatalf("fresh store windows %+v, %v", w, err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	starts := []time.Time{t0, t0.Add(time.Second)}
+	if err := <-s.SaveWindowsLater(WindowsChange{HealStarts: starts, Seen: []TargetSeen{
+		{Playbook: "memory-high", Target: "c1", At: t0},
+		{Playbook: "memory-high", Target: "c2", At: t0.Add(time.Minute)},
+		{Playbook: "disk", Target: "c1", At: t0},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// Seen without starts leaves the starts alone; Forget drops a target.
+	if err := <-s.SaveWindowsLater(WindowsChange{
+		Seen:   []TargetSeen{{Playbook: "memory-high", Target: "c2", At: t0.Add(2 * time.Minute)}},
+		Forget: []TargetSeen{{Playbook: "disk", Target: "c1"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlastRadius).Put([]byte("broken"), []byte("not a time"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w, err := s.GuardWindows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := GuardWindows{HealStarts: starts, Seen: []TargetSeen{
+		{Playbook: "memory-high", Target: "c1", At: t0},
+		{Playbook: "memory-high", Target: "c2", At: t0.Add(2 * time.Minute)},
+	}}
+	if !reflect.DeepEqual(w, want) {
+		t.Fatalf("windows after reopening\n got %+v\nwant %+v", w, want)
+	}
+}
