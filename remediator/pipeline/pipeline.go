@@ -72,6 +72,9 @@ type Pipeline struct {
 	dirty  map[string]bool
 	closes []store.Close
 
+	// healStarts are the starts the limiter was charged for inside its window (windows.go).
+	healStarts []time.Time
+
 	wg sync.WaitGroup
 }
 
@@ -300,6 +303,9 @@ func (p *Pipeline) restore() error {
 	}
 	now := p.now()
 	p.datePastOutcomes(now)
+	if err := p.restoreWindows(now); err != nil {
+		return err
+	}
 	if err := p.closeInterrupted(now); err != nil {
 		return err
 	}
@@ -403,7 +409,7 @@ func (p *Pipeline) reevaluate(ctx context.Context) {
 	p.refreshTargets(now)
 	p.retryParked(ctx, now)
 	p.flushWrites()
-	p.blast.forget(now)
+	p.forgetBlast(now)
 }
 
 // expireGlobalPause ends a global pause whose time is up. Lock held.
@@ -444,6 +450,12 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 			continue
 		}
 		d.now = now
+		if d.blockedBy == ReasonBlastRadius {
+			// Its alert still fires, so its target still counts as failing: the guard lifts
+			// when enough of the playbook's targets recover, not merely because time passed,
+			// as it would if Alertmanager sent the alert again.
+			p.blast.see(d.playbook.Name, target, now)
+		}
 		if v := p.gate(ctx, d); v.stop {
 			if v.reason != d.blockedBy {
 				d.blockedBy = v.reason

@@ -138,7 +138,7 @@ func (p *Pipeline) park(d *decision) {
 	p.parked[d.target] = d
 }
 
-var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true}
+var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true, ReasonBlastRadius: true}
 
 // closeDecision closes the episode in the store and removes its inbox entry.
 func (p *Pipeline) closeDecision(d *decision, outcome, detail string) {

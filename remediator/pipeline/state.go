@@ -87,18 +87,22 @@ func (b blastMemory) see(playbook, target string, at time.Time) {
 	seen[target] = at
 }
 
-// forget drops targets whose last alert is older than any blast-radius window could be.
-func (b blastMemory) forget(now time.Time) {
+// forget drops targets whose last alert is older than any blast-radius window could be, and
+// returns them.
+func (b blastMemory) forget(now time.Time) []store.TargetSeen {
+	var gone []store.TargetSeen
 	for pb, seen := range b {
 		for target, at := range seen {
-			if now.Sub(at) > 24*time.Hour {
+			if now.Sub(at) > blastMemoryKept {
 				delete(seen, target)
+				gone = append(gone, store.TargetSeen{Playbook: pb, Target: target, At: at})
 			}
 		}
 		if len(seen) == 0 {
 			delete(b, pb)
 		}
 	}
+	return gone
 }
 
 // playbookByName finds a loaded playbook; a target healed by a playbook that a reload removed
@@ -140,6 +144,9 @@ func (p *Pipeline) flushWrites() {
 	}
 	// Not waited for: the records ride along with the next webhook commit, and any write asked
 	// for later (a heal's start, a pause) is committed with or after them.
+	if seen := p.blastSeenOf(p.dirty); len(seen) > 0 {
+		p.saveWindows(store.WindowsChange{Seen: seen})
+	}
 	done := p.store.ApplyLater(ts, p.closes)
 	go func() {
 		if err := <-done; err != nil {
