@@ -73,7 +73,7 @@ type Injector struct {
 	since  map[string]time.Time // by label
 	params map[string]map[string]any
 
-	leaks     map[string]*leak // by kind
+	leaks     map[string]*memoryLeak // by kind
 	burn      *burner
 	errRatio  float64
 	errAcc    float64
@@ -99,7 +99,7 @@ func New(maxLeakBytes int64, cpuLimit float64, pool PoolLeaker) *Injector {
 			"Bytes retained by the memory leak fault, by kind.", []string{"kind"}, nil),
 	}
 	budget := &leakBudget{max: maxLeakBytes}
-	in.leaks = map[string]*leak{
+	in.leaks = map[string]*memoryLeak{
 		Flushable:   newLeak(budget),
 		Unflushable: newLeak(budget),
 	}
