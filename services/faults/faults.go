@@ -209,8 +209,14 @@ func (in *Injector) PartitionedUntil() time.Time {
 	return time.Time{}
 }
 
-// LeakedBytes returns the memory retained by a leak kind.
-func (in *Injector) LeakedBytes(kind string) int64 { return in.leaks[kind].size() }
+// LeakedBytes returns the memory retained by the memory leak, by kind.
+func (in *Injector) LeakedBytes() map[string]int64 {
+	out := make(map[string]int64, len(in.leaks))
+	for kind, l := range in.leaks {
+		out[kind] = l.size()
+	}
+	return out
+}
 
 // List returns the active faults, sorted by label.
 func (in *Injector) List() []Active {

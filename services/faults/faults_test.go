@@ -111,10 +111,10 @@ func TestLeakBudget(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	in.StopAll()
-	if got := in.LeakedBytes(Flushable); got > 3<<20 || got == 0 {
+	if got := in.LeakedBytes()[Flushable]; got > 3<<20 || got == 0 {
 		t.Errorf("leaked %d bytes with a budget of %d", got, 3<<20)
 	}
-	if freed := in.FlushCache(); freed == 0 || in.LeakedBytes(Flushable) != 0 {
+	if freed := in.FlushCache(); freed == 0 || in.LeakedBytes()[Flushable] != 0 {
 		t.Errorf("flush freed %d", freed)
 	}
 }
