@@ -118,3 +118,23 @@ func TestLeakBudget(t *testing.T) {
 		t.Errorf("flush freed %d", freed)
 	}
 }
+
+// FuzzParseSpec: FAULTS comes from the environment. Whatever it holds, parsing does not panic
+// and every fault it accepts is one that Start knows.
+func FuzzParseSpec(f *testing.F) {
+	for _, seed := range []string{"", "errors:1.0", " cpu , latency:250 ", "memory-leak-unflushable:8",
+		"memory-leak?rate_mb=2&kind=flushable", "bogus?x=1", "memory-leak?%zz", ":,?:", "pool-leak:2,partition"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		reqs, err := ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		for _, r := range reqs {
+			if _, err := lookup(r.Name); err != nil {
+				t.Errorf("ParseSpec(%q) accepted %q: %v", spec, r.Name, err)
+			}
+		}
+	})
+}
