@@ -33,8 +33,8 @@ func (b *leakBudget) give(n int64) {
 	b.mu.Unlock()
 }
 
-// memoryLeak retains memory at a steady rate. The chunks are written to page by page, because memory
-// that is allocated but never touched is not resident and would not show in RSS.
+// memoryLeak retains memory at a steady rate. The chunks are written to page by page, because
+// memory that is allocated but never touched is not resident and would not show in RSS.
 type memoryLeak struct {
 	budget *leakBudget
 	drip   leak.Drip
