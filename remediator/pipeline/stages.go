@@ -74,11 +74,12 @@ type namedStepStage struct {
 }
 
 // buildStepStages is what each step of a heal does, in order; the step heals when all pass. A
-// new part of every step (a hold while the target stabilizes) is one more line here.
+// new part of every step is one more line here.
 func (p *Pipeline) buildStepStages() []namedStepStage {
 	return []namedStepStage{
 		{"act", newAct(p.runner)},
 		{"verify", newVerification(p.verifier)},
+		{"stabilize", newStabilization(p.verifier, p.now, p.setStabilizing, p.refired)},
 	}
 }
 

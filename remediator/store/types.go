@@ -93,6 +93,8 @@ type StepRecord struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// StabilizingSince is when the step verified and its hold began (zero: no hold).
+	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
 }
 
 // Pause is a manual override: Active until Until (zero: until resumed).
