@@ -193,8 +193,9 @@ func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
 	return newHarnessIn(t, t.TempDir(), yaml, prom, newFakeRunner())
 }
 
-// newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner.
-func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner) *harness {
+// newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner;
+// options may change what the pipeline is built with (a fake clock).
+func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner, options ...func(*Options)) *harness {
 	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
@@ -205,7 +206,11 @@ func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRu
 		q = prom
 	}
 	reg := prometheus.NewRegistry()
-	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}, mustConfig(t, yaml))
+	o := Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}
+	for _, f := range options {
+		f(&o)
+	}
+	p, err := New(o, mustConfig(t, yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +352,27 @@ func acceptOnly(t *testing.T, st *store.Store, alerts ...template.Alert) int {
 	h.deliver(alerts...)
 	return len(h.p.incoming)
 }
+
+// fakeClock is a pipeline clock that moves only when the test says.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// withClock builds the pipeline on c.
+func withClock(c *fakeClock) func(*Options) { return func(o *Options) { o.Now = c.Now } }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

@@ -39,6 +39,7 @@ func (p *Pipeline) buildStages(cfg *config.Config) []namedStage {
 	return []namedStage{
 		{"dedupe", onArrival, newDedupe(p.store, p.verifier, p.handling, p.logger)},
 		{"match", onArrival, newMatch(cfg, p.targets, p.blast)},
+		{"relapse", onArrival, newRelapse(p.targets, p.recordRelapse)},
 		{"guards", onArrival | onTurn, newGuards(&p.global, p.targets, p.blast, cfg != nil && cfg.Global.DryRun)},
 		{"cooldown", onArrival | onTurn, newCooldown(p.targets)},
 		{"budget", onArrival | onTurn, newBudget(p.targets)},

@@ -72,6 +72,15 @@ type Heal struct {
 	Result   string       `json:"result"`
 	Reason   string       `json:"reason,omitempty"`
 	Steps    []StepRecord `json:"steps"`
+	// Relapse is set when the alert came back within the relapse window after this heal was
+	// healed; Result keeps what the heal itself ended with.
+	Relapse *Relapse `json:"relapse,omitempty"`
+}
+
+// Relapse is the alert that came back after a healed heal.
+type Relapse struct {
+	At    time.Time `json:"at"`
+	Alert AlertRef  `json:"alert"`
 }
 
 // AlertRef identifies the alert that triggered a heal.
@@ -130,6 +139,20 @@ type Target struct {
 	LastHealResult string    `json:"last_heal_result,omitempty"`
 	LastHealAt     time.Time `json:"last_heal_at,omitzero"`
 	State          string    `json:"state"`
+	// Healed is the last healed heal while its relapse window is open.
+	Healed *HealedRef `json:"healed,omitempty"`
+}
+
+// HealedRef is what a relapse needs of the heal it counts against.
+type HealedRef struct {
+	HealID   string `json:"heal_id"`
+	Playbook string `json:"playbook"`
+	// Step is the step that healed; its statistics pay for the relapse.
+	Step      string `json:"step"`
+	Alertname string `json:"alertname"`
+	// Episode is the healed episode: its own repeat deliveries are no relapse.
+	Episode string    `json:"episode"`
+	Until   time.Time `json:"until"`
 }
 
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.
