@@ -49,6 +49,9 @@ const (
 	HealFailed      = "failed"
 	HealInterrupted = "interrupted"
 	HealDryRun      = "dry_run"
+	// HealResolved: the alert resolved while the heal waited (a wait step, or between steps);
+	// no step is credited with it.
+	HealResolved = "resolved"
 )
 
 // Step outcomes.
@@ -59,6 +62,8 @@ const (
 	StepSkipped     = "skipped"
 	StepDryRun      = "dry_run"
 	StepInterrupted = "interrupted"
+	// StepCancelled: a wait step cut short because the alert resolved.
+	StepCancelled = "cancelled"
 )
 
 // Heal is one attempt to heal one target for one alert episode.
