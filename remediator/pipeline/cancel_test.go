@@ -37,51 +37,46 @@ func TestResolveCancelsWait(t *testing.T) {
 	}
 }
 
-// The alert resolves while an action runs: that step is finished and verified as usual; when it
-// fails, the heal ends resolved before the next step, which never runs.
-func TestResolveBetweenSteps(t *testing.T) {
-	h := newHarness(t, playbooks(t), quietProm())
-	h.runner.block = make(chan struct{})
-	h.runner.fail["flush-cache"] = true
-	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
-	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
-	waitFor(t, func() bool {
-		h.p.mu.Lock()
-		defer h.p.mu.Unlock()
-		j := h.p.inFlight["c1"]
-		return j != nil && j.resolved
-	})
-	close(h.runner.block)
-	h.idle()
-	hs := h.heals()
-	if len(hs) != 1 || hs[0].Result != store.HealResolved || steps(hs[0]) != "flush-cache=failed;" ||
-		hs[0].Reason != "the alert resolved before step restart" {
-		t.Fatalf("heals = %+v", hs)
+// The alert resolves while an action runs: that step is finished, verified and held as usual.
+// When it heals, the heal is healed; when it fails, the heal ends resolved before the next step,
+// which never runs.
+func TestResolveDuringAction(t *testing.T) {
+	tests := []struct {
+		name   string
+		fail   bool
+		result string
+		steps  string
+		reason string
+	}{
+		{"the step heals", false, store.HealHealed, "flush-cache=succeeded;", ""},
+		{"the step fails", true, store.HealResolved, "flush-cache=failed;", "the alert resolved before step restart"},
 	}
-	if calls := h.runner.Calls(); len(calls) != 1 {
-		t.Errorf("calls = %v, want only flush-cache", calls)
-	}
-}
-
-// The alert resolves while an action runs that then succeeds: it is verified and held, and the
-// heal is healed.
-func TestResolveDuringActionStillVerifies(t *testing.T) {
-	h := newHarness(t, playbooks(t), quietProm())
-	h.runner.block = make(chan struct{})
-	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
-	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
-	waitFor(t, func() bool {
-		h.p.mu.Lock()
-		defer h.p.mu.Unlock()
-		j := h.p.inFlight["c1"]
-		return j != nil && j.resolved
-	})
-	close(h.runner.block)
-	h.idle()
-	hs := h.heals()
-	if len(hs) != 1 || hs[0].Result != store.HealHealed || steps(hs[0]) != "flush-cache=succeeded;" || hs[0].Steps[0].StabilizingSince.IsZero() {
-		t.Fatalf("heals = %+v", hs)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, playbooks(t), quietProm())
+			h.runner.block = make(chan struct{})
+			h.runner.fail["flush-cache"] = tc.fail
+			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+			waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+			h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+			waitFor(t, func() bool {
+				h.p.mu.Lock()
+				defer h.p.mu.Unlock()
+				j := h.p.inFlight["c1"]
+				return j != nil && j.resolved
+			})
+			close(h.runner.block)
+			h.idle()
+			hs := h.heals()
+			if len(hs) != 1 || hs[0].Result != tc.result || steps(hs[0]) != tc.steps || hs[0].Reason != tc.reason {
+				t.Fatalf("heals = %+v", hs)
+			}
+			if !tc.fail && hs[0].Steps[0].StabilizingSince.IsZero() {
+				t.Error("the healing step was not held")
+			}
+			if calls := h.runner.Calls(); len(calls) != 1 {
+				t.Errorf("calls = %v, want only flush-cache", calls)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -354,22 +355,17 @@ func acceptOnly(t *testing.T, st *store.Store, alerts ...template.Alert) int {
 }
 
 // fakeClock is a pipeline clock that moves only when the test says.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+type fakeClock struct{ nanos atomic.Int64 }
+
+func newFakeClock(at time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.nanos.Store(at.UnixNano())
+	return c
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
+func (c *fakeClock) Now() time.Time { return time.Unix(0, c.nanos.Load()).UTC() }
 
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func (c *fakeClock) advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // withClock builds the pipeline on c.
 func withClock(c *fakeClock) func(*Options) { return func(o *Options) { o.Now = c.Now } }

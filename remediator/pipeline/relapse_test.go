@@ -14,7 +14,7 @@ import (
 // relapsed, keeping its result, and its success is taken back from the step's statistics; after
 // the window, or for the heal's own episode, nothing is a relapse.
 func TestRelapse(t *testing.T) {
-	clock := &fakeClock{now: t0.Add(time.Hour)}
+	clock := newFakeClock(t0.Add(time.Hour))
 	h := newHarnessIn(t, t.TempDir(), playbooks(t, shortCooldown), quietProm(), newFakeRunner(), withClock(clock))
 	episode := func(after time.Duration) template.Alert {
 		a := alert("ServiceMemoryHigh", "c1", "firing")
