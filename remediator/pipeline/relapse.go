@@ -28,7 +28,8 @@ func (s relapse) decide(_ context.Context, d *decision) verdict {
 	case ref == nil:
 	case !d.now.Before(ref.Until):
 		t.Healed = nil // the window closed: the heal lasted
-	case ref.Playbook == d.playbook.Name && ref.Episode != d.episode:
+	case ref.Playbook == d.playbook.Name && ref.Episode != d.episode &&
+		(d.alert.StartsAt.IsZero() || !d.alert.StartsAt.Before(ref.Since)):
 		t.Healed = nil // one relapse per heal
 		s.relapsed(*ref, d)
 	}
@@ -49,8 +50,12 @@ func openRelapseWindow(t *store.Target, d *decision, h *store.Heal, now time.Tim
 			continue
 		}
 		if w := time.Duration(stepVerify(d.playbook, st).RelapseWindow); w > 0 && healer.Outcome == store.StepSucceeded {
+			since := healer.StabilizingSince
+			if since.IsZero() {
+				since = healer.Start // a step without verification
+			}
 			t.Healed = &store.HealedRef{HealID: h.ID, Playbook: d.playbook.Name, Step: healer.Name,
-				Alertname: d.alert.Labels["alertname"], Episode: d.episode, Until: now.Add(w)}
+				Alertname: d.alert.Labels["alertname"], Episode: d.episode, Since: since, Until: now.Add(w)}
 		}
 		return
 	}

@@ -156,8 +156,11 @@ type HealedRef struct {
 	Step      string `json:"step"`
 	Alertname string `json:"alertname"`
 	// Episode is the healed episode: its own repeat deliveries are no relapse.
-	Episode string    `json:"episode"`
-	Until   time.Time `json:"until"`
+	Episode string `json:"episode"`
+	// Since is when the healing step's hold began: an alert that started before it is a late
+	// delivery of the fault the heal dealt with, not a relapse.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
 }
 
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.
