@@ -87,16 +87,6 @@ func (d *Dispatcher) Run(ctx context.Context, req Request) (string, error) {
 	return detail, err
 }
 
-// TemplateData is what the step's templates see for this request.
-func (r Request) TemplateData() config.TemplateData {
-	return config.TemplateData{
-		Labels:      map[string]string(r.Alert.Labels),
-		Annotations: map[string]string(r.Alert.Annotations),
-		Target:      r.Target,
-		Playbook:    playbookName(r),
-	}
-}
-
 func playbookName(r Request) string {
 	if r.Playbook == nil {
 		return ""

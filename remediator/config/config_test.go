@@ -60,7 +60,7 @@ var invalidFiles = []struct {
 		`invalid-docker-signal-not-kill.yml:7: playbook "memory-high": step 1: docker.signal is only used by action kill, not "restart" (hint: remove signal, or use action: kill)`,
 	}},
 	{"invalid-docker-signal.yml", []string{
-		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use a name such as SIGTERM or SIGKILL, or a number 1-64)`,
+		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use one of SIGHUP, SIGINT, SIGQUIT, SIGTRAP, SIGABRT, SIGKILL, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCONT, SIGSTOP, SIGTSTP, SIGWINCH, SIGPWR, SIGSYS, or its number)`,
 	}},
 	{"invalid-docker-stop-timeout.yml", []string{
 		`invalid-docker-stop-timeout.yml:7: playbook "memory-high": step 1: docker.stop_timeout (30s) leaves no time within the step's timeout (30s) (hint: raise the step's timeout or lower stop_timeout)`,
@@ -137,6 +137,10 @@ var invalidFiles = []struct {
 	}},
 	{"invalid-precondition-promql.yml", []string{
 		`invalid-precondition-promql.yml:7: playbook "memory-high": precondition 1: query is not valid PromQL: 1:19: parse error: unexpected "(" in grouping opts, expected "," or ")" (hint: test the expression in Prometheus' expression browser first)`,
+	}},
+	{"invalid-precondition-value-outside-quotes.yml", []string{
+		`invalid-precondition-value-outside-quotes.yml:7: playbook "memory-high": precondition 1: query puts label "threshold" outside a quoted string, where it could change the query (hint: alert values go inside double or single quotes, as in instance="{{ .Labels.instance }}"; use each in exact or regex matchers, not both)`,
+		`invalid-precondition-value-outside-quotes.yml:11: playbook "memory-high": step 1: verify.query uses label "job" both in a regex matcher and as a plain string (hint: alert values go inside double or single quotes, as in instance="{{ .Labels.instance }}"; use each in exact or regex matchers, not both)`,
 	}},
 	{"invalid-precondition-empty.yml", []string{
 		`invalid-precondition-empty.yml:7: playbook "memory-high": precondition 1 has no query (hint: e.g. query: 'up{job="demo-services"} == 1')`,

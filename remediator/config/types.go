@@ -163,19 +163,16 @@ type Step struct {
 	Timeout model.Duration  `yaml:"timeout"`
 
 	Line int `yaml:"-"`
+	// named: the file gave the step its name; else it is DefaultStepName.
+	named bool
 }
 
-// Action names the step's kind: "http", "docker", "command" or "wait".
+// Action names the step's kind, the key it is written under (see stepKinds).
 func (s *Step) Action() string {
-	switch {
-	case s.HTTP != nil:
-		return "http"
-	case s.Docker != nil:
-		return "docker"
-	case s.Command != nil:
-		return "command"
-	case s.Wait != nil:
-		return "wait"
+	for _, k := range stepKinds {
+		if k.is(s) {
+			return k.key
+		}
 	}
 	return ""
 }

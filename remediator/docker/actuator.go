@@ -129,7 +129,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	da := req.Step.Docker
 	act := strings.ToLower(strings.TrimSpace(da.Action))
 	if _, ok := actions[act]; !ok {
-		return "", fmt.Errorf("unknown docker action %q (want one of restart, stop, start, kill, recreate)", da.Action)
+		return "", fmt.Errorf("unknown docker action %q (want one of %s)", da.Action, strings.Join(config.DockerActions, ", "))
 	}
 	if act == "kill" {
 		if _, err := normalizeSignal(da.Signal); err != nil {
@@ -143,13 +143,9 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	explicit := ""
 	if !da.Container.IsZero() {
 		var err error
-		explicit, err = da.Container.Execute(templateData(req))
+		explicit, err = config.RenderContainerName(da.Container, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
 		if err != nil {
-			return "", fmt.Errorf("container template %q: %w", da.Container.Text, err)
-		}
-		explicit = strings.TrimSpace(explicit)
-		if explicit == "" {
-			return "", fmt.Errorf("container template %q rendered empty for this alert", da.Container.Text)
+			return "", err
 		}
 	}
 	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
@@ -174,30 +170,13 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 
 type actionFunc func(a *Actuator, ctx context.Context, t *target, da *config.DockerAction) (string, error)
 
+// actions implement config.DockerActions, one each.
 var actions = map[string]actionFunc{
 	"restart":  (*Actuator).restart,
 	"stop":     (*Actuator).stop,
 	"start":    (*Actuator).start,
 	"kill":     (*Actuator).kill,
 	"recreate": (*Actuator).recreate,
-}
-
-func templateData(req action.Request) config.TemplateData {
-	d := config.TemplateData{
-		Labels:      map[string]string{},
-		Annotations: map[string]string{},
-		Target:      req.Target,
-	}
-	for k, v := range req.Alert.Labels {
-		d.Labels[k] = v
-	}
-	for k, v := range req.Alert.Annotations {
-		d.Annotations[k] = v
-	}
-	if req.Playbook != nil {
-		d.Playbook = req.Playbook.Name
-	}
-	return d
 }
 
 // engineError turns what the client returned into a reason an operator can act on. The

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
@@ -50,7 +51,7 @@ func blastRadius(blast blastMemory, d *decision) verdict {
 	}
 	window := time.Duration(br.Window)
 	if window <= 0 {
-		window = 10 * time.Minute
+		window = time.Duration(config.DefaultDefaults().BlastRadius.Window)
 	}
 	seen := blast[d.playbook.Name]
 	failing := 0

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -71,38 +70,5 @@ func matchPlaybook(cfg *config.Config, d *decision) (*config.Playbook, string, e
 }
 
 func renderTarget(pb *config.Playbook, d *decision) (string, error) {
-	tmpl := pb.Target
-	if tmpl.IsZero() {
-		var err error
-		if tmpl, err = config.NewTemplate("{{ .Labels.container }}"); err != nil {
-			return "", err
-		}
-	}
-	t, err := tmpl.Execute(config.TemplateData{Labels: d.alert.Labels, Annotations: d.alert.Annotations, Playbook: pb.Name})
-	if err != nil {
-		return "", fmt.Errorf("target template: %w", err)
-	}
-	t = strings.TrimSpace(t)
-	if err := validTarget(t); err != nil {
-		return "", err
-	}
-	return t, nil
-}
-
-// validTarget keeps label values that would be dangerous in URLs, paths or container names out
-// of target names.
-func validTarget(t string) error {
-	if t == "" {
-		return fmt.Errorf("target is empty (the alert lacks the label the target template uses)")
-	}
-	if len(t) > 253 {
-		return fmt.Errorf("target %.32q (cut) is longer than 253 characters", t)
-	}
-	for _, r := range t {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)
-		if !ok {
-			return fmt.Errorf("target %q contains %q; only letters, digits and the characters - _ . : are allowed", t, r)
-		}
-	}
-	return nil
+	return config.RenderTarget(pb.Target, config.NewTemplateData(d.alert, "", pb))
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"strconv"
 
 	"github.com/selfheal/selfheal/remediator/config"
 )
@@ -204,5 +203,5 @@ func stepName(st *config.Step, i int) string {
 	if st.Name != "" {
 		return st.Name
 	}
-	return st.Action() + "-" + strconv.Itoa(i+1)
+	return config.DefaultStepName(i, st.Action())
 }

@@ -137,7 +137,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	defer p.mu.Unlock()
 	p.cfg = cfg
 	p.stages, p.stepStages = p.buildStages(cfg), p.buildStepStages()
-	perMinute := 6.0
+	perMinute := config.DefaultGlobal().HealsPerMinute
 	if cfg != nil && cfg.Global.HealsPerMinute != 0 {
 		perMinute = cfg.Global.HealsPerMinute
 	}
@@ -153,7 +153,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 
 func (p *Pipeline) maxConcurrent() int {
 	if p.cfg == nil || p.cfg.Global.MaxConcurrentHeals <= 0 {
-		return 1
+		return config.DefaultGlobal().MaxConcurrentHeals
 	}
 	return p.cfg.Global.MaxConcurrentHeals
 }
@@ -460,7 +460,8 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 
 func (p *Pipeline) prune(now time.Time) {
 	p.mu.Lock()
-	maxAge, maxEntries := 30*24*time.Hour, 1000
+	def := config.DefaultGlobal()
+	maxAge, maxEntries := time.Duration(def.HistoryMaxAge), def.HistoryMaxEntries
 	if p.cfg != nil {
 		if p.cfg.Global.HistoryMaxAge > 0 {
 			maxAge = time.Duration(p.cfg.Global.HistoryMaxAge)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
 
@@ -29,7 +30,7 @@ func (s preconditions) decide(ctx context.Context, d *decision) verdict {
 		return suppress(ReasonPrecondition, "preconditions need Prometheus, none configured")
 	}
 	for _, pc := range d.playbook.Preconditions {
-		expr, err := pc.Query.Execute(templateData(d))
+		expr, err := config.RenderQuery(pc.Query, config.NewTemplateData(d.alert, d.target, d.playbook))
 		if err != nil {
 			return suppress(ReasonPrecondition, fmt.Sprintf("precondition template: %v", err))
 		}

@@ -90,7 +90,7 @@ func healthyQuery(v config.Verify, d *decision) (string, error) {
 			return "", err
 		}
 	}
-	q, err := config.RenderQuery(t, templateData(d))
+	q, err := config.RenderQuery(t, config.NewTemplateData(d.alert, d.target, d.playbook))
 	if err != nil {
 		return "", fmt.Errorf("healthy query: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -72,7 +73,7 @@ func TestStabilizingIsTheHold(t *testing.T) {
 }
 
 // Without instance and job labels there is no up series to watch: the step fails saying what to
-// set, and a label value that would leave its quotes is refused, not pasted.
+// set; a label value that would leave its quotes stays the matcher's value, never PromQL.
 func TestHealthyQueryFromLabels(t *testing.T) {
 	cfg := mustConfig(t, playbooks(t))
 	d := &decision{playbook: cfg.Playbooks[0], target: "c1", alert: template.Alert{Labels: template.KV{"alertname": "X"}}}
@@ -84,8 +85,27 @@ func TestHealthyQueryFromLabels(t *testing.T) {
 	if q, err := healthyQuery(v, d); err != nil || q != `up{job="demo"} == 1` {
 		t.Errorf("job only: %q %v", q, err)
 	}
-	d.alert.Labels["instance"] = `x"} or vector(1) or up{a="`
-	if q, err := healthyQuery(v, d); err == nil {
-		t.Errorf("injected instance rendered: %s", q)
+	injected := `x"} or vector(1) or up{a="`
+	d.alert.Labels["instance"] = injected
+	q, err := healthyQuery(v, d)
+	if err != nil {
+		t.Logf("refused: %v", err)
+		return // refused: nothing pasted
+	}
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		t.Fatalf("rendered %q: %v", q, err)
+	}
+	var sel *parser.VectorSelector
+	if be, ok := expr.(*parser.BinaryExpr); ok {
+		sel, _ = be.LHS.(*parser.VectorSelector)
+	}
+	if sel == nil || len(sel.LabelMatchers) != 3 { // instance, job, __name__
+		t.Fatalf("rendered %q is not one up selector == 1", q)
+	}
+	for _, m := range sel.LabelMatchers {
+		if m.Name == "instance" && m.Value != injected {
+			t.Errorf("instance matcher = %q, want the label's value %q", m.Value, injected)
+		}
 	}
 }

@@ -98,12 +98,3 @@ func suppress(reason, detail string) verdict {
 type stage interface {
 	decide(ctx context.Context, d *decision) verdict
 }
-
-func templateData(d *decision) config.TemplateData {
-	return config.TemplateData{
-		Labels:      d.alert.Labels,
-		Annotations: d.alert.Annotations,
-		Target:      d.target,
-		Playbook:    d.playbook.Name,
-	}
-}

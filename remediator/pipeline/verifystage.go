@@ -53,7 +53,7 @@ func (s verification) verifyStep(ctx context.Context, d *decision, st *config.St
 	}
 	c := verify.Check{Alert: d.alert, Timeout: time.Duration(v.Timeout), Interval: time.Duration(v.Interval)}
 	if !v.Query.IsZero() {
-		q, err := v.Query.Execute(templateData(d))
+		q, err := config.RenderQuery(v.Query, config.NewTemplateData(d.alert, d.target, d.playbook))
 		if err != nil {
 			return fmt.Errorf("verification query template: %w", err)
 		}
