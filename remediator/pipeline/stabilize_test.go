@@ -109,3 +109,29 @@ func TestHealthyQueryFromLabels(t *testing.T) {
 		}
 	}
 }
+
+// Without Prometheus a flap shows only as a new episode of the alert on the target that started
+// after the step began.
+func TestRefired(t *testing.T) {
+	p := &Pipeline{targets: targetSet{}}
+	began := t0.Add(time.Minute)
+	d := &decision{target: "c1", episode: "own", alert: template.Alert{Labels: template.KV{"alertname": "ServiceMemoryHigh"}}}
+	tests := []struct {
+		name, episode, alertname string
+		since                    time.Time
+		want                     bool
+	}{
+		{"the healed episode itself", "own", "ServiceMemoryHigh", began.Add(time.Second), false},
+		{"an episode from before the step", "old", "ServiceMemoryHigh", t0, false},
+		{"another alert", "other", "ServiceCPUHigh", began.Add(time.Second), false},
+		{"the alert again", "new", "ServiceMemoryHigh", began.Add(time.Second), true},
+	}
+	for _, tc := range tests {
+		p.targets["c1"] = &store.Target{Name: "c1", Firing: firingSet(map[string]store.Firing{
+			tc.episode: {Alertname: tc.alertname, Since: tc.since},
+		})}
+		if got := p.refired(d, began); got != tc.want {
+			t.Errorf("%s: refired %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
