@@ -33,7 +33,9 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	start := p.now()
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {
-			h.Result, h.Reason = store.HealHealed, "alert resolved during the heal"
+			// Nothing proved that a step healed it: the alert went away by itself, or by
+			// something else, between steps. No further step runs.
+			h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
 			break
 		}
 		rec := store.StepRecord{Name: stepName(st, i), Action: st.Action(), Start: p.now()}
@@ -60,6 +62,13 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
 		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Reason == reasonWaitCancelled {
+			// A wait is no action: its cut-short end says nothing of the step's worth.
+			rec.Outcome = store.StepCancelled
+			p.recordStep(h, d, rec, 0, false)
+			h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			break
+		}
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
@@ -106,9 +115,23 @@ func newAct(r action.Runner) act { return act{runner: r} }
 
 func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
+	if st.Wait != nil && d.resolved != nil {
+		// A wait gives the target time to recover; once the alert resolved there is nothing
+		// to wait for. Any other action, once started, is finished and verified.
+		go func() {
+			select {
+			case <-d.resolved:
+				cancel()
+			case <-actx.Done(): // the wait ended; cancel below ends this
+			}
+		}()
+	}
 	detail, err := s.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
 	cancel()
 	rec.Detail = detail
+	if err != nil && st.Wait != nil && isClosed(d.resolved) {
+		return reasonWaitCancelled, err
+	}
 	if err != nil {
 		reason := "action failed"
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -117,6 +140,22 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 		return reason, err
 	}
 	return "", nil
+}
+
+// reasonWaitCancelled is the reason of a wait step cut short by the alert resolving.
+const reasonWaitCancelled = "alert resolved during the wait"
+
+// isClosed reports whether ch (nil: never) is closed.
+func isClosed(ch chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Pipeline) isResolved(j *job) bool {

@@ -77,11 +77,16 @@ func (r *fakeRunner) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert.
+// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert; an up
+// query returns the target's series unless gap is set.
 type fakeProm struct {
 	mu     sync.Mutex
 	firing map[string]bool
 	down   bool
+	gap    bool
+	// pending[alertname] puts the alert back in ALERTS as pending (seen by the hold, which asks
+	// for every state, not by the verification, which asks for firing only).
+	pending map[string]bool
 	// result for any non-ALERTS query
 	queryOK bool
 }
@@ -98,7 +103,15 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil
 			}
 		}
+		for name, on := range f.pending {
+			if on && strings.Contains(q, `alertname="`+name+`"`) && !strings.Contains(q, `alertstate="firing"`) {
+				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name), "alertstate": "pending"}}}, nil
+			}
+		}
 		return nil, nil
+	}
+	if strings.HasPrefix(q, "up{") && !f.gap {
+		return model.Vector{&model.Sample{Metric: model.Metric{"__name__": "up"}, Value: 1}}, nil
 	}
 	if f.queryOK {
 		return model.Vector{&model.Sample{}}, nil
@@ -226,7 +239,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func alert(name, container, status string) template.Alert {
 	return template.Alert{
 		Status:   status,
-		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container},
+		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container, "instance": container + ":8080", "job": "demo"},
 		StartsAt: t0,
 	}
 }

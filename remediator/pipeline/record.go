@@ -73,6 +73,9 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 		startCooldown(t, d.playbook.Cooldown, now)
 	}
 	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
+	if !d.dryRun {
+		openRelapseWindow(t, d, h, now)
+	}
 	if h.Result == store.HealHealed {
 		t.Firing.Delete(d.episode)
 		if t.Firing.Len() == 0 {

@@ -49,6 +49,9 @@ const (
 	HealFailed      = "failed"
 	HealInterrupted = "interrupted"
 	HealDryRun      = "dry_run"
+	// HealResolved: the alert resolved while the heal waited (a wait step, or between steps);
+	// no step is credited with it.
+	HealResolved = "resolved"
 )
 
 // Step outcomes.
@@ -59,6 +62,8 @@ const (
 	StepSkipped     = "skipped"
 	StepDryRun      = "dry_run"
 	StepInterrupted = "interrupted"
+	// StepCancelled: a wait step cut short because the alert resolved.
+	StepCancelled = "cancelled"
 )
 
 // Heal is one attempt to heal one target for one alert episode.
@@ -72,6 +77,15 @@ type Heal struct {
 	Result   string       `json:"result"`
 	Reason   string       `json:"reason,omitempty"`
 	Steps    []StepRecord `json:"steps"`
+	// Relapse is set when the alert came back within the relapse window after this heal was
+	// healed; Result keeps what the heal itself ended with.
+	Relapse *Relapse `json:"relapse,omitempty"`
+}
+
+// Relapse is the alert that came back after a healed heal.
+type Relapse struct {
+	At    time.Time `json:"at"`
+	Alert AlertRef  `json:"alert"`
 }
 
 // AlertRef identifies the alert that triggered a heal.
@@ -95,6 +109,8 @@ type StepRecord struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// StabilizingSince is when the step verified and its hold began (zero: no hold).
+	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
 }
 
 // Pause is a manual override: Active until Until (zero: until resumed).
@@ -130,6 +146,23 @@ type Target struct {
 	LastHealResult string    `json:"last_heal_result,omitempty"`
 	LastHealAt     time.Time `json:"last_heal_at,omitzero"`
 	State          string    `json:"state"`
+	// Healed is the last healed heal while its relapse window is open.
+	Healed *HealedRef `json:"healed,omitempty"`
+}
+
+// HealedRef is what a relapse needs of the heal it counts against.
+type HealedRef struct {
+	HealID   string `json:"heal_id"`
+	Playbook string `json:"playbook"`
+	// Step is the step that healed; its statistics pay for the relapse.
+	Step      string `json:"step"`
+	Alertname string `json:"alertname"`
+	// Episode is the healed episode: its own repeat deliveries are no relapse.
+	Episode string `json:"episode"`
+	// Since is when the healing step's hold began: an alert that started before it is a late
+	// delivery of the fault the heal dealt with, not a relapse.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
 }
 
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.
