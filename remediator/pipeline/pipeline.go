@@ -74,8 +74,10 @@ type Pipeline struct {
 	dirty  map[string]bool
 	closes []store.Close
 
-	// healStarts are the starts the limiter was charged for inside its window (windows.go).
+	// healStarts are the starts the limiter was charged for inside its window, and heldDirty
+	// the targets whose held-back alert changed since the last write (windows.go).
 	healStarts []time.Time
+	heldDirty  map[string]bool
 
 	wg sync.WaitGroup
 }
@@ -285,10 +287,10 @@ func (p *Pipeline) resolve(d *decision) {
 		t.Firing.Delete(d.episode)
 		if t.Firing.Len() == 0 {
 			t.HealthySince = d.now
-			delete(p.parked, target)
+			p.release(target)
 		}
 		if pd, ok := p.parked[target]; ok && pd.episode == d.episode {
-			delete(p.parked, target)
+			p.release(target)
 		}
 		p.publish(t)
 		p.saveTarget(t)
@@ -306,7 +308,7 @@ func (p *Pipeline) restore() error {
 	}
 	now := p.now()
 	p.datePastOutcomes(now)
-	if err := p.restoreWindows(now); err != nil {
+	if err := p.restoreGuards(now); err != nil {
 		return err
 	}
 	if err := p.closeInterrupted(now); err != nil {
@@ -445,11 +447,11 @@ func (p *Pipeline) refreshTargets(now time.Time) {
 func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 	for target, d := range p.parked {
 		if _, busy := p.waiting[target]; busy {
-			delete(p.parked, target)
+			p.release(target)
 			continue
 		}
 		if !p.target(target).Firing.Has(d.episode) {
-			delete(p.parked, target)
+			p.release(target)
 			continue
 		}
 		d.now = now
@@ -467,7 +469,7 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
-		delete(p.parked, target)
+		p.release(target)
 		d.unpack()
 		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
@@ -519,7 +521,7 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 	}
 	for _, name := range gone {
 		delete(p.targets, name)
-		delete(p.parked, name)
+		p.release(name)
 	}
 	p.logger.Debug("forgot idle targets", "count", len(gone))
 }

@@ -139,6 +139,7 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 func (p *Pipeline) park(d *decision) {
 	d.pack()
 	p.parked[d.target] = d
+	p.heldChanged(d.target)
 }
 
 var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true, ReasonBlastRadius: true}

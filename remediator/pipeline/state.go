@@ -161,6 +161,7 @@ func (p *Pipeline) saveTarget(t *store.Target) { p.dirty[t.Name] = true }
 // after each batch of decisions and before any direct write (a heal's start or end), so writes
 // reach the store in the order they were made. Lock held.
 func (p *Pipeline) flushWrites() {
+	p.saveGuards()
 	if len(p.dirty) == 0 && len(p.closes) == 0 {
 		return
 	}
@@ -172,9 +173,6 @@ func (p *Pipeline) flushWrites() {
 	}
 	// Not waited for: the records ride along with the next webhook commit, and any write asked
 	// for later (a heal's start, a pause) is committed with or after them.
-	if seen := p.blastSeenOf(p.dirty); len(seen) > 0 {
-		p.saveWindows(store.WindowsChange{Seen: seen})
-	}
 	done := p.store.ApplyLater(ts, p.closes)
 	go func() {
 		if err := <-done; err != nil {

@@ -9,13 +9,14 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// The guards' windows outlive the process: the heal starts the global rate limit charged, and
-// when each playbook's targets last had an alert (the blast radius). Without them a remediator
-// that crashes and restarts in a loop would start a fresh burst of heals on every start, and a
-// shared cause that just took down half of a playbook's targets would look like one failure.
-// Both are written in the background: the starts ahead of the heal's own start record, which
-// is waited for before the first action, so they reach the disk no later than it; the blast
-// radius with the target records of the same decisions.
+// The guards' state outlives the process: the heal starts the global rate limit charged, when
+// each playbook's targets last had an alert (the blast radius), and the alerts held back to be
+// decided again. Without them a remediator that crashes and restarts in a loop would start a
+// fresh burst of heals on every start, a shared cause that just took down half of a playbook's
+// targets would look like one failure, and held-back alerts would wait for Alertmanager to send
+// them again. All is written in the background: the starts ahead of the heal's own start
+// record, which is waited for before the first action, so they reach the disk no later than
+// it; the rest with the target records and decision closes of the same decisions.
 
 // blastMemoryKept is how long the blast radius remembers a target's alert: longer than any
 // window it could be configured with is useless.
@@ -40,7 +41,41 @@ func (p *Pipeline) noteHealStart(now time.Time) {
 		return
 	}
 	p.healStarts = append(slices.DeleteFunc(p.healStarts, func(s time.Time) bool { return now.Sub(s) >= window }), now)
-	p.saveWindows(store.WindowsChange{HealStarts: slices.Clone(p.healStarts)})
+	p.saveGuardsChange(store.GuardsChange{HealStarts: slices.Clone(p.healStarts)})
+}
+
+// heldChanged notes that the held-back alert of target changed, for the next write. Lock held.
+func (p *Pipeline) heldChanged(target string) {
+	if p.heldDirty == nil {
+		p.heldDirty = map[string]bool{}
+	}
+	p.heldDirty[target] = true
+}
+
+// release drops the held-back alert of target. Lock held.
+func (p *Pipeline) release(target string) {
+	if _, ok := p.parked[target]; ok {
+		delete(p.parked, target)
+		p.heldChanged(target)
+	}
+}
+
+// saveGuards queues what changed since the last write: the blast radius' memory of the targets
+// whose records are about to be written, and the held-back alerts. Lock held (flushWrites).
+func (p *Pipeline) saveGuards() {
+	c := store.GuardsChange{Seen: p.blastSeenOf(p.dirty)}
+	for target := range p.heldDirty {
+		if d, ok := p.parked[target]; ok {
+			c.Hold = append(c.Hold, store.HeldBack{Target: target, InboxKey: d.inboxKey, EpisodeKey: d.episode,
+				Alert: d.fullAlert(), BlockedBy: d.blockedBy})
+		} else {
+			c.Release = append(c.Release, target)
+		}
+	}
+	clear(p.heldDirty)
+	if len(c.Seen) > 0 || len(c.Hold) > 0 || len(c.Release) > 0 {
+		p.saveGuardsChange(c)
+	}
 }
 
 // blastSeenOf is what the blast radius remembers of the named targets, to be written with
@@ -61,24 +96,24 @@ func (p *Pipeline) blastSeenOf(names map[string]bool) []store.TargetSeen {
 // held.
 func (p *Pipeline) forgetBlast(now time.Time) {
 	if gone := p.blast.forget(now); len(gone) > 0 {
-		p.saveWindows(store.WindowsChange{Forget: gone})
+		p.saveGuardsChange(store.GuardsChange{Forget: gone})
 	}
 }
 
-// saveWindows queues a change of the windows for the store. Lock held.
-func (p *Pipeline) saveWindows(c store.WindowsChange) {
-	done := p.store.SaveWindowsLater(c)
+// saveGuardsChange queues a change of the guards' state for the store. Lock held.
+func (p *Pipeline) saveGuardsChange(c store.GuardsChange) {
+	done := p.store.SaveGuardsLater(c)
 	go func() {
 		if err := <-done; err != nil {
-			p.logger.Error("write the rate limit and blast radius windows to the state store", "err", err)
+			p.logger.Error("write the guards' windows and held-back alerts to the state store", "err", err)
 		}
 	}()
 }
 
-// restoreWindows charges the rate limit again with the starts still inside its window and
-// gives the blast radius back its memory. Lock held; the limiter is configured (New ran
-// SetConfig).
-func (p *Pipeline) restoreWindows(now time.Time) error {
+// restoreGuards charges the rate limit again with the starts still inside its window, gives
+// the blast radius back its memory and holds back again the alerts that were. Lock held; the
+// limiter and the configuration are set (New ran SetConfig).
+func (p *Pipeline) restoreGuards(now time.Time) error {
 	w, err := p.store.GuardWindows()
 	if err != nil {
 		return err
@@ -101,11 +136,42 @@ func (p *Pipeline) restoreWindows(now time.Time) error {
 		p.blast.see(s.Playbook, s.Target, s.At)
 	}
 	if len(stale) > 0 {
-		p.saveWindows(store.WindowsChange{Forget: stale})
+		p.saveGuardsChange(store.GuardsChange{Forget: stale})
 	}
-	if len(p.healStarts) > 0 || len(w.Seen) > len(stale) {
-		p.logger.Info("restored the rate limit and blast radius windows", "heal_starts", len(p.healStarts),
-			"targets_seen", len(w.Seen)-len(stale))
+	held, err := p.restoreHeldBack(now)
+	if err != nil {
+		return err
+	}
+	if len(p.healStarts) > 0 || len(w.Seen) > len(stale) || held > 0 {
+		p.logger.Info("restored the guards' windows and held-back alerts", "heal_starts", len(p.healStarts),
+			"targets_seen", len(w.Seen)-len(stale), "held_back", held)
 	}
 	return nil
+}
+
+// restoreHeldBack holds back again the alerts that were when the process stopped; the next tick
+// decides them again (retryParked), or drops those whose alert no longer fires. An alert that
+// no playbook matches any more is dropped. Lock held.
+func (p *Pipeline) restoreHeldBack(now time.Time) (int, error) {
+	held, err := p.store.HeldBack()
+	if err != nil {
+		return 0, err
+	}
+	for _, hb := range held {
+		d := &decision{inboxKey: hb.InboxKey, alert: hb.Alert, episode: hb.EpisodeKey, now: now, blockedBy: hb.BlockedBy}
+		pb, target, err := matchPlaybook(p.cfg, d)
+		if target != hb.Target {
+			p.heldChanged(hb.Target) // written as released, unless the target is the same
+		}
+		if err != nil || pb == nil {
+			continue
+		}
+		d.playbook, d.target = pb, target
+		d.pack()
+		p.parked[target] = d
+		if target != hb.Target {
+			p.heldChanged(target)
+		}
+	}
+	return len(p.parked), nil
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/selfheal/selfheal/remediator/store"
@@ -116,5 +117,55 @@ func TestBlastRadiusHoldsWhileTargetsStillFail(t *testing.T) {
 	waitFor(t, func() bool { return len(h.heals()) == 1 })
 	if hs := h.heals(); hs[0].Target != "c1" {
 		t.Fatalf("healed %s, want c1", hs[0].Target)
+	}
+}
+
+// An alert held back by the cooldown is kept across a restart: the pipeline built again on the
+// same store decides it when the cooldown ends, without Alertmanager sending it again. One whose
+// alert resolved meanwhile is dropped, not acted on.
+func TestHeldBackAlertSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clock := newFakeClock(t0)
+	start := func() *harness {
+		return newHarnessIn(t, dir, playbooks(t), quietProm(), newFakeRunner(), withClock(clock))
+	}
+	episode := func(container string, at time.Duration) template.Alert {
+		a := alert("ServiceMemoryHigh", container, "firing")
+		a.StartsAt = t0.Add(at)
+		return a
+	}
+
+	h := start()
+	for _, c := range []string{"c1", "c2"} {
+		h.deliver(episode(c, 0))
+		h.idle()
+		clock.advance(time.Second) // the rate limit runs on the fake clock too
+	}
+	// New episodes inside the one-hour cooldowns the heals started: held back.
+	h.deliver(episode("c1", time.Minute), episode("c2", time.Minute))
+	h.idle()
+	if got := h.counter("suppressed", ReasonCooldown); got != 2 || len(h.heals()) != 2 {
+		t.Fatalf("cooldown suppressed %v, %d heals", got, len(h.heals()))
+	}
+	resolved := episode("c2", time.Minute)
+	resolved.Status = "resolved"
+	h.deliver(resolved)
+	h.idle()
+	h.stop()
+
+	clock.advance(2 * time.Hour)
+	h = start()
+	waitFor(t, func() bool { return len(h.heals()) == 3 })
+	h.idle()
+	hs := h.heals()
+	if hs[0].Target != "c1" || !hs[0].Alert.StartsAt.Equal(t0.Add(time.Minute)) || hs[0].Alert.Labels["container"] != "c1" {
+		t.Fatalf("heal after the restart: %+v", hs[0])
+	}
+	time.Sleep(10 * h.p.tick)
+	if hs := h.heals(); len(hs) != 3 {
+		t.Fatalf("the resolved c2 alert was acted on after the restart: %+v", hs[0])
+	}
+	if held, err := h.st.HeldBack(); err != nil || len(held) != 0 {
+		t.Fatalf("held-back alerts left in the store: %+v %v", held, err)
 	}
 }

@@ -6,17 +6,19 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	bolt "go.etcd.io/bbolt"
 )
 
-// The guards' windows: what the global rate limit and the blast radius remember of the recent
-// past. Kept on disk so that a remediator that crashes and restarts in a loop cannot start a
-// fresh burst of heals each time, nor forget that half of a playbook's targets just failed.
-// Their buckets are created on first write; a state file of an older version has none and
-// reads as empty windows.
+// The guards' state: what the global rate limit and the blast radius remember of the recent
+// past, and the alerts the guards hold back. Kept on disk so that a remediator that crashes and
+// restarts in a loop cannot start a fresh burst of heals each time, nor forget that half of a
+// playbook's targets just failed, nor the alerts it was waiting to decide again. Their buckets
+// are created on first write; a state file of an older version has none and reads as empty.
 var (
 	bucketRateLimit   = []byte("rate_limit")
 	bucketBlastRadius = []byte("blast_radius")
+	bucketHeldBack    = []byte("held_back")
 
 	keyHealStarts = []byte("heal_starts")
 )
@@ -35,13 +37,27 @@ type GuardWindows struct {
 	Seen       []TargetSeen
 }
 
-// WindowsChange is one write to the guards' windows.
-type WindowsChange struct {
+// HeldBack is an alert a guard holds back, to be decided again when the block lifts: the
+// newest per target.
+type HeldBack struct {
+	Target     string         `json:"target"`
+	InboxKey   string         `json:"inbox_key"`
+	EpisodeKey string         `json:"episode_key"`
+	Alert      template.Alert `json:"alert"`
+	// BlockedBy is the reason that held it back last.
+	BlockedBy string `json:"blocked_by,omitempty"`
+}
+
+// GuardsChange is one write to the guards' state.
+type GuardsChange struct {
 	// HealStarts, when not nil, replaces the rate limit's starts.
 	HealStarts []time.Time
 	Seen       []TargetSeen
 	// Forget are playbook targets the blast radius no longer counts (At is ignored).
 	Forget []TargetSeen
+	// Hold replaces the held-back alert of its target; Release drops those of the targets.
+	Hold    []HeldBack
+	Release []string
 }
 
 // GuardWindows reads the guards' windows.
@@ -73,26 +89,56 @@ func (s *Store) GuardWindows() (GuardWindows, error) {
 	return w, err
 }
 
-// SaveWindowsLater queues c to be committed with the next write that is waited for (or alone
+// HeldBack lists the held-back alerts. An unreadable record is dropped alone, with a log line.
+func (s *Store) HeldBack() ([]HeldBack, error) {
+	var out []HeldBack
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHeldBack)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var h HeldBack
+			if err := json.Unmarshal(v, &h); err != nil {
+				s.logger.Warn("dropping an unreadable held-back alert", "target", string(k), "err", err)
+				return nil
+			}
+			out = append(out, h)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SaveGuardsLater queues c to be committed with the next write that is waited for (or alone
 // shortly after) and returns at once. Queued before a heal's start record, it is on disk no
 // later than that record, so before the heal's first action.
-func (s *Store) SaveWindowsLater(c WindowsChange) <-chan error {
-	starts, err := json.Marshal(c.HealStarts)
-	if err != nil {
+func (s *Store) SaveGuardsLater(c GuardsChange) <-chan error {
+	fail := func(err error) <-chan error {
 		done := make(chan error, 1)
 		done <- err
 		return done
+	}
+	starts, err := json.Marshal(c.HealStarts)
+	if err != nil {
+		return fail(err)
 	}
 	type kv struct{ key, value []byte }
 	seen := make([]kv, 0, len(c.Seen))
 	for _, t := range c.Seen {
 		at, err := t.At.MarshalText()
 		if err != nil {
-			done := make(chan error, 1)
-			done <- fmt.Errorf("blast radius time of %s/%s: %w", t.Playbook, t.Target, err)
-			return done
+			return fail(fmt.Errorf("blast radius time of %s/%s: %w", t.Playbook, t.Target, err))
 		}
 		seen = append(seen, kv{seenKey(t), at})
+	}
+	held := make([]kv, 0, len(c.Hold))
+	for _, h := range c.Hold {
+		buf, err := json.Marshal(h)
+		if err != nil {
+			return fail(fmt.Errorf("held-back alert of %s: %w", h.Target, err))
+		}
+		held = append(held, kv{[]byte(h.Target), buf})
 	}
 	return s.updateLater(func(tx *bolt.Tx) error {
 		if c.HealStarts != nil {
@@ -104,20 +150,36 @@ func (s *Store) SaveWindowsLater(c WindowsChange) <-chan error {
 				return err
 			}
 		}
-		if len(seen) == 0 && len(c.Forget) == 0 {
+		if len(seen) > 0 || len(c.Forget) > 0 {
+			b, err := tx.CreateBucketIfNotExists(bucketBlastRadius)
+			if err != nil {
+				return err
+			}
+			for _, e := range seen {
+				if err := b.Put(e.key, e.value); err != nil {
+					return err
+				}
+			}
+			for _, t := range c.Forget {
+				if err := b.Delete(seenKey(t)); err != nil {
+					return err
+				}
+			}
+		}
+		if len(held) == 0 && len(c.Release) == 0 {
 			return nil
 		}
-		b, err := tx.CreateBucketIfNotExists(bucketBlastRadius)
+		b, err := tx.CreateBucketIfNotExists(bucketHeldBack)
 		if err != nil {
 			return err
 		}
-		for _, e := range seen {
-			if err := b.Put(e.key, e.value); err != nil {
+		for _, target := range c.Release {
+			if err := b.Delete([]byte(target)); err != nil {
 				return err
 			}
 		}
-		for _, t := range c.Forget {
-			if err := b.Delete(seenKey(t)); err != nil {
+		for _, e := range held {
+			if err := b.Put(e.key, e.value); err != nil {
 				return err
 			}
 		}

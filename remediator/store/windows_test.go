@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -21,7 +22,7 @@ func TestGuardWindowsSurviveReopen(t *testing.T) {
 	}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	starts := []time.Time{t0, t0.Add(time.Second)}
-	if err := <-s.SaveWindowsLater(WindowsChange{HealStarts: starts, Seen: []TargetSeen{
+	if err := <-s.SaveGuardsLater(GuardsChange{HealStarts: starts, Seen: []TargetSeen{
 		{Playbook: "memory-high", Target: "c1", At: t0},
 		{Playbook: "memory-high", Target: "c2", At: t0.Add(time.Minute)},
 		{Playbook: "disk", Target: "c1", At: t0},
@@ -29,7 +30,7 @@ func TestGuardWindowsSurviveReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Seen without starts leaves the starts alone; Forget drops a target.
-	if err := <-s.SaveWindowsLater(WindowsChange{
+	if err := <-s.SaveGuardsLater(GuardsChange{
 		Seen:   []TargetSeen{{Playbook: "memory-high", Target: "c2", At: t0.Add(2 * time.Minute)}},
 		Forget: []TargetSeen{{Playbook: "disk", Target: "c1"}},
 	}); err != nil {
@@ -57,5 +58,37 @@ func TestGuardWindowsSurviveReopen(t *testing.T) {
 	}}
 	if !reflect.DeepEqual(w, want) {
 		t.Fatalf("windows after reopening\n got %+v\nwant %+v", w, want)
+	}
+}
+
+// Held-back alerts survive reopening; a release drops one, a new hold replaces the target's.
+func TestHeldBackSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := func(target, episode string) HeldBack {
+		return HeldBack{Target: target, InboxKey: episode, EpisodeKey: episode, BlockedBy: "cooldown",
+			Alert: template.Alert{Status: "firing", Labels: template.KV{"alertname": "ServiceMemoryHigh", "container": target}}}
+	}
+	if err := <-s.SaveGuardsLater(GuardsChange{Hold: []HeldBack{held("c1", "e1"), held("c2", "e2"), held("c3", "e3")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.SaveGuardsLater(GuardsChange{Hold: []HeldBack{held("c1", "e4")}, Release: []string{"c2"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.HeldBack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []HeldBack{held("c1", "e4"), held("c3", "e3")}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("held back after reopening\n got %+v\nwant %+v", got, want)
 	}
 }
