@@ -123,22 +123,21 @@ func (s *Store) SaveGuardsLater(c GuardsChange) <-chan error {
 	if err != nil {
 		return fail(err)
 	}
-	type kv struct{ key, value []byte }
-	seen := make([]kv, 0, len(c.Seen))
+	seen := make([]keyValue, 0, len(c.Seen))
 	for _, t := range c.Seen {
 		at, err := t.At.MarshalText()
 		if err != nil {
 			return fail(fmt.Errorf("blast radius time of %s/%s: %w", t.Playbook, t.Target, err))
 		}
-		seen = append(seen, kv{seenKey(t), at})
+		seen = append(seen, keyValue{seenKey(t), at})
 	}
-	held := make([]kv, 0, len(c.Hold))
+	held := make([]keyValue, 0, len(c.Hold))
 	for _, h := range c.Hold {
 		buf, err := json.Marshal(h)
 		if err != nil {
 			return fail(fmt.Errorf("held-back alert of %s: %w", h.Target, err))
 		}
-		held = append(held, kv{[]byte(h.Target), buf})
+		held = append(held, keyValue{[]byte(h.Target), buf})
 	}
 	return s.updateLater(func(tx *bolt.Tx) error {
 		if c.HealStarts != nil {
@@ -155,10 +154,8 @@ func (s *Store) SaveGuardsLater(c GuardsChange) <-chan error {
 			if err != nil {
 				return err
 			}
-			for _, e := range seen {
-				if err := b.Put(e.key, e.value); err != nil {
-					return err
-				}
+			if err := putEncoded(b, seen); err != nil {
+				return err
 			}
 			for _, t := range c.Forget {
 				if err := b.Delete(seenKey(t)); err != nil {
@@ -178,12 +175,7 @@ func (s *Store) SaveGuardsLater(c GuardsChange) <-chan error {
 				return err
 			}
 		}
-		for _, e := range held {
-			if err := b.Put(e.key, e.value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putEncoded(b, held)
 	})
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -41,13 +42,7 @@ func TestGuardWindowsSurviveReopen(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-
-	s, err = Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s)
 	w, err := s.GuardWindows()
 	if err != nil {
 		t.Fatal(err)
@@ -78,12 +73,7 @@ func TestHeldBackSurviveReopen(t *testing.T) {
 	if err := <-s.SaveGuardsLater(GuardsChange{Hold: []HeldBack{held("c1", "e4")}, Release: []string{"c2"}}); err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	s, err = Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s)
 	got, err := s.HeldBack()
 	if err != nil {
 		t.Fatal(err)
@@ -91,4 +81,16 @@ func TestHeldBackSurviveReopen(t *testing.T) {
 	if want := []HeldBack{held("c1", "e4"), held("c3", "e3")}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("held back after reopening\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// reopen closes s and opens its file again, to be closed with the test.
+func reopen(t *testing.T, s *Store) *Store {
+	t.Helper()
+	s.Close()
+	s, err := Open(filepath.Dir(s.Path()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
