@@ -445,6 +445,7 @@ func (p *Pipeline) refreshTargets(now time.Time) {
 // retryParked decides held-back alerts again and queues those whose block has lifted; it drops
 // those whose target has a heal waiting or whose alert no longer fires. Lock held.
 func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
+	blastHolds := p.blastStillHolds(now)
 	for target, d := range p.parked {
 		if _, busy := p.waiting[target]; busy {
 			p.release(target)
@@ -455,11 +456,8 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 			continue
 		}
 		d.now = now
-		if d.blockedBy == ReasonBlastRadius {
-			// Its alert still fires, so its target still counts as failing: the guard lifts
-			// when enough of the playbook's targets recover, not merely because time passed,
-			// as it would if Alertmanager sent the alert again.
-			p.blast.see(d.playbook.Name, target, now)
+		if d.blockedBy == ReasonBlastRadius && blastHolds[d.playbook.Name] {
+			continue
 		}
 		if v := p.gate(ctx, d); v.stop {
 			if v.reason != d.blockedBy {

@@ -100,6 +100,31 @@ func (p *Pipeline) forgetBlast(now time.Time) {
 	}
 }
 
+// blastStillHolds notes the targets held back by the blast radius as failing again, since their
+// alerts still fire (as it would if Alertmanager sent them again), so that the guard lifts when
+// enough of the playbook's targets recover, not merely because time passed. It returns the
+// playbooks whose blast radius still refuses: counting once per playbook rather than once per
+// held-back target keeps a tick linear in the targets while a large fleet is held back. Lock
+// held.
+func (p *Pipeline) blastStillHolds(now time.Time) map[string]bool {
+	var held map[string]*decision
+	for target, d := range p.parked {
+		if d.blockedBy != ReasonBlastRadius || !p.target(target).Firing.Has(d.episode) {
+			continue
+		}
+		p.blast.see(d.playbook.Name, target, now)
+		if held == nil {
+			held = map[string]*decision{}
+		}
+		held[d.playbook.Name] = d
+	}
+	holds := make(map[string]bool, len(held))
+	for name, d := range held {
+		holds[name] = blastRadius(p.blast, &decision{playbook: d.playbook, target: d.target, now: now}).stop
+	}
+	return holds
+}
+
 // saveGuardsChange queues a change of the guards' state for the store. Lock held.
 func (p *Pipeline) saveGuardsChange(c store.GuardsChange) {
 	done := p.store.SaveGuardsLater(c)
