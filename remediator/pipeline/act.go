@@ -31,9 +31,14 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		return
 	}
 	start := p.now()
+	// expect is the run of the target's process the heal answers for: the one it began with,
+	// then the one each platform step's action left.
+	expect := p.observeStart(ctx, d, h)
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {
-			h.Result, h.Reason = store.HealHealed, "alert resolved during the heal"
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealHealed, "alert resolved during the heal"
+			}
 			break
 		}
 		rec := store.StepRecord{Name: stepName(st, i), Action: st.Action(), Start: p.now()}
@@ -60,7 +65,16 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
 		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Incarnation != nil {
+			expect = rec.Incarnation
+		}
+		if rec.Outcome == store.StepSucceeded && p.restartedOutside(ctx, d, h, st, expect) {
+			rec.Outcome, rec.Reason = store.StepUncredited, ReasonRestartedOutside
+		}
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
+		if h.OutsideRestart != nil {
+			break
+		}
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
 			break
@@ -105,10 +119,19 @@ type act struct{ runner action.Runner }
 func newAct(r action.Runner) act { return act{runner: r} }
 
 func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
+	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
+	s.collectEvidence(ctx, req, rec)
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
-	detail, err := s.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
+	detail, err := s.runner.Run(actx, req)
 	cancel()
 	rec.Detail = detail
+	if actsOnPlatform(st) {
+		// Whatever this action did to the target's process is the heal's own doing, even if
+		// it failed half-way: the run it left is the one the heal answers for from now on.
+		if inc, ok := observe(ctx, s.runner, req); ok {
+			rec.Incarnation = &inc
+		}
+	}
 	if err != nil {
 		reason := "action failed"
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -117,6 +140,26 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 		return reason, err
 	}
 	return "", nil
+}
+
+// collectEvidence keeps, before the action, what the step's actuator can tell of its target
+// (state, last log lines), when it collects any. A failure is recorded and never stops the step:
+// evidence serves the person reading the heal, the heal serves the target.
+func (s act) collectEvidence(ctx context.Context, req action.Request, rec *store.StepRecord) {
+	c, ok := s.runner.(action.EvidenceCollector)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	ev, err := c.Evidence(ctx, req)
+	switch {
+	case errors.Is(err, action.ErrNothingToObserve):
+	case err != nil:
+		rec.EvidenceError = err.Error()
+	default:
+		rec.Evidence = boundEvidence(ev)
+	}
 }
 
 func (p *Pipeline) isResolved(j *job) bool {
