@@ -246,9 +246,9 @@ func TestOwnRestartIsCreditedWithEvidence(t *testing.T) {
 
 func TestKeptAnnotations(t *testing.T) {
 	a := template.KV{
-		"summary":     "Memory high on c1",
-		"runbook_url": "https://runbooks.example/memory",
-		"description": strings.Repeat("d", maxAnnotationValue+10),
+		"summary":                                "Memory high on c1",
+		"runbook_url":                            "https://runbooks.example/memory",
+		"description":                            strings.Repeat("d", maxAnnotationValue+10),
 		strings.Repeat("n", maxAnnotationName+1): "a name too long",
 	}
 	for i := range 20 {
