@@ -20,8 +20,9 @@ import (
 )
 
 // leastPrivilegeProxy stands for the compose stack's socket proxy with what the default
-// playbooks need: reads on containers, ping and version; POST only on start, stop, restart and
-// kill. Everything else is 403, as the proxy answers.
+// playbooks need: ping, version, the container list, a container's inspect and its log (the
+// evidence before an action); POST only on start, stop, restart and kill. Everything else is
+// 403, as the proxy answers.
 func leastPrivilegeProxy(t *testing.T) string {
 	t.Helper()
 	sock := "/var/run/docker.sock"
@@ -31,7 +32,7 @@ func leastPrivilegeProxy(t *testing.T) string {
 		}
 		sock = strings.TrimPrefix(h, "unix://")
 	}
-	read := regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers(/.*)?)$`)
+	read := regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers/json|containers/[a-zA-Z0-9_.-]+/(json|logs))$`)
 	write := regexp.MustCompile(`^(/v[\d.]+)?/containers/[a-zA-Z0-9_.-]+/(start|stop|restart|kill)$`)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
