@@ -112,11 +112,13 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 		}
 		m.healDuration.WithLabelValues(pb.Name)
 		m.timeToHeal.WithLabelValues(pb.Name)
+		m.heals.WithLabelValues(pb.Name, "restarted_outside")
 		for i, st := range pb.Steps {
 			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run"} {
 				m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), r)
 			}
 			m.stepDuration.WithLabelValues(pb.Name, st.Action())
+			m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), "uncredited")
 		}
 	}
 }
