@@ -85,16 +85,29 @@ func (h *harness) watch(r *watchedRunner) {
 	h.p.stepStages = h.p.buildStepStages()
 }
 
-// resolveDuringHeal delivers the resolved alert and waits until the running heal knows.
-func (h *harness) resolveDuringHeal(a template.Alert) {
-	h.t.Helper()
+// resolveDuringHeal delivers the resolved alert from inside a running heal (a runner's hook)
+// and waits until the pipeline has taken it in and done(), if given, holds. It runs on the
+// heal's goroutine, so it reports a failure rather than stopping the test.
+func (h *harness) resolveDuringHeal(a template.Alert, done func() bool) {
 	a.Status, a.EndsAt = "resolved", time.Now()
-	entries, _ := intake.Entries(&intake.Message{Data: &template.Data{Alerts: template.Alerts{a}}, Version: "4"}, time.Now())
-	if len(entries) != 1 {
-		h.t.Fatalf("bad test alert %+v", a)
+	entries, errs := intake.Entries(&intake.Message{Data: &template.Data{Alerts: template.Alerts{a}}, Version: "4"}, time.Now())
+	if len(errs) > 0 || len(entries) != 1 {
+		h.t.Errorf("bad test alert %+v: %v", a, errs)
+		return
 	}
-	h.deliver(a)
-	waitFor(h.t, func() bool { return h.p.verifier.IsResolved(entries[0].EpisodeKey) })
+	if _, err := h.st.Accept(entries); err != nil {
+		h.t.Errorf("accept the resolved alert: %v", err)
+		return
+	}
+	h.p.Submit(entries)
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.p.verifier.IsResolved(entries[0].EpisodeKey) || (done != nil && !done()) {
+		if time.Now().After(deadline) {
+			h.t.Error("the pipeline did not take the resolved alert in within 10s")
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // An unflushable leak reaches the container's limit while the flush step waits for its check;
@@ -121,7 +134,7 @@ func TestRestartByPolicyDuringCheckIsNotAHeal(t *testing.T) {
 				if tc.restart {
 					r.restartByPolicy(tc.oom)
 				}
-				go h.resolveDuringHeal(a)
+				h.resolveDuringHeal(a, nil)
 			}
 			h.deliver(a)
 			h.idle()
@@ -170,8 +183,7 @@ func TestResolvedBetweenStepsAfterPolicyRestart(t *testing.T) {
 	a := alert("ServiceMemoryHigh", "c1", "firing")
 	r.after = func() {
 		r.restartByPolicy(true)
-		h.resolveDuringHeal(a)
-		waitFor(t, func() bool {
+		h.resolveDuringHeal(a, func() bool {
 			h.p.mu.Lock()
 			defer h.p.mu.Unlock()
 			j := h.p.inFlight["c1"]
