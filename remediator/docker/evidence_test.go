@@ -182,9 +182,17 @@ type engineHeal struct {
 	alert template.Alert
 }
 
-func newEngineHeal(t *testing.T, playbooks, container string) *engineHeal {
+// newEngineHeal heals container with one playbook for ServiceMemoryHigh whose steps are given
+// in YAML.
+func newEngineHeal(t *testing.T, steps, container string) *engineHeal {
 	t.Helper()
-	cfg, err := config.Parse([]byte(playbooks), "test.yml")
+	playbook := `
+playbooks:
+  - name: memory-high
+    match: ['alertname="ServiceMemoryHigh"']
+    target: '{{ .Labels.container }}'
+    steps:` + steps
+	cfg, err := config.Parse([]byte(playbook), "test.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,11 +255,6 @@ func TestRestartHealRecordsEvidence(t *testing.T) {
 	name := containerName(t)
 	runDemo(t, healthy, name, optIn)
 	e := newEngineHeal(t, `
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    target: '{{ .Labels.container }}'
-    steps:
       - name: restart
         docker: {action: restart, stop_timeout: 2s}
         timeout: 60s
@@ -285,11 +288,6 @@ func TestOOMKillDuringHealIsNotHealed(t *testing.T) {
 	t.Parallel()
 	name, port := oomContainer(t)
 	e := newEngineHeal(t, `
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    target: '{{ .Labels.container }}'
-    steps:
       - name: flush-cache
         http: {method: POST, url: 'http://127.0.0.1:`+strconv.Itoa(port)+`/recover/flush-cache'}
         timeout: 10s
