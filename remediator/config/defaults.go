@@ -112,6 +112,9 @@ func applyStepDefaults(st *Step, j int, keys map[string]*yaml.Node) {
 			d.Signal = sig
 		}
 	}
+	if s := st.Swarm; s != nil {
+		s.Action = strings.ToLower(s.Action)
+	}
 	// A wait step lasts as long as it waits; its timeout, unless given, bounds it from outside.
 	if _, explicit := keys["timeout"]; !explicit && len(kinds) == 1 && kinds[0] == "wait" && st.Wait != nil && *st.Wait > 0 {
 		st.Timeout = *st.Wait + st.Timeout

@@ -146,6 +146,7 @@ type Step struct {
 	HTTP    *HTTPAction     `yaml:"http"`
 	Docker  *DockerAction   `yaml:"docker"`
 	Command *CommandAction  `yaml:"command"`
+	Swarm   *SwarmAction    `yaml:"swarm"`
 	Wait    *model.Duration `yaml:"wait"`
 	Verify  Verify          `yaml:"verify"`
 	Timeout model.Duration  `yaml:"timeout"`

@@ -360,6 +360,8 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		v.dockerStep(st, add, at)
 	case "command":
 		v.commandStep(st, add, at)
+	case "swarm":
+		v.swarmStep(st, add, at)
 	case "wait":
 		if st.Wait == nil || *st.Wait <= 0 {
 			add(at("wait"), "e.g. wait: 30s", "wait must be a duration greater than 0")

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -92,26 +91,11 @@ func New(opts Options) (*Actuator, error) {
 	} else if !isHexID(a.self, 12) {
 		return nil, fmt.Errorf("self container id %q is not a container id (12 to 64 hex digits)", opts.SelfContainerID)
 	}
-	clientOpts := []client.Opt{client.FromEnv}
-	if opts.Host != "" {
-		clientOpts = append(clientOpts, client.WithHost(opts.Host))
-	}
-	cli, err := client.New(clientOpts...)
+	cli, host, err := NewClient(opts.Host)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
-	a.cli = cli
-	a.host = cli.DaemonHost()
-	u, err := client.ParseHostURL(a.host)
-	if err != nil {
-		return nil, fmt.Errorf("docker host %q: %w", a.host, err)
-	}
-	switch u.Scheme {
-	case "unix", "tcp", "http", "https", "npipe":
-	default:
-		// ssh:// works for the docker command (through a helper), not for this client.
-		return nil, fmt.Errorf("docker host %q: unsupported scheme %q (want unix://, tcp://, http:// or https://)", a.host, u.Scheme)
-	}
+	a.cli, a.host = cli, host
 	return a, nil
 }
 
@@ -192,31 +176,19 @@ var actions = map[string]actionFunc{
 	"recreate": (*Actuator).recreate,
 }
 
-// engineError turns what the client returned into a reason an operator can act on. The
-// client's own texts ("Cannot connect to the Docker daemon...", "context deadline exceeded")
-// do not say which engine, which step, or what to check.
+// engineError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
 	var refused *refusal
-	switch {
-	case errors.As(err, &refused):
+	if errors.As(err, &refused) {
 		return err
-	case client.IsErrConnectionFailed(err) || isDialError(err):
-		return fmt.Errorf("%s: docker engine unreachable at %s (is it running, is DOCKER_HOST right?): %w", what, a.host, err)
-	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%s: timed out after %s: %w", what, time.Since(start).Round(100*time.Millisecond), err)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("%s: cancelled: %w", what, err)
-	case cerrdefs.IsPermissionDenied(err):
-		return fmt.Errorf("%s: forbidden by the engine or by the socket proxy at %s, which must allow this call: %w", what, a.host, err)
-	case cerrdefs.IsNotFound(err):
+	}
+	if e := EngineError(ctx, err, a.host, what, start); e != nil {
+		return e
+	}
+	if cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("%s: container is gone: %w", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // refusal is a decision of the actuator (not opted in, protected, ambiguous...), not a fault

@@ -27,7 +27,7 @@ func dockerFlags(app *kingpin.Application) dockerOptions {
 
 // newRunner builds the action dispatcher: http, command and wait steps in-process, docker steps
 // through the engine (which is contacted per action, so a down engine fails steps, not start).
-func newRunner(logger *slog.Logger, o dockerOptions) (action.Runner, error) {
+func newRunner(logger *slog.Logger, o dockerOptions, so swarmOptions) (action.Runner, error) {
 	d, err := docker.New(docker.Options{
 		Host: *o.host, OptInLabel: *o.optIn, ProtectedLabel: *o.protected, SelfContainerID: *o.self,
 		Timeout: *o.timeout, Logger: logger.With("component", "docker"),
@@ -35,5 +35,9 @@ func newRunner(logger *slog.Logger, o dockerOptions) (action.Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return action.NewDispatcher(action.DispatcherOptions{Actuators: []action.Actuator{d}, Logger: logger.With("component", "action")}), nil
+	s, err := swarmActuator(logger, o, so)
+	if err != nil {
+		return nil, err
+	}
+	return action.NewDispatcher(action.DispatcherOptions{Actuators: append([]action.Actuator{d}, s...), Logger: logger.With("component", "action")}), nil
 }
