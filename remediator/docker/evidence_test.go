@@ -296,7 +296,7 @@ func TestOOMKillDuringHealIsNotHealed(t *testing.T) {
         docker: {action: restart, stop_timeout: 2s}
         timeout: 60s
 `, name)
-	chaos(t, port, "memory-leak?rate_mb=8&kind=unflushable")
+	chaos(t, port, "memory-leak?rate_mb=4&kind=unflushable")
 	e.deliver("firing")
 	waitRestartedByPolicy(t, name)
 	startedByPolicy := testutil.InspectField(t, name, "{{.State.StartedAt}}")
