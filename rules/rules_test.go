@@ -224,6 +224,7 @@ var contractAlerts = map[string][]string{
 	"ServiceNotReady":              {"warning"},
 	"RemediatorBudgetExhausted":    {"critical"},
 	"RemediatorHealsFailing":       {"warning"},
+	"RemediatorHealsRelapsing":     {"warning"},
 	"RemediatorDown":               {"critical"},
 	"RemediatorConfigReloadFailed": {"warning"},
 }

@@ -185,6 +185,11 @@ var invalidFiles = []struct {
 		`invalid-unknown-top-key.yml:1: unknown key "playbook" in the top level (hint: did you mean "playbooks"? valid keys: global, defaults, playbooks)`,
 		"invalid-unknown-top-key.yml:1: no playbooks defined (hint: add a `playbooks:` list; see remediator/playbooks.yml)",
 	}},
+	{"invalid-verify-healthy-query.yml", []string{
+		`invalid-verify-healthy-query.yml:2: defaults: verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set (hint: set global.prometheus_url (or --prometheus.url), or drop the query)`,
+		`invalid-verify-healthy-query.yml:7: playbook "memory-high": verify.healthy_query is not valid PromQL: 1:13: parse error: unexpected "=" in label matching, expected string (hint: test the expression in Prometheus' expression browser first)`,
+		`invalid-verify-healthy-query.yml:7: playbook "memory-high": verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set (hint: set global.prometheus_url (or --prometheus.url), or drop the query)`,
+	}},
 	{"invalid-verify-interval.yml", []string{
 		`invalid-verify-interval.yml:8: playbook "memory-high": step 1: verify.interval (30s) is longer than verify.timeout (10s) (hint: lower verify.interval)`,
 	}},
@@ -312,6 +317,10 @@ func TestParseGoodMergesDefaults(t *testing.T) {
 	if flush.Action() != "http" || flush.HTTP.Method != "POST" || flush.HTTP.Headers["X-Requested-By"] != "selfheal" ||
 		flush.HTTP.Body != `{"reason": "memory"}` || len(flush.HTTP.ExpectStatus) != 2 {
 		t.Errorf("flush = %+v", flush.HTTP)
+	}
+	// The hold: inherited from defaults, and a step's explicit 0 is kept, not replaced.
+	if flush.Verify.StableFor != 0 || restart.Verify.StableFor != dur("20s") || restart.Verify.RelapseWindow != dur("10m") {
+		t.Errorf("stable_for = %s, %s; relapse_window = %s", flush.Verify.StableFor, restart.Verify.StableFor, restart.Verify.RelapseWindow)
 	}
 	if restart.Name != "2-docker" || restart.Action() != "docker" || restart.Docker.StopTimeout != dur("5s") ||
 		restart.Timeout != dur("20s") || restart.Verify.Timeout != dur("90s") {

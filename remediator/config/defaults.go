@@ -39,7 +39,10 @@ func DefaultDefaults() Defaults {
 		Cooldown:    Cooldown{Initial: model.Duration(time.Minute), Factor: 2, Max: model.Duration(15 * time.Minute), ResetAfter: model.Duration(10 * time.Minute)},
 		Budget:      Budget{Attempts: 3, Window: model.Duration(time.Hour)},
 		BlastRadius: BlastRadius{MaxRatio: 0.5, Window: model.Duration(5 * time.Minute)},
-		Verify:      Verify{Timeout: model.Duration(2 * time.Minute), Interval: model.Duration(5 * time.Second)},
+		// A hold of four production evaluation intervals (15s): a fault that comes back within a
+		// minute of the fix is the same fault, not a new one.
+		Verify: Verify{Timeout: model.Duration(2 * time.Minute), Interval: model.Duration(5 * time.Second),
+			StableFor: model.Duration(time.Minute), RelapseWindow: model.Duration(30 * time.Minute)},
 		StepTimeout: model.Duration(30 * time.Second),
 	}
 }

@@ -133,11 +133,23 @@ type TimeWindow struct {
 // within Timeout (queried from Prometheus' ALERTS, or awaited as a resolved notification when no
 // Prometheus is configured). With Query, the templated PromQL expression must return at least one
 // sample. With Skip, the action's own success is enough (e.g. for wait steps).
+//
+// A step that verified is then held: the target is stabilizing until, for StableFor without a
+// break, the alert neither fires nor is pending and the target is observed healthy (HealthyQuery,
+// or up == 1 for the alert's instance and job). The alert coming back during the hold fails the
+// step as flapped. An alert of the same target and playbook within RelapseWindow after a healed
+// heal marks that heal as relapsed.
 type Verify struct {
 	Query    Template       `yaml:"query"`
 	Skip     bool           `yaml:"skip"`
 	Timeout  model.Duration `yaml:"timeout"`
 	Interval model.Duration `yaml:"interval"`
+	// StableFor is the hold; 0 still needs one healthy look.
+	StableFor model.Duration `yaml:"stable_for"`
+	// HealthyQuery, templated PromQL, returns at least one sample while the target is healthy.
+	HealthyQuery Template `yaml:"healthy_query"`
+	// RelapseWindow is how long after a verified heal a new alert counts as its relapse; 0 never.
+	RelapseWindow model.Duration `yaml:"relapse_window"`
 }
 
 // Step is one escalation level: exactly one of HTTP, Docker, Command or Wait.

@@ -182,6 +182,12 @@ func (v *validator) verify(s scope, vf Verify) {
 	if !vf.Query.IsZero() && v.cfg.Global.PrometheusURL == "" {
 		s.report([]string{"query"}, "set global.prometheus_url (or --prometheus.url), or drop the query to verify by the alert resolving", "verify.query needs a Prometheus to ask, but global.prometheus_url is not set")
 	}
+	if err := checkPromQL(vf.HealthyQuery); err != nil {
+		s.report([]string{"healthy_query"}, "test the expression in Prometheus' expression browser first", "verify.healthy_query %v", err)
+	}
+	if !vf.HealthyQuery.IsZero() && v.cfg.Global.PrometheusURL == "" {
+		s.report([]string{"healthy_query"}, "set global.prometheus_url (or --prometheus.url), or drop the query", "verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set")
+	}
 }
 
 func (v *validator) playbook(i int, pb *Playbook, names map[string]int, matchers map[string]string) {

@@ -36,8 +36,11 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	expect := p.observeStart(ctx, d, h)
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {
+			// Nothing proved that a step healed it: the alert went away by itself, or by
+			// something else, between steps. No further step runs. A restart the heal did not
+			// make is named as what did.
 			if !p.restartedOutside(ctx, d, h, st, expect) {
-				h.Result, h.Reason = store.HealHealed, "alert resolved during the heal"
+				h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
 			}
 			break
 		}
@@ -65,6 +68,15 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
 		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Reason == reasonWaitCancelled {
+			// A wait is no action: its cut-short end says nothing of the step's worth.
+			rec.Outcome = store.StepCancelled
+			p.recordStep(h, d, rec, 0, false)
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			}
+			break
+		}
 		if rec.Incarnation != nil {
 			expect = rec.Incarnation
 		}
@@ -122,9 +134,23 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
 	s.collectEvidence(ctx, req, rec)
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
+	if st.Wait != nil && d.resolved != nil {
+		// A wait gives the target time to recover; once the alert resolved there is nothing
+		// to wait for. Any other action, once started, is finished and verified.
+		go func() {
+			select {
+			case <-d.resolved:
+				cancel()
+			case <-actx.Done(): // the wait ended; cancel below ends this
+			}
+		}()
+	}
 	detail, err := s.runner.Run(actx, req)
 	cancel()
 	rec.Detail = detail
+	if err != nil && st.Wait != nil && isClosed(d.resolved) {
+		return reasonWaitCancelled, err
+	}
 	if actsOnPlatform(st) {
 		// Whatever this action did to the target's process is the heal's own doing, even if
 		// it failed half-way: the run it left is the one the heal answers for from now on.
@@ -159,6 +185,22 @@ func (s act) collectEvidence(ctx context.Context, req action.Request, rec *store
 		rec.EvidenceError = err.Error()
 	default:
 		rec.Evidence = boundEvidence(ev)
+	}
+}
+
+// reasonWaitCancelled is the reason of a wait step cut short by the alert resolving.
+const reasonWaitCancelled = "alert resolved during the wait"
+
+// isClosed reports whether ch (nil: never) is closed.
+func isClosed(ch chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,11 +77,16 @@ func (r *fakeRunner) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert.
+// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert; an up
+// query returns the target's series unless gap is set.
 type fakeProm struct {
 	mu     sync.Mutex
 	firing map[string]bool
 	down   bool
+	gap    bool
+	// pending[alertname] puts the alert back in ALERTS as pending (seen by the hold, which asks
+	// for every state, not by the verification, which asks for firing only).
+	pending map[string]bool
 	// result for any non-ALERTS query
 	queryOK bool
 }
@@ -97,7 +103,15 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil
 			}
 		}
+		for name, on := range f.pending {
+			if on && strings.Contains(q, `alertname="`+name+`"`) && !strings.Contains(q, `alertstate="firing"`) {
+				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name), "alertstate": "pending"}}}, nil
+			}
+		}
 		return nil, nil
+	}
+	if strings.HasPrefix(q, "up{") && !f.gap {
+		return model.Vector{&model.Sample{Metric: model.Metric{"__name__": "up"}, Value: 1}}, nil
 	}
 	if f.queryOK {
 		return model.Vector{&model.Sample{}}, nil
@@ -180,8 +194,9 @@ func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
 	return newHarnessIn(t, t.TempDir(), yaml, prom, newFakeRunner())
 }
 
-// newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner.
-func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner) *harness {
+// newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner;
+// options may change what the pipeline is built with (a fake clock).
+func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner, options ...func(*Options)) *harness {
 	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
@@ -192,7 +207,11 @@ func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRu
 		q = prom
 	}
 	reg := prometheus.NewRegistry()
-	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}, mustConfig(t, yaml))
+	o := Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}
+	for _, f := range options {
+		f(&o)
+	}
+	p, err := New(o, mustConfig(t, yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +239,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func alert(name, container, status string) template.Alert {
 	return template.Alert{
 		Status:   status,
-		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container},
+		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container, "instance": container + ":8080", "job": "demo"},
 		StartsAt: t0,
 	}
 }
@@ -334,6 +353,22 @@ func acceptOnly(t *testing.T, st *store.Store, alerts ...template.Alert) int {
 	h.deliver(alerts...)
 	return len(h.p.incoming)
 }
+
+// fakeClock is a pipeline clock that moves only when the test says.
+type fakeClock struct{ nanos atomic.Int64 }
+
+func newFakeClock(at time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.nanos.Store(at.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time { return time.Unix(0, c.nanos.Load()).UTC() }
+
+func (c *fakeClock) advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// withClock builds the pipeline on c.
+func withClock(c *fakeClock) func(*Options) { return func(o *Options) { o.Now = c.Now } }
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()

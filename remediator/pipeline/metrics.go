@@ -26,6 +26,7 @@ var suppressionReasons = []string{ReasonCooldown, ReasonBudget, ReasonBlastRadiu
 type metrics struct {
 	alerts       *prometheus.CounterVec
 	heals        *prometheus.CounterVec
+	relapsed     *prometheus.CounterVec
 	steps        *prometheus.CounterVec
 	stepDuration *prometheus.HistogramVec
 	healDuration *prometheus.HistogramVec
@@ -48,6 +49,11 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		heals: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_total", Help: "Heals finished, by playbook and result.",
 		}, []string{"playbook", "result"}),
+		// Apart from remediator_heals_total: a relapsed heal has already been counted there
+		// with its own result, and a heal ends once.
+		relapsed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_heals_relapsed_total", Help: "Healed heals whose alert came back within the relapse window, by playbook.",
+		}, []string{"playbook"}),
 		steps: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_steps_total", Help: "Heal steps finished, by playbook, step, action and result.",
 		}, []string{"playbook", "step", "action", "result"}),
@@ -98,6 +104,7 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 // pre-creates those of the loaded configuration, so every series starts at 0.
 func (m *metrics) resetPlaybooks(cfg *config.Config) {
 	m.heals.Reset()
+	m.relapsed.Reset()
 	m.steps.Reset()
 	m.stepDuration.Reset()
 	m.healDuration.Reset()
@@ -107,18 +114,17 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 		return
 	}
 	for _, pb := range cfg.Playbooks {
-		for _, r := range []string{"healed", "failed", "interrupted", "dry_run"} {
+		for _, r := range []string{"healed", "failed", "interrupted", "dry_run", "resolved", "restarted_outside"} {
 			m.heals.WithLabelValues(pb.Name, r)
 		}
+		m.relapsed.WithLabelValues(pb.Name)
 		m.healDuration.WithLabelValues(pb.Name)
 		m.timeToHeal.WithLabelValues(pb.Name)
-		m.heals.WithLabelValues(pb.Name, "restarted_outside")
 		for i, st := range pb.Steps {
-			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run"} {
+			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run", "cancelled", "uncredited"} {
 				m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), r)
 			}
 			m.stepDuration.WithLabelValues(pb.Name, st.Action())
-			m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), "uncredited")
 		}
 	}
 }

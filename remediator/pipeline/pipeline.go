@@ -63,10 +63,12 @@ type Pipeline struct {
 	waiting   map[string]*job
 	waitOrder []string
 	inFlight  map[string]*job
-	byEpisode map[string]*job
-	parked    map[string]*decision
-	blast     blastMemory
-	busy      int // decisions being made, for WaitIdle
+	// stabilizing holds the targets whose heal is in a step's hold (see stabilize.go).
+	stabilizing map[string]bool
+	byEpisode   map[string]*job
+	parked      map[string]*decision
+	blast       blastMemory
+	busy        int // decisions being made, for WaitIdle
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
@@ -103,18 +105,19 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		store: o.Store, runner: o.Runner, verifier: o.Verifier, logger: o.Logger, now: o.Now, tick: o.Tick,
-		m:         newMetrics(o.Registerer, alerts),
-		signal:    make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		limiter:   rate.NewLimiter(rate.Inf, 1),
-		targets:   targetSet{},
-		stats:     map[string]store.StepStats{},
-		waiting:   map[string]*job{},
-		inFlight:  map[string]*job{},
-		byEpisode: map[string]*job{},
-		parked:    map[string]*decision{},
-		blast:     blastMemory{},
-		dirty:     map[string]bool{},
+		m:           newMetrics(o.Registerer, alerts),
+		signal:      make(chan struct{}, 1),
+		kick:        make(chan struct{}, 1),
+		limiter:     rate.NewLimiter(rate.Inf, 1),
+		targets:     targetSet{},
+		stats:       map[string]store.StepStats{},
+		waiting:     map[string]*job{},
+		inFlight:    map[string]*job{},
+		stabilizing: map[string]bool{},
+		byEpisode:   map[string]*job{},
+		parked:      map[string]*decision{},
+		blast:       blastMemory{},
+		dirty:       map[string]bool{},
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.SetConfig(cfg)

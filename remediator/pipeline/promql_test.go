@@ -47,6 +47,8 @@ func TestAlertValuesCannotSteerPromQL(t *testing.T) {
 				{"PreconditionRefused", "0 or vector(1)", false, "", ""},
 				{"VerifyQuery", injection, true, "flush=failed;", "returned no samples"},
 				{"VerifyAbsent", injection, true, "flush=succeeded;", ""},
+				// The hold's healthy query cannot be made to hold either.
+				{"HoldQuery", injection, true, "flush=failed;", "not stable"},
 			} {
 				t.Run(fmt.Sprintf("%s/%q", tc.alertname, tc.instance), func(t *testing.T) {
 					h := newHarnessIn(t, t.TempDir(), playbooks, nil, &fakeRunner{fail: map[string]bool{}})

@@ -95,6 +95,9 @@ func keptAnnotations(a template.KV) map[string]string {
 // Heal is one heal of the history, by ID; false when there is none.
 func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
 
+// statsKept is how many recent outcomes each step's statistics keep.
+const statsKept = 20
+
 // recordStep appends a finished (or skipped) step and counts it. acted says whether the action
 // really ran, so its outcome feeds the adaptive statistics.
 func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, dur time.Duration, acted bool) {
@@ -113,7 +116,7 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 	key := statsKey(d.playbook.Name, rec.Name, alertname)
 	p.mu.Lock()
 	st := p.stats[key]
-	st.Add(rec.Outcome == store.StepSucceeded, 20)
+	st.Add(rec.Outcome == store.StepSucceeded, statsKept)
 	p.stats[key] = st
 	p.mu.Unlock()
 	if err := p.store.PutStepStats(key, st); err != nil {
@@ -133,6 +136,9 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 		startCooldown(t, d.playbook.Cooldown, now)
 	}
 	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
+	if !d.dryRun {
+		openRelapseWindow(t, d, h, now)
+	}
 	if h.Result == store.HealHealed {
 		t.Firing.Delete(d.episode)
 		if t.Firing.Len() == 0 {

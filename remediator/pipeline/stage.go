@@ -21,6 +21,9 @@ type decision struct {
 	now      time.Time
 	// dryRun is set by the guards when the global or playbook dry-run is on.
 	dryRun bool
+	// resolved is closed when the alert resolves while its heal waits or runs (see job); a
+	// wait step stops at it.
+	resolved chan struct{}
 	// blockedBy is the suppression reason that holds the decision back while it is parked, so
 	// each new reason is counted once, not on every re-evaluation.
 	blockedBy string

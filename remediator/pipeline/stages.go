@@ -39,6 +39,7 @@ func (p *Pipeline) buildStages(cfg *config.Config) []namedStage {
 	return []namedStage{
 		{"dedupe", onArrival, newDedupe(p.store, p.verifier, p.handling, p.logger)},
 		{"match", onArrival, newMatch(cfg, p.targets, p.blast)},
+		{"relapse", onArrival, newRelapse(p.targets, p.recordRelapse)},
 		{"guards", onArrival | onTurn, newGuards(&p.global, p.targets, p.blast, cfg != nil && cfg.Global.DryRun)},
 		{"cooldown", onArrival | onTurn, newCooldown(p.targets)},
 		{"budget", onArrival | onTurn, newBudget(p.targets)},
@@ -74,11 +75,12 @@ type namedStepStage struct {
 }
 
 // buildStepStages is what each step of a heal does, in order; the step heals when all pass. A
-// new part of every step (a hold while the target stabilizes) is one more line here.
+// new part of every step is one more line here.
 func (p *Pipeline) buildStepStages() []namedStepStage {
 	return []namedStepStage{
 		{"act", newAct(p.runner)},
 		{"verify", newVerification(p.verifier)},
+		{"stabilize", newStabilization(p.verifier, p.now, p.setStabilizing, p.refired)},
 	}
 }
 

@@ -121,7 +121,7 @@ func TestBlastRadius(t *testing.T) {
 
 func TestStateOf(t *testing.T) {
 	now := t0
-	p := &Pipeline{inFlight: map[string]*job{"busy": {}}, cfg: &config.Config{Playbooks: []*config.Playbook{
+	p := &Pipeline{inFlight: map[string]*job{"busy": {}, "holding": {}}, stabilizing: map[string]bool{"holding": true}, cfg: &config.Config{Playbooks: []*config.Playbook{
 		{Name: "pb", Cooldown: config.Cooldown{ResetAfter: model.Duration(10 * time.Minute)}},
 	}}}
 	firing := func(sev string) store.FiringSet { return firingSet(map[string]store.Firing{"e": {Severity: sev}}) }
@@ -135,8 +135,10 @@ func TestStateOf(t *testing.T) {
 		{"warning fires", store.Target{Name: "x", Firing: firing("warning")}, false, StateDegraded},
 		{"critical fires", store.Target{Name: "x", Firing: firing("critical")}, false, StateFailing},
 		{"healing", store.Target{Name: "busy", Firing: firing("critical")}, false, StateRecovering},
-		{"recently healed", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Minute), HealthySince: now.Add(-time.Minute)}, false, StateStabilizing},
-		{"healed long ago", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Hour), HealthySince: now.Add(-time.Hour)}, false, StateHealthy},
+		{"in a step's hold", store.Target{Name: "holding", Firing: firing("critical")}, false, StateStabilizing},
+		// Healthy once held: stabilizing is the hold itself, not a time after it.
+		{"recently healed", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Minute), HealthySince: now.Add(-time.Minute)}, false, StateHealthy},
+		{"paused beats the hold", store.Target{Name: "holding", Pause: store.Pause{Active: true}}, false, StatePaused},
 		{"suspended beats firing", store.Target{Name: "x", Suspended: true, Firing: firing("critical")}, false, StateSuspended},
 		{"paused beats suspended", store.Target{Name: "x", Suspended: true, Pause: store.Pause{Active: true}}, false, StatePaused},
 		{"pause expired", store.Target{Name: "x", Pause: store.Pause{Active: true, Until: now.Add(-time.Second)}}, false, StateHealthy},

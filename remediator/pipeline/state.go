@@ -28,12 +28,12 @@ var StateValues = map[string]float64{
 // a person's pause beats everything, a spent budget beats a running heal, and so on.
 //
 //	healthy --alert(warning)--> degraded --alert(critical)--> failing
-//	degraded|failing --heal starts--> recovering --healed--> stabilizing --reset_after--> healthy
+//	degraded|failing --heal starts--> recovering --step verified--> stabilizing --held--> healthy
+//	stabilizing --flapped or not stable--> recovering (next step) | degraded|failing
 //	recovering --failed, alert still firing--> degraded|failing
 //	any --budget spent--> suspended --reset or window ends--> previous
 //	any --pause--> paused --resume or expiry--> previous
 func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
-	pb := p.playbookByName(t.Playbook)
 	switch {
 	case p.global.In(now) || t.Pause.In(now):
 		return StatePaused
@@ -41,6 +41,9 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 		return StateSuspended
 	}
 	if _, ok := p.inFlight[t.Name]; ok {
+		if p.stabilizing[t.Name] {
+			return StateStabilizing
+		}
 		return StateRecovering
 	}
 	if t.Firing.Len() > 0 {
@@ -51,10 +54,35 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 		}
 		return StateDegraded
 	}
-	if !t.HealthySince.IsZero() && !t.LastHealAt.IsZero() && now.Sub(t.HealthySince) < time.Duration(pb.Cooldown.ResetAfter) {
-		return StateStabilizing
-	}
 	return StateHealthy
+}
+
+// setStabilizing marks the target as holding after a verified step, or ends that.
+func (p *Pipeline) setStabilizing(target string, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.stabilizing[target] = true
+	} else {
+		delete(p.stabilizing, target)
+	}
+	t := p.target(target)
+	p.publish(t)
+	p.saveTarget(t)
+}
+
+// refired reports whether an episode of the decision's alert name that started after since
+// fires on its target: the alert came back as a new episode.
+func (p *Pipeline) refired(d *decision, since time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := d.alert.Labels["alertname"]
+	for ep, f := range p.target(d.target).Firing.All() {
+		if ep != d.episode && f.Alertname == name && f.Since.After(since) {
+			return true
+		}
+	}
+	return false
 }
 
 // target returns the target's record, creating it. Lock held.

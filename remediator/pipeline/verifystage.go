@@ -27,20 +27,29 @@ func (s verification) run(ctx context.Context, d *decision, st *config.Step, _ *
 	return "", nil
 }
 
-func (s verification) verifyStep(ctx context.Context, d *decision, st *config.Step) error {
-	v := st.Verify
-	if v.Skip {
-		return nil
-	}
-	pv := d.playbook.Verify
+// stepVerify is the step's verify with what it leaves out taken from its playbook. Loading
+// already did that; a playbook built in code may not have.
+func stepVerify(pb *config.Playbook, st *config.Step) config.Verify {
+	v, pv := st.Verify, pb.Verify
 	if v.Query.IsZero() && !pv.Query.IsZero() {
 		v.Query = pv.Query
+	}
+	if v.HealthyQuery.IsZero() && !pv.HealthyQuery.IsZero() {
+		v.HealthyQuery = pv.HealthyQuery
 	}
 	if v.Timeout <= 0 {
 		v.Timeout = pv.Timeout
 	}
 	if v.Interval <= 0 {
 		v.Interval = pv.Interval
+	}
+	return v
+}
+
+func (s verification) verifyStep(ctx context.Context, d *decision, st *config.Step) error {
+	v := stepVerify(d.playbook, st)
+	if v.Skip {
+		return nil
 	}
 	c := verify.Check{Alert: d.alert, Timeout: time.Duration(v.Timeout), Interval: time.Duration(v.Interval)}
 	if !v.Query.IsZero() {

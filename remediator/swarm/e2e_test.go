@@ -19,7 +19,7 @@ const e2ePlaybooks = `playbooks:
       - name: restart-tasks
         swarm: {action: force-update}
         timeout: 90s
-        verify: {timeout: 60s}
+        verify: {timeout: 60s, stable_for: 1s}   # the resolved notification proves it; hold briefly
       - name: scale-out
         swarm: {action: scale, by: 1, min: 1, max: 3}
         timeout: 90s
