@@ -31,11 +31,17 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		return
 	}
 	start := p.now()
+	// expect is the run of the target's process the heal answers for: the one it began with,
+	// then the one each platform step's action left.
+	expect := p.observeStart(ctx, d, h)
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {
 			// Nothing proved that a step healed it: the alert went away by itself, or by
-			// something else, between steps. No further step runs.
-			h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
+			// something else, between steps. No further step runs. A restart the heal did not
+			// make is named as what did.
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
+			}
 			break
 		}
 		rec := store.StepRecord{Name: stepName(st, i), Action: st.Action(), Start: p.now()}
@@ -66,10 +72,21 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			// A wait is no action: its cut-short end says nothing of the step's worth.
 			rec.Outcome = store.StepCancelled
 			p.recordStep(h, d, rec, 0, false)
-			h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			}
 			break
 		}
+		if rec.Incarnation != nil {
+			expect = rec.Incarnation
+		}
+		if rec.Outcome == store.StepSucceeded && p.restartedOutside(ctx, d, h, st, expect) {
+			rec.Outcome, rec.Reason = store.StepUncredited, ReasonRestartedOutside
+		}
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
+		if h.OutsideRestart != nil {
+			break
+		}
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
 			break
@@ -114,6 +131,8 @@ type act struct{ runner action.Runner }
 func newAct(r action.Runner) act { return act{runner: r} }
 
 func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
+	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
+	s.collectEvidence(ctx, req, rec)
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
 	if st.Wait != nil && d.resolved != nil {
 		// A wait gives the target time to recover; once the alert resolved there is nothing
@@ -126,11 +145,18 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 			}
 		}()
 	}
-	detail, err := s.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
+	detail, err := s.runner.Run(actx, req)
 	cancel()
 	rec.Detail = detail
 	if err != nil && st.Wait != nil && isClosed(d.resolved) {
 		return reasonWaitCancelled, err
+	}
+	if actsOnPlatform(st) {
+		// Whatever this action did to the target's process is the heal's own doing, even if
+		// it failed half-way: the run it left is the one the heal answers for from now on.
+		if inc, ok := observe(ctx, s.runner, req); ok {
+			rec.Incarnation = &inc
+		}
 	}
 	if err != nil {
 		reason := "action failed"
@@ -140,6 +166,26 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 		return reason, err
 	}
 	return "", nil
+}
+
+// collectEvidence keeps, before the action, what the step's actuator can tell of its target
+// (state, last log lines), when it collects any. A failure is recorded and never stops the step:
+// evidence serves the person reading the heal, the heal serves the target.
+func (s act) collectEvidence(ctx context.Context, req action.Request, rec *store.StepRecord) {
+	c, ok := s.runner.(action.EvidenceCollector)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	ev, err := c.Evidence(ctx, req)
+	switch {
+	case errors.Is(err, action.ErrNothingToObserve):
+	case err != nil:
+		rec.EvidenceError = err.Error()
+	default:
+		rec.Evidence = boundEvidence(ev)
+	}
 }
 
 // reasonWaitCancelled is the reason of a wait step cut short by the alert resolving.

@@ -1,7 +1,12 @@
 package pipeline
 
 import (
+	"slices"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -28,6 +33,7 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 			Fingerprint: d.alert.Fingerprint,
 			StartsAt:    d.alert.StartsAt,
 			Labels:      d.alert.Labels,
+			Annotations: keptAnnotations(d.alert.Annotations),
 		},
 		Started: now,
 		Result:  store.HealRunning,
@@ -43,6 +49,51 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 		"alertname", h.Alert.Name, "dry_run", d.dryRun)
 	return h, nil
 }
+
+// Bounds on the alert annotations a heal record keeps: they come from the alert, so they are
+// untrusted and must not grow the history without limit.
+const (
+	maxAnnotations     = 16
+	maxAnnotationValue = 2 << 10
+	maxAnnotationName  = 128
+)
+
+// firstAnnotations are kept before any other, whatever their names sort like.
+var firstAnnotations = []string{"summary", "description", "runbook_url"}
+
+// keptAnnotations copies the alert's annotations within the bounds: summary, description and
+// runbook_url first, then the others by name (long names left out); long values cut, marked with "…".
+func keptAnnotations(a template.KV) map[string]string {
+	if len(a) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(a))
+	for _, n := range firstAnnotations {
+		if _, ok := a[n]; ok {
+			names = append(names, n)
+		}
+	}
+	rest := make([]string, 0, len(a))
+	for n := range a {
+		if !slices.Contains(firstAnnotations, n) && len(n) <= maxAnnotationName {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+	kept := make(map[string]string, min(len(names), maxAnnotations))
+	for _, n := range names[:min(len(names), maxAnnotations)] {
+		v := a[n]
+		if len(v) > maxAnnotationValue {
+			v = strings.ToValidUTF8(v[:maxAnnotationValue], "") + "…"
+		}
+		kept[n] = v
+	}
+	return kept
+}
+
+// Heal is one heal of the history, by ID; false when there is none.
+func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
 
 // recordStep appends a finished (or skipped) step and counts it. acted says whether the action
 // really ran, so its outcome feeds the adaptive statistics.
