@@ -18,8 +18,8 @@ import (
 // record, which is waited for before the first action, so they reach the disk no later than
 // it; the rest with the target records and decision closes of the same decisions.
 
-// blastMemoryKept is how long the blast radius remembers a target's alert: longer than any
-// window it could be configured with is useless.
+// blastMemoryKept is how long the blast radius remembers a target's alert, in memory and on
+// disk: a longer blast_radius.window counts as this long.
 const blastMemoryKept = 24 * time.Hour
 
 // rateWindow is how far back heal starts still shape the rate limit: the time its bucket takes
