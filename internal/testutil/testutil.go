@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -27,45 +28,65 @@ func Require(t testing.TB, ok bool, why string) {
 	t.Skipf("skipped outside CI: %s", why)
 }
 
-// LookPath returns the first of names found on PATH or in extra directories, or requires it.
+// LookPath returns the first of names that Find finds, or requires it.
 func LookPath(t testing.TB, names ...string) string {
 	t.Helper()
+	if p, ok := Find(names...); ok {
+		return p
+	}
+	Require(t, false, "none of "+strings.Join(names, ", ")+" is installed (see .ci/run for the packages)")
+	return ""
+}
+
+// Find returns the first of names found on PATH or where Debian installs PostgreSQL's server
+// programs (which are not on PATH).
+func Find(names ...string) (string, bool) {
 	dirs := []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"}
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
-			return p
+			return p, true
 		}
 		for _, d := range dirs {
 			p := filepath.Join(d, n)
 			if _, err := os.Stat(p); err == nil {
-				return p
+				return p, true
 			}
 		}
 	}
-	Require(t, false, "none of "+joinNames(names)+" is installed (see .ci/run for the packages)")
-	return ""
-}
-
-func joinNames(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
+	return "", false
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago: they are
+// held open together, so none repeats.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
+}
+
+// WriteFile writes content to dir/name, readable by the owner only (it may hold a token), and
+// returns the path.
+func WriteFile(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // RepoRoot returns the repository's root directory, found from this file's location.
