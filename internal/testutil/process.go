@@ -29,6 +29,12 @@ type Process struct {
 // output and error go to a file rather than memory: a debug log over a long run is large.
 func StartProcess(t testing.TB, name string, env []string, bin string, args ...string) *Process {
 	t.Helper()
+	return startProcess(t, name, append(os.Environ(), env...), bin, args...)
+}
+
+// startProcess is StartProcess with the whole environment given.
+func startProcess(t testing.TB, name string, env []string, bin string, args ...string) *Process {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -36,7 +42,7 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -62,8 +68,13 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 // returns once GET readyPath answers 200.
 func StartServer(t testing.TB, name, bin, readyPath string, args ...string) *Process {
 	t.Helper()
+	return startServer(t, name, os.Environ(), bin, readyPath, args...)
+}
+
+func startServer(t testing.TB, name string, env []string, bin, readyPath string, args ...string) *Process {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	p := StartProcess(t, name, nil, bin, append(args, "--web.listen-address="+addr)...)
+	p := startProcess(t, name, env, bin, append(args, "--web.listen-address="+addr)...)
 	p.URL = "http://" + addr
 	p.WaitReady(t, p.URL+readyPath, 30*time.Second)
 	return p
@@ -77,6 +88,19 @@ func StartRemediator(t testing.TB, bin, dir, playbooks string, args ...string) *
 	cfg := WriteFile(t, dir, "playbooks.yml", playbooks)
 	args = append([]string{"--config.file=" + cfg, "--storage.path=" + filepath.Join(dir, "data")}, args...)
 	return StartServer(t, "remediator", bin, "/-/ready", args...)
+}
+
+// StartDemoService builds the demo service and serves it as service name on a free loopback
+// port, with args after "serve". Its environment holds only PATH, so FAULTS or DATABASE_URL of
+// the caller's shell do not reach it.
+func StartDemoService(t testing.TB, name string, args ...string) *Process {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "demo-service")
+	if err := BuildStatic(RepoRoot(t), "./services/cmd/demo-service", bin); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"serve", "--service.name=" + name}, args...)
+	return startServer(t, name, []string{"PATH=" + os.Getenv("PATH")}, bin, "/healthz", args...)
 }
 
 // WaitReady waits until GET url answers 200, or fails the test when timeout passes or the
