@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,13 +21,11 @@ const TestLabel = "selfheal.test=1"
 // DockerCLI runs the docker command line and returns its trimmed standard output; the error
 // carries standard error, which is where the engine's reason is.
 func DockerCLI(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	out, err := RunContext(ctx, "docker", args...)
+	if err != nil {
+		return "", err
 	}
-	return strings.TrimSpace(stdout.String()), nil
+	return out, nil
 }
 
 // DockerReachable reports whether the docker command is installed and its engine answers; when
