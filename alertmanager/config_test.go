@@ -81,10 +81,6 @@ func TestRoutesOfEveryRule(t *testing.T) {
 	}
 	var cases []routeCase
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var rf struct {
 			Groups []struct {
 				Rules []struct {
@@ -93,9 +89,7 @@ func TestRoutesOfEveryRule(t *testing.T) {
 				} `yaml:"rules"`
 			} `yaml:"groups"`
 		}
-		if err := yaml.Unmarshal(b, &rf); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
+		testutil.ReadYAML(t, p, &rf)
 		for _, g := range rf.Groups {
 			for _, r := range g.Rules {
 				if r.Alert == "" {
@@ -127,14 +121,8 @@ func TestRoutesOfEveryRule(t *testing.T) {
 // inhibition are the shipped ones.
 func testConfig(t *testing.T, remediatorURL, oncallURL, tokenFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadYAML(t, configFile, &cfg)
 	seen := map[string]bool{}
 	for _, r := range cfg["receivers"].([]any) {
 		r := r.(map[string]any)

@@ -81,14 +81,8 @@ func TestPromtoolCheckConfig(t *testing.T) {
 // Relabeling, rules, evaluation and the alert contract are the shipped ones.
 func testConfig(t *testing.T, engineURL, alertmanagerAddr string) string {
 	t.Helper()
-	b, err := os.ReadFile(configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatalf("%s: %v", configFile, err)
-	}
+	testutil.ReadYAML(t, configFile, &cfg)
 	global := cfg["global"].(map[string]any)
 	global["scrape_interval"], global["scrape_timeout"], global["evaluation_interval"] = "1s", "1s", "1s"
 

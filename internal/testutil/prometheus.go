@@ -67,10 +67,7 @@ func StartPrometheusBinary(t testing.TB, bin, configYAML string, ruleFiles ...st
 			t.Fatalf("prometheus config: %v", err)
 		}
 	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := WriteFile(t, dir, "prometheus.yml", configYAML)
 	return StartServer(t, "prometheus", bin, "/-/ready",
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -86,10 +83,7 @@ func StartAlertmanager(t testing.TB, configYAML string) string {
 	t.Helper()
 	bin := LookPath(t, "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := WriteFile(t, dir, "alertmanager.yml", configYAML)
 	return StartServer(t, "alertmanager", bin, "/-/ready",
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),

@@ -1,12 +1,10 @@
 package action
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,23 +21,7 @@ func startDemoService(t *testing.T) string {
 
 func leakedBytes(t *testing.T, addr string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `demo_memory_leaked_bytes{kind="flushable"} `); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatal("demo_memory_leaked_bytes{kind=\"flushable\"} not exported")
-	return 0
+	return testutil.ScrapeSample(t, "http://"+addr+"/metrics", "demo_memory_leaked_bytes", map[string]string{"kind": "flushable"})
 }
 
 // The shipped playbooks' http steps, run unchanged against the real demo service: the client

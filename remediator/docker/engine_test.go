@@ -1,13 +1,11 @@
 package docker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -137,23 +135,7 @@ func request(da config.DockerAction, labels map[string]string) action.Request {
 
 func processStart(t *testing.T, port int) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_start_time_seconds "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatal("no process_start_time_seconds in /metrics")
-	return 0
+	return testutil.ScrapeSample(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), "process_start_time_seconds", nil)
 }
 
 func TestRestartStartsANewProcess(t *testing.T) {
