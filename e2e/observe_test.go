@@ -42,6 +42,16 @@ const watchInterval = 500 * time.Millisecond
 
 func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 	w := &alertWatch{episodes: map[string][]*episode{}}
+	watch(t, func(ctx context.Context) {
+		if res, err := api.Alerts(ctx); err == nil {
+			w.observe(time.Now(), res.Alerts)
+		}
+	})
+	return w
+}
+
+// watch calls poll every watchInterval, each call bounded to five seconds, until the test ends.
+func watch(t *testing.T, poll func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -50,11 +60,8 @@ func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 		defer tick.Stop()
 		for {
 			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-			res, err := api.Alerts(qctx)
+			poll(qctx)
 			qcancel()
-			if err == nil {
-				w.observe(time.Now(), res.Alerts)
-			}
 			select {
 			case <-ctx.Done():
 				return
@@ -63,7 +70,6 @@ func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return w
 }
 
 func labelKey(ls model.LabelSet) string {

@@ -187,13 +187,19 @@ type target struct {
 
 func activeTargets(t *testing.T, promURL string) []target {
 	t.Helper()
+	return apiData[struct {
+		ActiveTargets []target `json:"activeTargets"`
+	}](t, promURL+"/api/v1/targets?state=active").ActiveTargets
+}
+
+// apiData returns the data of an answer of Prometheus' HTTP API.
+func apiData[T any](t *testing.T, url string) T {
+	t.Helper()
 	var body struct {
-		Data struct {
-			ActiveTargets []target `json:"activeTargets"`
-		} `json:"data"`
+		Data T `json:"data"`
 	}
-	testutil.GetJSON(t, promURL+"/api/v1/targets?state=active", &body)
-	return body.Data.ActiveTargets
+	testutil.GetJSON(t, url, &body)
+	return body.Data
 }
 
 // metricsStub serves a minimal /metrics so that discovered targets can be scraped.

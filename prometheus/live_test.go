@@ -25,13 +25,9 @@ type promAlert struct {
 
 func alerts(t *testing.T, promURL string) []promAlert {
 	t.Helper()
-	var body struct {
-		Data struct {
-			Alerts []promAlert `json:"alerts"`
-		} `json:"data"`
-	}
-	testutil.GetJSON(t, promURL+"/api/v1/alerts", &body)
-	return body.Data.Alerts
+	return apiData[struct {
+		Alerts []promAlert `json:"alerts"`
+	}](t, promURL+"/api/v1/alerts").Alerts
 }
 
 // findAlert returns the alert with the given name and severity on instance, if listed.

@@ -115,13 +115,10 @@ func lastFrom(t *testing.T, df string) string {
 	return last
 }
 
+// readFile returns the repository's file rel.
 func readFile(t testing.TB, rel string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), rel))
 }
 
 // The Dockerfiles build packages that exist, with a main.

@@ -78,17 +78,6 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// WriteFile writes content to dir/name, readable by the owner only (it may hold a token), and
-// returns the path.
-func WriteFile(t testing.TB, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // RepoRoot returns the repository's root directory, found from this file's location.
 func RepoRoot(t testing.TB) string {
 	t.Helper()

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 func goodAlert(target string) Alert {
@@ -22,7 +24,7 @@ func goodAlert(target string) Alert {
 // TestBadInputHTTP sends what a broken or hostile client sends, through the real HTTP server, and
 // expects a clear 4xx (never a panic, never a hang) and nothing accepted.
 func TestBadInputHTTP(t *testing.T) {
-	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: readTestdata(t, "bad-input-playbooks.yml"), Token: "bad-token"})
+	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: testutil.Testdata(t, "bad-input-playbooks.yml"), Token: "bad-token"})
 	defer stopRemediator(t, rem)
 	good := Notification("g", goodAlert("api-1"))
 	huge := strings.Repeat("x", 100<<10)
@@ -136,7 +138,7 @@ func TestSlowClients(t *testing.T) {
 		readTimeout   = 2 * time.Second
 		maxRequests   = 4
 	)
-	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: readTestdata(t, "bad-input-playbooks.yml"), Token: "slow-token",
+	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: testutil.Testdata(t, "bad-input-playbooks.yml"), Token: "slow-token",
 		ReadHeaderTimeout: headerTimeout, ReadTimeout: readTimeout, MaxRequests: maxRequests})
 	defer stopRemediator(t, rem)
 	addr := strings.TrimPrefix(rem.URL, "http://")

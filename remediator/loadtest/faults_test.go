@@ -104,7 +104,7 @@ func runFault(t *testing.T, tc faultCase) {
 		acts = append(acts, tc.docker(t))
 	}
 	rem := startRemediator(t, Options{
-		Dir: t.TempDir(), Playbooks: fmt.Sprintf(readTestdata(t, "fault-playbooks.yml"), tc.global, tc.step),
+		Dir: t.TempDir(), Playbooks: fmt.Sprintf(testutil.Testdata(t, "fault-playbooks.yml"), tc.global, tc.step),
 		Actuators: acts, Token: "fault-token", Tick: 50 * time.Millisecond,
 	})
 	defer stopRemediator(t, rem)

@@ -1,8 +1,6 @@
 package loadtest
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -22,14 +20,4 @@ func stopRemediator(t *testing.T, r *Remediator) {
 	if err := r.Stop(); err != nil {
 		t.Error(err)
 	}
-}
-
-// readTestdata returns the content of testdata/name.
-func readTestdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

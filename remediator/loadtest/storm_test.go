@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 const (
@@ -60,7 +62,7 @@ func TestStorm(t *testing.T) {
 	defer endpoint.Close()
 	rem := startRemediator(t, Options{
 		Dir:       t.TempDir(),
-		Playbooks: fmt.Sprintf(readTestdata(t, "storm-playbooks.yml"), stormConcurrent, stormPerMinute, endpoint.URL, stormBlastMax),
+		Playbooks: fmt.Sprintf(testutil.Testdata(t, "storm-playbooks.yml"), stormConcurrent, stormPerMinute, endpoint.URL, stormBlastMax),
 		Token:     "storm-token",
 		Tick:      50 * time.Millisecond,
 	})

@@ -57,7 +57,7 @@ func newTestServer(t *testing.T, dir, playbooks string, o Options, start bool) *
 	t.Helper()
 	o.ConfigFile = filepath.Join(dir, "playbooks.yml")
 	if playbooks != "" {
-		writeFile(t, o.ConfigFile, playbooks)
+		testutil.WriteFile(t, dir, "playbooks.yml", playbooks)
 	}
 	o.StoragePath = filepath.Join(dir, "data")
 	reg := prometheus.NewRegistry()
@@ -100,29 +100,12 @@ func newEnv(t *testing.T, dir string, start bool) *env {
 	t.Helper()
 	playbooks := ""
 	if _, err := os.Stat(filepath.Join(dir, "playbooks.yml")); err != nil {
-		playbooks = readTestdata(t, "playbooks.yml")
+		playbooks = testutil.Testdata(t, "playbooks.yml")
 	}
-	tok := filepath.Join(dir, "token")
-	writeFile(t, tok, "t0ken")
+	tok := testutil.WriteFile(t, dir, "token", "t0ken")
 	r := &recordingRunner{}
 	ts := newTestServer(t, dir, playbooks, Options{WebhookTokenFile: tok, Runner: r, Tick: 20 * time.Millisecond}, start)
 	return &env{testServer: ts, runner: r}
-}
-
-func readTestdata(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func notification(status, container string, startsAt time.Time) string {
@@ -265,8 +248,7 @@ func TestAPI(t *testing.T) {
 
 func TestBadReloadKeepsRunningConfig(t *testing.T) {
 	e := newEnv(t, t.TempDir(), true)
-	cfgFile := filepath.Join(e.dir, "playbooks.yml")
-	writeFile(t, cfgFile, "playbooks:\n  - name: x\n    bogus: 1\n")
+	testutil.WriteFile(t, e.dir, "playbooks.yml", "playbooks:\n  - name: x\n    bogus: 1\n")
 	code, body := e.do("POST", "/-/reload", "t0ken", "")
 	if code != 500 || !strings.Contains(body, "playbooks.yml:3") {
 		t.Fatalf("bad reload: %d %s", code, body)
@@ -280,7 +262,7 @@ func TestBadReloadKeepsRunningConfig(t *testing.T) {
 	if e.runner.count() != 1 {
 		t.Fatal("running configuration lost after a bad reload")
 	}
-	writeFile(t, cfgFile, readTestdata(t, "playbooks.yml"))
+	testutil.WriteFile(t, e.dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	if code, _ := e.do("POST", "/-/reload", "t0ken", ""); code != 200 || promtestutil.ToFloat64(e.srv.reloadOK) != 1 {
 		t.Fatalf("good reload: %d", code)
 	}
@@ -331,7 +313,7 @@ func (b blockingRunner) Run(ctx context.Context, _ action.Request) (string, erro
 func TestWebhookStaysFastWhileHealsHang(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	playbooks := strings.Replace(readTestdata(t, "playbooks.yml"), "heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4", 1)
+	playbooks := strings.Replace(testutil.Testdata(t, "playbooks.yml"), "heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4", 1)
 	ts := newTestServer(t, t.TempDir(), playbooks, Options{Runner: blockingRunner{release}}, true)
 	srv, hs := ts.srv, ts.http
 	var slowest time.Duration

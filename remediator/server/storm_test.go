@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/action"
 )
 
@@ -54,7 +55,7 @@ func TestStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm test skipped in -short mode")
 	}
-	srv, r, reg, hs := startStormServer(t, readTestdata(t, "storm-playbooks.yml"))
+	srv, r, reg, hs := startStormServer(t, testutil.Testdata(t, "storm-playbooks.yml"))
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -169,7 +170,7 @@ func TestStormRateLimitAndBoundedQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm test skipped in -short mode")
 	}
-	srv, r, _, hs := startStormServer(t, strings.Replace(readTestdata(t, "storm-playbooks.yml"), "max_targets: 20", "max_targets: 0", 1))
+	srv, r, _, hs := startStormServer(t, strings.Replace(testutil.Testdata(t, "storm-playbooks.yml"), "max_targets: 20", "max_targets: 0", 1))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range 16 {

@@ -58,7 +58,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 	testutil.LookPath(t, "prometheus-alertmanager", "alertmanager") // skip early, before starting anything
 	dir := t.TempDir()
 	token := testutil.WriteFile(t, dir, "token", "am-t0ken")
-	rem := testutil.StartRemediator(t, bins+"/remediator", dir, testPlaybooks(t), "--webhook.token-file="+token, "--log.level=debug")
+	rem := testutil.StartRemediator(t, bins+"/remediator", dir, testutil.Testdata(t, "playbooks.yml"), "--webhook.token-file="+token, "--log.level=debug")
 	am := testutil.StartAlertmanager(t, alertmanagerConfig(t, rem.URL, token))
 	demo := testutil.StartServer(t, "demo-service", bins+"/demo-service", "/readyz", "serve", "--service.name=user-service")
 	instance := strings.TrimPrefix(demo.URL, "http://")
@@ -83,6 +83,16 @@ func TestWithRealAlertmanager(t *testing.T) {
 		})
 	}
 
+	// waitHealed waits until the target's one heal is verified healed, and returns it.
+	waitHealed := func(t *testing.T, target, what string) healJSON {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, what, func() bool {
+			hs := heals(t, rem.URL, "?target="+target)
+			return len(hs) == 1 && hs[0].Result == "healed"
+		})
+		return heals(t, rem.URL, "?target="+target)[0]
+	}
+
 	t.Run("flush heals and is verified by the resolved notification", func(t *testing.T) {
 		testutil.Do(t, http.MethodPost, demo.URL+"/chaos/memory-leak?rate_mb=4&kind=flushable", "", nil)
 		testutil.Eventually(t, 10*time.Second, "the leak to grow", func() bool {
@@ -97,11 +107,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		})
 		a.EndsAt = time.Now()
 		postAlert(t, am, a)
-		testutil.Eventually(t, 20*time.Second, "the heal to be verified", func() bool {
-			hs := heals(t, rem.URL, "?target=demo-a")
-			return len(hs) == 1 && hs[0].Result == "healed"
-		})
-		h := heals(t, rem.URL, "?target=demo-a")[0]
+		h := waitHealed(t, "demo-a", "the heal to be verified")
 		if h.stepSummary() != "flush-cache=succeeded" || h.Playbook != "memory-high" || h.Alert.Name != "ServiceMemoryHigh" || h.Alert.Fingerprint == "" {
 			t.Fatalf("heal %+v", h)
 		}
@@ -119,11 +125,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 		})
 		a.EndsAt = time.Now()
 		postAlert(t, am, a)
-		testutil.Eventually(t, 20*time.Second, "the escalated heal to be verified", func() bool {
-			hs := heals(t, rem.URL, "?target=demo-b")
-			return len(hs) == 1 && hs[0].Result == "healed"
-		})
-		h := heals(t, rem.URL, "?target=demo-b")[0]
+		h := waitHealed(t, "demo-b", "the escalated heal to be verified")
 		if h.stepSummary() != "flush-cache=failed,clear-faults=succeeded" || h.Steps[0].Reason != "verification failed" {
 			t.Fatalf("heal %+v", h)
 		}

@@ -35,7 +35,7 @@ func TestConfigCheck(t *testing.T) {
 func TestSIGHUPReload(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	p := testutil.StartRemediator(t, bin, dir, testPlaybooks(t))
+	p := testutil.StartRemediator(t, bin, dir, testutil.Testdata(t, "playbooks.yml"))
 	m := testutil.GetText(t, p.URL+"/metrics")
 	for _, want := range []string{"remediator_build_info{", "remediator_config_last_reload_successful 1", `remediator_heals_total{playbook="cpu-high",result="healed"} 0`} {
 		if !strings.Contains(m, want) {
@@ -50,7 +50,7 @@ func TestSIGHUPReload(t *testing.T) {
 		m := testutil.GetText(t, p.URL+"/metrics")
 		return strings.Contains(m, "remediator_config_last_reload_successful 0") && strings.Contains(m, `remediator_config_reloads_total{result="failure"} 1`)
 	})
-	testutil.WriteFile(t, dir, "playbooks.yml", strings.Replace(testPlaybooks(t), "name: cpu-high", "name: cpu-saturated", 1))
+	testutil.WriteFile(t, dir, "playbooks.yml", strings.Replace(testutil.Testdata(t, "playbooks.yml"), "name: cpu-high", "name: cpu-saturated", 1))
 	_ = p.Signal(syscall.SIGHUP)
 	testutil.Eventually(t, 10*time.Second, "the good reload to show", func() bool {
 		m := testutil.GetText(t, p.URL+"/metrics")
@@ -64,7 +64,7 @@ func TestSIGHUPReload(t *testing.T) {
 func TestSlowClientIsCutOff(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	p := testutil.StartRemediator(t, bin, dir, testPlaybooks(t),
+	p := testutil.StartRemediator(t, bin, dir, testutil.Testdata(t, "playbooks.yml"),
 		"--web.read-header-timeout=500ms", "--web.max-requests=2")
 	conns := make([]net.Conn, 0, 4)
 	for range 4 {

@@ -45,16 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testPlaybooks reads testdata/playbooks.yml, the playbooks most tests here run with.
-func testPlaybooks(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "playbooks.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 type healJSON struct {
 	ID       string `json:"id"`
 	Target   string `json:"target"`

@@ -43,7 +43,7 @@ func TestConfigCheckSwarmSteps(t *testing.T) {
 func TestSwarmFlags(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testPlaybooks(t))
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	out, err := exec.Command(bin, "--config.file", cfg, "--storage.path", filepath.Join(dir, "data"),
 		"--swarm.enable", "--swarm.self-service", "../nodes").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), `self service \"../nodes\" is neither a service name nor an id`) {

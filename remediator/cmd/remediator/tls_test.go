@@ -80,7 +80,7 @@ func TestMutualTLS(t *testing.T) {
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: %s
 `, srvCert, srvKey, caFile))
-	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testPlaybooks(t))
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	port := testutil.FreePort(t)
 	testutil.StartProcess(t, "remediator", nil, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.config.file="+webCfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
