@@ -1,6 +1,11 @@
-// Package testutil holds helpers shared by tests that need real programs: it finds them, and
-// decides whether a missing one skips the test (on a developer's machine) or fails it (in CI,
-// where a skip would hide a missing install step).
+// Package testutil holds what the tests of every package share, so that each does it one way:
+// finding real programs and deciding whether a missing one skips the test (on a developer's
+// machine) or fails it (in CI, where a skip would hide a missing install step); starting them
+// (Prometheus, Alertmanager, PostgreSQL, the remediator and demo service binaries, containers);
+// and talking to them (requests, JSON, scrapes, waiting, a stand-in webhook receiver, fixtures).
+//
+// A remediator run inside the test process is remediator/loadtest's Start: this package cannot
+// import the remediator's packages, whose own tests import it.
 package testutil
 
 import (
