@@ -98,6 +98,36 @@ func BuildScratchImage(binary, tag string, extra ...string) error {
 	return nil
 }
 
+// BuildDemoServiceImages builds the demo service and, for each tag, a FROM scratch image of it
+// with that tag's extra Dockerfile lines (see BuildScratchImage): the images a package's tests
+// share, built once, and removed by the package when its tests end.
+func BuildDemoServiceImages(images map[string][]string) error {
+	dir, err := os.MkdirTemp("", "selfheal-demo-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "demo-service")
+	if err := buildDemoService(bin); err != nil {
+		return err
+	}
+	for tag, extra := range images {
+		if err := BuildScratchImage(bin, tag, extra...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDemoService builds the demo service as a static binary at out.
+func buildDemoService(out string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	return BuildStatic(root, "./services/cmd/demo-service", out)
+}
+
 // RemoveImage deletes an image built by BuildScratchImage.
 func RemoveImage(tag string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -96,7 +96,7 @@ func StartRemediator(t testing.TB, bin, dir, playbooks string, args ...string) *
 func StartDemoService(t testing.TB, name string, args ...string) *Process {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "demo-service")
-	if err := BuildStatic(RepoRoot(t), "./services/cmd/demo-service", bin); err != nil {
+	if err := buildDemoService(bin); err != nil {
 		t.Fatal(err)
 	}
 	args = append([]string{"serve", "--service.name=" + name}, args...)

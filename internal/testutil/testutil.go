@@ -9,6 +9,7 @@
 package testutil
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -86,9 +87,17 @@ func FreePorts(t testing.TB, n int) []int {
 // RepoRoot returns the repository's root directory, found from this file's location.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func repoRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		t.Fatal("cannot locate the repository root")
+		return "", errors.New("cannot locate the repository root")
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", ".."), nil
 }
