@@ -24,25 +24,6 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// faultPlaybooks heals FaultHigh alerts with one step (given) and ignores everything else.
-const faultPlaybooks = `
-global:
-  max_concurrent_heals: 1
-  heals_per_minute: 600
-%s
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 1h}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 30s, interval: 1s}
-  step_timeout: 30s
-playbooks:
-  - name: fault
-    match: ['alertname="FaultHigh"']
-    steps:
-      - name: %s
-`
-
 // TestFaults puts the remediator in front of a broken world: each heal must end within its
 // bound with a reason an operator can act on in the history, while the webhook keeps answering
 // Alertmanager fast.
@@ -122,18 +103,11 @@ func runFault(t *testing.T, tc faultCase) {
 	if tc.docker != nil {
 		acts = append(acts, tc.docker(t))
 	}
-	rem, err := Start(Options{
-		Dir: t.TempDir(), Playbooks: fmt.Sprintf(faultPlaybooks, tc.global, tc.step),
+	rem := startRemediator(t, Options{
+		Dir: t.TempDir(), Playbooks: fmt.Sprintf(testutil.Testdata(t, "fault-playbooks.yml"), tc.global, tc.step),
 		Actuators: acts, Token: "fault-token", Tick: 50 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer stopRemediator(t, rem)
 	now := time.Now()
 	code, body, err := rem.Post(http.DefaultClient, Notification("victim",
 		Alert{Name: "FaultHigh", Target: "victim", Severity: "critical", StartsAt: now.Add(-time.Minute)}))
