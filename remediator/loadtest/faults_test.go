@@ -130,8 +130,11 @@ func runFault(t *testing.T, tc faultCase) {
 		t.Errorf("webhook during the fault: statuses %v, %d errors (%v)", d.Statuses, len(d.Errors), firstErr(d.Errors))
 	}
 	t.Logf("webhook during the fault: %d posts, p50 %s p99 %s max %s", d.Sent, d.Quantile(.5), d.Quantile(.99), d.Quantile(1))
-	if p99 := d.Quantile(.99); p99 > 50*time.Millisecond && !raceEnabled {
-		t.Errorf("webhook p99 during the fault is %s, want under 50ms", p99)
+	// The claim is that intake does not wait on a heal stuck in its fault, which stalls for
+	// most of tc.bound: a webhook tied to it would take seconds. A quarter of the stall tells the
+	// two apart on a loaded machine too; how fast intake is, is make bench's question.
+	if p99 := d.Quantile(.99); p99 > tc.bound/4 && !raceEnabled {
+		t.Errorf("webhook p99 during the fault is %s, want under %s: intake seems to wait on the stuck heal", p99, tc.bound/4)
 	}
 
 	h, err := rem.WaitHeal("victim", tc.bound+5*time.Second)
@@ -158,7 +161,7 @@ func runFault(t *testing.T, tc faultCase) {
 
 // TestFaultPrometheusStops runs a real Prometheus that answers the verification query (not yet
 // healed), then stops it in the middle of the verification: the step must fail at its deadline
-// with the query error as the reason, and the webhook must stay fast.
+// with the query error as the reason, and the webhook must not wait on it.
 func TestFaultPrometheusStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")
