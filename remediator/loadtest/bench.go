@@ -132,6 +132,60 @@ func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem I
 	return bare, durable, rem, nil
 }
 
+// MeasureRepeat drives the bare handler and a real remediator with one notification repeated,
+// as Alertmanager re-sends a firing group every repeat_interval and its HA peers send the same
+// group again: two alerts whose heals are running (their recovery calls hang until the end), so
+// every delivery after the first is a repeat of an acting episode and changes nothing.
+func MeasureRepeat(dir string, senders, notifications int) (bare, rem IntakeRun, err error) {
+	rec := &Recovery{Hang: true, Notify: make(chan string, 4)}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	defer rec.Release()
+	r, err := Start(Options{Dir: dir, Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	if err != nil {
+		return bare, rem, err
+	}
+	defer r.Stop()
+	bareURL, stopBare, err := ServeBare()
+	if err != nil {
+		return bare, rem, err
+	}
+	defer stopBare()
+
+	at := time.Now().Add(-time.Minute)
+	body := Notification(`{}:{alertname="BenchMemoryHigh"}`,
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-a", Severity: "critical", StartsAt: at},
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-b", Severity: "critical", StartsAt: at})
+	if code, msg, err := r.Post(Client(1), body); err != nil || code != http.StatusAccepted {
+		return bare, rem, fmt.Errorf("first delivery of the repeated notification: %d %s %v", code, msg, err)
+	}
+	for range 2 {
+		select {
+		case <-rec.Notify:
+		case <-time.After(10 * time.Second):
+			return bare, rem, errors.New("the repeated notification's heals did not start")
+		}
+	}
+	bodies := make([][]byte, notifications)
+	for i := range bodies {
+		bodies[i] = body
+	}
+	warm := bodies[:min(len(bodies), 500)]
+	Deliver(PostTo(bareURL, ""), warm, senders)
+	Deliver(r.Post, warm, senders)
+	runtime.GC()
+	bare = intakeRun("bare", Deliver(PostTo(bareURL, ""), bodies, senders), 2*notifications)
+	bare.Senders = senders
+	runtime.GC()
+	d := Deliver(r.Post, bodies, senders)
+	rem = intakeRun("remediator", d, 2*notifications)
+	rem.Senders = senders
+	if d.Replies.Deduplicated != 2*d.Statuses[http.StatusAccepted] {
+		return bare, rem, fmt.Errorf("repeats: %d alerts deduplicated in %d accepted notifications, want all", d.Replies.Deduplicated, d.Statuses[http.StatusAccepted])
+	}
+	return bare, rem, nil
+}
+
 // DecisionRun is the time from posting an alert to its first action starting.
 type DecisionRun struct {
 	Samples     int

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,6 +54,39 @@ func benchPost(b *testing.B, post func(c *http.Client, body []byte) (int, string
 				Alert{Name: "BenchMemoryHigh", Target: target, Severity: "critical", StartsAt: at})
 			code, msg, err := post(c, body)
 			if err != nil || code != 202 {
+				b.Fatalf("%d %s %v", code, msg, err)
+			}
+		}
+	})
+}
+
+// BenchmarkWebhookRepeat posts one notification again and again, both of its alerts acting
+// (their heals hang), as cmd/loadtest's repeat row does.
+func BenchmarkWebhookRepeat(b *testing.B) {
+	rec := &Recovery{Hang: true, Notify: make(chan string, 4)}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	defer rec.Release()
+	r, err := Start(Options{Dir: b.TempDir(), Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop()
+	at := time.Now().Add(-time.Minute)
+	body := Notification("g", Alert{Name: "BenchMemoryHigh", Target: "repeat-a", Severity: "critical", StartsAt: at},
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-b", Severity: "critical", StartsAt: at})
+	if code, msg, err := r.Post(Client(1), body); err != nil || code != 202 {
+		b.Fatalf("%d %s %v", code, msg, err)
+	}
+	<-rec.Notify
+	<-rec.Notify
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := Client(1)
+		for pb.Next() {
+			if code, msg, err := r.Post(c, body); err != nil || code != 202 || !strings.Contains(msg, `"deduplicated":2`) {
 				b.Fatalf("%d %s %v", code, msg, err)
 			}
 		}

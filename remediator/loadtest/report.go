@@ -12,9 +12,15 @@ import (
 
 // Goals from the project's performance requirements.
 const (
-	GoalThroughputRatio = 0.5
-	GoalP99             = 5 * time.Millisecond
-	GoalRSS             = 150e6 // 150 MB, as the requirement says: 143.1 MiB
+	// GoalRepeatRatio: a repeated notification costs a decode and a lookup, so the remediator
+	// answers repeats at this share of the bare handler's rate or more.
+	GoalRepeatRatio = 0.8
+	// GoalDurableRatio: new alerts are taken at this share of bare+fsync's rate or more (a 202
+	// means "on disk", so bare+fsync is the limit).
+	GoalDurableRatio = 0.8
+	GoalP99          = 5 * time.Millisecond
+	GoalDecisionP99  = 2 * time.Millisecond
+	GoalRSS          = 150e6 // 150 MB, as the requirement says: 143.1 MiB
 )
 
 // Report is one benchmark run.
@@ -22,6 +28,7 @@ type Report struct {
 	When     time.Time
 	Machine  Machine
 	Intake   [][3]IntakeRun // bare, bare+fsync, remediator
+	Repeat   [][2]IntakeRun // bare, remediator on one notification repeated
 	Decision []DecisionRun
 	Memory   []MemoryRun
 	Notes    []string
@@ -106,16 +113,27 @@ func (r *Report) Markdown(w io.Writer) {
 	p("")
 	p("| goal | measured | | the same measure for the baselines |")
 	p("|---|---|---|---|")
+	for _, pair := range r.Repeat {
+		b, m := pair[0], pair[1]
+		ratio := m.Throughput / b.Throughput
+		p("| repeats >= %.1fx the bare handler (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s | |",
+			GoalRepeatRatio, senders(m.Senders), ratio, m.Throughput, b.Throughput, yes(ratio >= GoalRepeatRatio))
+	}
 	for _, pair := range r.Intake {
 		b, d, m := pair[0], pair[1], pair[2]
-		ratio := m.Throughput / b.Throughput
-		p("| intake throughput >= %.1fx the bare handler (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s | bare+fsync: %.2fx |",
-			GoalThroughputRatio, senders(m.Senders), ratio, m.Throughput, b.Throughput, yes(ratio >= GoalThroughputRatio), d.Throughput/b.Throughput)
+		ratio := m.Throughput / d.Throughput
+		p("| new alerts >= %.1fx bare+fsync (%s) | %.2fx (%.0f vs %.0f notifications/s) | %s | to bare: remediator %.2fx, bare+fsync %.2fx |",
+			GoalDurableRatio, senders(m.Senders), ratio, m.Throughput, d.Throughput, yes(ratio >= GoalDurableRatio), m.Throughput/b.Throughput, d.Throughput/b.Throughput)
 	}
 	for _, pair := range r.Intake {
 		b, d, m := pair[0], pair[1], pair[2]
 		p("| intake p99 < %s while heals run (%s, %d heals during the load) | %s | %s | bare: %s, bare+fsync: %s |",
 			ms(GoalP99), senders(m.Senders), m.HealsDuring, ms(m.P99), yes(m.P99 < GoalP99), ms(b.P99), ms(d.P99))
+	}
+	for _, d := range r.Decision {
+		if d.Background == "idle" {
+			p("| decision p99 < %s (idle) | %s | %s | webhook p50 in the same samples: %s |", ms(GoalDecisionP99), ms(d.P99), yes(d.P99 < GoalDecisionP99), ms(d.PostP50))
+		}
 	}
 	for _, mm := range r.Memory {
 		p("| < 150 MB (%s) resident with %d active alerts (%s) | %s (peak %s) | %s | |", mib(GoalRSS), mm.Alerts, memLimit(mm), mib(mm.RSS), mib(mm.PeakRSS), yes(mm.RSS < GoalRSS && mm.PeakRSS < GoalRSS))
@@ -140,6 +158,25 @@ func (r *Report) Markdown(w io.Writer) {
 		for _, x := range pair {
 			p("| %s | %d | %d | %.0f | %.2f | %.2f | %s | %s | %.1fx | %s | %d | %d |", x.Receiver, x.Senders, x.Notifications, x.Throughput,
 				x.Throughput/b.Throughput, x.Throughput/d.Throughput, ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99), ms(x.Max), x.HealsDuring, x.Non2xx)
+		}
+	}
+	if len(r.Repeat) > 0 {
+		p("")
+		p("## Repeats")
+		p("")
+		p("One real notification (two alerts, each on its own target, whose heals are running: their")
+		p("recovery calls hang until the end) posted again and again, as Alertmanager re-sends a firing")
+		p("group every `repeat_interval` and its HA peers send it too. Every alert of every delivery is")
+		p("a repeat of an acting episode. *bare* decodes the same body and answers.")
+		p("")
+		p("| receiver | senders | notifications | notifications/s | ratio to bare | p50 | p99 | p99 ratio to bare | max | non-202 |")
+		p("|---|---|---|---|---|---|---|---|---|---|")
+		for _, pair := range r.Repeat {
+			b := pair[0]
+			for _, x := range pair {
+				p("| %s | %d | %d | %.0f | %.2f | %s | %s | %.1fx | %s | %d |", x.Receiver, x.Senders, x.Notifications, x.Throughput,
+					x.Throughput/b.Throughput, ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99), ms(x.Max), x.Non2xx)
+			}
 		}
 	}
 	if len(r.Decision) > 0 {
@@ -213,6 +250,13 @@ func (r *Report) Table(w io.Writer) {
 		for _, x := range pair {
 			fmt.Fprintf(w, "%-11s %7d %8d %10.0f %6.2f %7.2f %9s %9s %6.1f\n", x.Receiver, x.Senders, x.Notifications, x.Throughput,
 				x.Throughput/b.Throughput, x.Throughput/d.Throughput, ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99))
+		}
+	}
+	for _, pair := range r.Repeat {
+		b := pair[0]
+		for _, x := range pair {
+			fmt.Fprintf(w, "repeat %-11s %7d %8d %10.0f %6.2f %7s %9s %9s %6.1f\n", x.Receiver, x.Senders, x.Notifications, x.Throughput,
+				x.Throughput/b.Throughput, "", ms(x.P50), ms(x.P99), float64(x.P99)/float64(b.P99))
 		}
 	}
 	for _, d := range r.Decision {

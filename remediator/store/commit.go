@@ -25,8 +25,12 @@ type writeReq struct {
 	// group is retried request by request), so it must start from a clean result each time.
 	fn         func(tx *bolt.Tx) error
 	background bool
-	queued     time.Time
-	done       chan error // buffered: the committer never blocks on an answer
+	// keys are the inbox and episode keys the write changes, and barrier says it changes
+	// episodes not known in advance: deliveries touching them wait for it (see inboxIndex).
+	keys    []string
+	barrier bool
+	queued  time.Time
+	done    chan error // buffered: the committer never blocks on an answer
 }
 
 // writeQueue holds the writes not yet taken by the committer, in the order they were asked
@@ -90,18 +94,31 @@ func (q *writeQueue) take(now time.Time, group []*writeReq) ([]*writeReq, time.D
 // pipeline's decision records share one transaction and one fsync instead of queueing for
 // bbolt's single writer one after the other, each paying its own.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
-	if err := s.queue.push(r); err != nil {
+	return s.write(&writeReq{fn: fn, done: make(chan error, 1)})
+}
+
+// write queues r (with its keys unsettled until it commits) and waits for its commit.
+func (s *Store) write(r *writeReq) error {
+	if err := s.enqueue(r); err != nil {
 		return err
 	}
 	return <-r.done
 }
 
+func (s *Store) enqueue(r *writeReq) error {
+	s.index.unsettle(r)
+	if err := s.queue.push(r); err != nil {
+		s.index.settle(r)
+		return err
+	}
+	return nil
+}
+
 // updateLater queues fn to ride along with the next foreground commit (or to be committed
 // alone after backgroundDelay) and returns at once; done receives the result.
-func (s *Store) updateLater(fn func(tx *bolt.Tx) error) <-chan error {
-	r := &writeReq{fn: fn, background: true, queued: time.Now(), done: make(chan error, 1)}
-	if err := s.queue.push(r); err != nil {
+func (s *Store) updateLater(fn func(tx *bolt.Tx) error, keys []string) <-chan error {
+	r := &writeReq{fn: fn, keys: keys, background: true, queued: time.Now(), done: make(chan error, 1)}
+	if err := s.enqueue(r); err != nil {
 		r.done <- err
 	}
 	return r.done
@@ -169,8 +186,11 @@ func (s *Store) commitGroup(group []*writeReq) {
 		}
 		return nil
 	})
+	if err == nil {
+		s.commits.Add(1)
+	}
 	if err == nil || len(group) == 1 {
-		s.index.end(err == nil)
+		s.index.end(err == nil, group)
 		for _, r := range group {
 			r.done <- err
 		}
@@ -179,7 +199,10 @@ func (s *Store) commitGroup(group []*writeReq) {
 	for _, r := range group {
 		s.index.begin()
 		err := s.db.Update(r.fn)
-		s.index.end(err == nil)
+		if err == nil {
+			s.commits.Add(1)
+		}
+		s.index.end(err == nil, []*writeReq{r})
 		r.done <- err
 	}
 }

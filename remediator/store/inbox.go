@@ -15,8 +15,13 @@ import (
 // Accept records the alerts of one notification durably before the webhook answers, and tells
 // for each whether it is new (true) or a repeat delivery of an episode already in progress
 // (false). Concurrent deliveries share one commit and one fsync (see committer); Accept returns
-// only after the commit holding its alerts is on disk.
+// only after the commit holding its alerts is on disk. A delivery of repeats only (Alertmanager's
+// repeat_interval, its HA peers) is answered from the index without a commit: what it repeats
+// is on disk already.
 func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
+	if !s.closing.Load() && s.index.repeats(entries) {
+		return make([]bool, len(entries)), nil
+	}
 	// Encode in the caller's goroutine, concurrently with other deliveries, so the single writer
 	// spends its time on page work only.
 	encoded := make([][]byte, len(entries))
@@ -36,29 +41,18 @@ func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
 }
 
 // acceptTx appends the new entries (encoded[i] is entries[i] as JSON) to the inbox and sets
-// fresh[i] for each. Only the episode is read, never written: an episode with an entry in the
-// inbox is pending by definition, and its record changes when the entry is decided.
+// fresh[i] for each. No episode is written: an episode with an entry in the inbox is pending by
+// definition, and its record changes when the entry is decided.
 func (s *Store) acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
 	clear(fresh)
-	ib, eb := tx.Bucket(bucketInbox), tx.Bucket(bucketEpisodes)
+	ib := tx.Bucket(bucketInbox)
 	for i := range entries {
 		e := &entries[i]
 		if e.Key == "" || e.EpisodeKey == "" {
 			return errors.New("inbox entry without a key or an episode key")
 		}
-		if _, pending := s.index.lookup(e.Key); pending {
+		if s.index.isRepeat(e) {
 			continue
-		}
-		var ep Episode
-		found, err := get(eb, []byte(e.EpisodeKey), &ep)
-		if err != nil {
-			return err
-		}
-		if found && ep.State == EpisodeResolved {
-			continue // a resolved episode never fires again, nor resolves twice
-		}
-		if found && !e.Resolved && ep.State == EpisodeActing {
-			continue // its heal is running
 		}
 		seq, err := ib.NextSequence()
 		if err != nil {
@@ -143,6 +137,21 @@ func loadInbox(tx *bolt.Tx, index *inboxIndex, logger *slog.Logger) error {
 	return nil
 }
 
+// loadEpisodes puts the episodes that change later deliveries (acting and resolved) in the
+// index at Open. A record that cannot be read means "decide anew", as it did when read at intake.
+func loadEpisodes(tx *bolt.Tx, index *inboxIndex) error {
+	return tx.Bucket(bucketEpisodes).ForEach(func(k, v []byte) error {
+		var ep Episode
+		if json.Unmarshal(v, &ep) != nil {
+			return nil
+		}
+		if st := stateOf(ep.State); st != episodeNone {
+			index.states[string(k)] = st
+		}
+		return nil
+	})
+}
+
 // Inbox lists accepted alerts not yet decided, in the order they were accepted: after a
 // restart they are decided again.
 func (s *Store) Inbox() ([]InboxEntry, error) {
@@ -180,6 +189,7 @@ func (s *Store) Episode(key string) (Episode, bool, error) {
 func (s *Store) closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
 	if episodeKey != "" {
 		eb := tx.Bucket(bucketEpisodes)
+		s.index.setEpisode(episodeKey, stateOf(ep.State))
 		switch {
 		case ep.State == EpisodeResolved || ep.State == EpisodeActing:
 			if err := put(eb, []byte(episodeKey), ep); err != nil {
@@ -213,7 +223,19 @@ func (s *Store) Apply(targets []Target, closes []Close) error {
 	if err != nil {
 		return err
 	}
-	return s.update(fn)
+	return s.write(&writeReq{fn: fn, keys: closeKeys(closes), done: make(chan error, 1)})
+}
+
+// closeKeys are the inbox and episode keys that closes change.
+func closeKeys(closes []Close) []string {
+	keys := make([]string, 0, 2*len(closes))
+	for _, c := range closes {
+		keys = append(keys, c.InboxKey)
+		if !c.DropOnly {
+			keys = append(keys, c.EpisodeKey)
+		}
+	}
+	return keys
 }
 
 // ApplyLater is Apply without waiting: the writes ride along with the next webhook delivery's
@@ -227,7 +249,7 @@ func (s *Store) ApplyLater(targets []Target, closes []Close) <-chan error {
 		done <- err
 		return done
 	}
-	return s.updateLater(fn)
+	return s.updateLater(fn, closeKeys(closes))
 }
 
 // Flush returns once every write asked for before it is on disk.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,6 +44,10 @@ type Store struct {
 	commitDone chan struct{}
 	closeOnce  sync.Once
 	closeErr   error
+	// closing turns away the repeats answered from the index once Close began, like any write.
+	closing atomic.Bool
+	// commits counts the transactions committed, for the tests of what needs none.
+	commits atomic.Uint64
 }
 
 // Open opens (or creates) the database in dir. A file that cannot be opened or fails its
@@ -107,7 +112,10 @@ func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.
 		for cerr := range tx.Check() {
 			return cerr
 		}
-		return loadInbox(tx, index, logger)
+		if err := loadInbox(tx, index, logger); err != nil {
+			return err
+		}
+		return loadEpisodes(tx, index)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -123,6 +131,7 @@ func (s *Store) Path() string { return s.path }
 // Writes after Close return ErrClosed. Close may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		s.queue.close()
 		<-s.commitDone
 		s.closeErr = s.db.Close()
@@ -251,7 +260,7 @@ func (s *Store) PutStepStats(key string, st StepStats) error {
 // record and the episode's new state, in one transaction: after a crash either all of it is
 // visible (the attempt counts) or none of it (the alert is still in the inbox and decided again).
 func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(&writeReq{keys: []string{episodeKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		seq, err := hb.NextSequence()
 		if err != nil {
@@ -264,8 +273,9 @@ func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
 		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
 			return err
 		}
+		s.index.setEpisode(episodeKey, episodeActing)
 		return put(tx.Bucket(bucketEpisodes), []byte(episodeKey), Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
-	})
+	}})
 }
 
 // UpdateHeal rewrites a heal (after each step starts and ends).
@@ -284,7 +294,7 @@ func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error
 	if err != nil {
 		return fmt.Errorf("heal id %q: %w", h.ID, err)
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(&writeReq{keys: []string{episodeKey, inboxKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		if err := put(tx.Bucket(bucketHeals), seqKey(seq), h); err != nil {
 			return err
 		}
@@ -292,7 +302,7 @@ func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error
 			return err
 		}
 		return s.closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
-	})
+	}})
 }
 
 // HealFilter selects heals; empty fields match all. Limit 0 means 100.
@@ -361,7 +371,8 @@ func (s *Store) RunningHeals() ([]Heal, error) {
 // older than maxAge, so the file stays bounded.
 func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int, error) {
 	removed := 0
-	err := s.update(func(tx *bolt.Tx) error {
+	// A barrier: the episodes it drops are known only inside the transaction.
+	err := s.write(&writeReq{barrier: true, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		var drop [][]byte
 		c := hb.Cursor()
@@ -406,9 +417,10 @@ func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int,
 			if err := eb.Delete(k); err != nil {
 				return err
 			}
+			s.index.setEpisode(string(k), episodeNone)
 		}
 		return nil
-	})
+	}})
 	return removed, err
 }
 

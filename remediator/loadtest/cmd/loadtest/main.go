@@ -21,6 +21,7 @@ func main() {
 		binary        = app.Flag("remediator.binary", "Remediator binary for the memory benchmark.").Default("bin/remediator").String()
 		notifications = app.Flag("notifications", "Notifications per intake measurement.").Default("10000").Int()
 		senders       = app.Flag("senders", "Concurrent senders for the intake measurements.").Default("1", "16", "64").Ints()
+		repeatSenders = app.Flag("repeat.senders", "Concurrent senders for the repeat measurements (none: skip).").Default("16").Ints()
 		samples       = app.Flag("decision.samples", "Alerts timed for decision latency.").Default("300").Int()
 		alerts        = app.Flag("memory.alerts", "Active alerts for the memory benchmark (0: skip).").Default("100000").Int()
 		targets       = app.Flag("memory.targets", "Targets the active alerts are spread over.").Default("10000").Int()
@@ -29,13 +30,13 @@ func main() {
 	)
 	app.HelpFlag.Short('h')
 	kingpin.MustParse(app.Parse(os.Args[1:]))
-	if err := run(*out, *binary, *notifications, *senders, *samples, *alerts, *targets, *memLimits, *cpuProfile); err != nil {
+	if err := run(*out, *binary, *notifications, *senders, *repeatSenders, *samples, *alerts, *targets, *memLimits, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, binary string, notifications int, senders []int, samples, alerts, targets int, memLimits []string, cpuProfile string) error {
+func run(out, binary string, notifications int, senders, repeatSenders []int, samples, alerts, targets int, memLimits []string, cpuProfile string) error {
 	rep := &loadtest.Report{When: time.Now(), Machine: loadtest.ThisMachine()}
 	tmp, err := os.MkdirTemp("", "remediator-bench-")
 	if err != nil {
@@ -65,6 +66,14 @@ func run(out, binary string, notifications int, senders []int, samples, alerts, 
 			return err
 		}
 		rep.Intake = append(rep.Intake, [3]loadtest.IntakeRun{bare, durable, rem})
+	}
+	for _, s := range repeatSenders {
+		fmt.Fprintf(os.Stderr, "repeats, %d senders, %d notifications ...\n", s, notifications)
+		bare, rem, err := loadtest.MeasureRepeat(dir(fmt.Sprint("repeat-", s)), s, notifications)
+		if err != nil {
+			return err
+		}
+		rep.Repeat = append(rep.Repeat, [2]loadtest.IntakeRun{bare, rem})
 	}
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
