@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -40,7 +42,7 @@ func BenchmarkWebhookRemediator(b *testing.B) {
 func benchPost(b *testing.B, post func(c *http.Client, body []byte) (int, string, error)) {
 	var seq atomic.Int64
 	run := time.Now().UnixNano()
-	b.SetParallelism(8) // 16 senders on 2 CPUs
+	b.SetParallelism(benchParallelism) // 16 senders on 2 CPUs by default
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -91,4 +93,13 @@ func BenchmarkWebhookRepeat(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchParallelism is goroutines per CPU for the parallel benchmarks; BENCH_PARALLELISM changes it.
+var benchParallelism = 8
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PARALLELISM")); err == nil && n > 0 {
+		benchParallelism = n
+	}
 }

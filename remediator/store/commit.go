@@ -23,6 +23,7 @@ const backgroundDelay = 5 * time.Millisecond
 type writeReq struct {
 	// fn does the write inside the shared transaction. It may run more than once (a failed
 	// group is retried request by request), so it must start from a clean result each time.
+	// Without fn, the request only asks for the intake log to be applied.
 	fn         func(tx *bolt.Tx) error
 	background bool
 	// keys are the inbox and episode keys the write changes, and barrier says it changes
@@ -173,22 +174,23 @@ func (q *writeQueue) close() {
 	}
 }
 
-// commitGroup runs all requests in one transaction. If that fails, each request is retried in
-// its own transaction so that only the request at fault gets the error. The inbox index follows
-// only what was committed.
+// commitGroup runs all requests in one transaction, after moving the alerts the intake log
+// holds into the inbox bucket (so a close finds the entry it drops). If that fails, each
+// request is retried in its own transaction so that only the request at fault gets the error.
+// The inbox index follows only what was committed.
 func (s *Store) commitGroup(group []*writeReq) {
-	s.index.begin()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.applyWait.Store(false) // this commit applies what is logged so far
+	err := s.commitWithLog(func(tx *bolt.Tx) error {
 		for _, r := range group {
+			if r.fn == nil {
+				continue
+			}
 			if err := r.fn(tx); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
-	if err == nil {
-		s.commits.Add(1)
-	}
+	}, applyOnly(group))
 	if err == nil || len(group) == 1 {
 		s.index.end(err == nil, group)
 		for _, r := range group {
@@ -197,12 +199,48 @@ func (s *Store) commitGroup(group []*writeReq) {
 		return
 	}
 	for _, r := range group {
-		s.index.begin()
-		err := s.db.Update(r.fn)
-		if err == nil {
-			s.commits.Add(1)
+		fn := r.fn
+		if fn == nil {
+			fn = func(*bolt.Tx) error { return nil }
 		}
+		err := s.commitWithLog(fn, r.fn == nil)
 		s.index.end(err == nil, []*writeReq{r})
 		r.done <- err
 	}
+}
+
+// commitWithLog commits fn in one transaction with the logged alerts not yet in the database,
+// then lets the log drop them.
+// With nothing to apply, a group of apply-only requests commits nothing.
+func (s *Store) commitWithLog(fn func(tx *bolt.Tx) error, applyOnly bool) error {
+	recs := s.log.unapplied()
+	if applyOnly && len(recs) == 0 {
+		return nil
+	}
+	s.index.begin()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := applyLog(tx, recs); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	if len(recs) > 0 {
+		if err := s.log.applied(len(recs), recs[len(recs)-1].seq); err != nil {
+			s.logger.Error("cannot empty the intake log; it is replayed from where the state file says", "err", err)
+		}
+	}
+	return nil
+}
+
+func applyOnly(group []*writeReq) bool {
+	for _, r := range group {
+		if r.fn != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +20,26 @@ import (
 // Every alert the child saw accepted must be in the inbox, unless the child saw its close
 // committed, and then it must not be; one whose close was asked for but not answered may be
 // either.
-const crashDirEnv = "STORE_CRASH_DIR"
+const (
+	crashDirEnv   = "STORE_CRASH_DIR"
+	crashPointEnv = "STORE_CRASH_POINT" // name:n, the child kills itself the nth time it passes name
+)
+
+// Each point of the write path where a crash leaves a different state on disk: a group written
+// to the log but not synced, synced but not answered, moved into the database but the
+// transaction not committed, committed but the log not emptied, and the log just emptied.
+func TestKill9AtEachPointOfTheWritePath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills child processes")
+	}
+	for _, point := range []string{"log-written", "log-synced", "apply-tx", "applied", "truncated"} {
+		for _, n := range []int{2, 25} {
+			t.Run(fmt.Sprintf("%s:%d", point, n), func(t *testing.T) {
+				crashAndCheck(t, t.TempDir(), 0, []string{fmt.Sprintf("%s=%s:%d", crashPointEnv, point, n)})
+			})
+		}
+	}
+}
 
 func TestKill9LosesNothingAccepted(t *testing.T) {
 	if testing.Short() {
@@ -54,7 +74,7 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 	accepted := map[string]int{}
 	seen := 0
 	lines := bufio.NewScanner(out)
-	killed := false
+	killed, crashed := false, false
 	timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 	defer timer.Stop()
 	for lines.Scan() {
@@ -69,6 +89,8 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 			accepted[key] = closed
 		case "error":
 			t.Errorf("child: %s", key)
+		case "crash":
+			crashed = true
 		}
 		if seen >= after && !killed && len(env) == 0 {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -81,6 +103,9 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 	}
 	if seen == 0 && len(env) == 0 {
 		t.Fatal("child acknowledged nothing")
+	}
+	if len(env) > 0 && !crashed {
+		t.Fatalf("child never reached its crash point (%v)", env)
 	}
 
 	s, err := Open(dir, nil)
@@ -128,6 +153,9 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 		}
 		break
 	}
+	if st, err := os.Stat(dir + "/" + LogFileName); err != nil || st.Size() != 0 {
+		t.Errorf("intake log after Open: %v %v, want it empty, all of it in the database", st, err)
+	}
 	t.Logf("%d alerts acknowledged, %d in the inbox after the crash", len(accepted), len(in))
 }
 
@@ -137,16 +165,29 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("the child process of TestKill9LosesNothingAccepted")
 	}
-	s, err := Open(dir, nil)
-	if err != nil {
-		fmt.Printf("error open: %v\n", err)
-		select {}
-	}
 	var mu sync.Mutex
 	say := func(verb, key string) {
 		mu.Lock()
 		defer mu.Unlock()
 		_, _ = os.Stdout.WriteString(verb + " " + key + "\n")
+	}
+	if at := os.Getenv(crashPointEnv); at != "" {
+		name, count, _ := strings.Cut(at, ":")
+		n, _ := strconv.Atoi(count)
+		var hits atomic.Int32
+		crashPoint = func(point string) {
+			if point == name && int(hits.Add(1)) == n {
+				say("crash", point)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {}
+			}
+		}
+	}
+	maxLogBytes = 64 << 10 // empty the log often, under load too
+	s, err := Open(dir, nil)
+	if err != nil {
+		say("error", "open: "+err.Error())
+		select {}
 	}
 	pid := strconv.Itoa(os.Getpid())
 	for g := range 8 {
@@ -172,6 +213,9 @@ func TestCrashChild(t *testing.T) {
 					key := pending[0]
 					pending = pending[1:]
 					say("closing", key)
+					if i%30 == 29 { // a quiet moment, in which the log is emptied
+						time.Sleep(5 * time.Millisecond)
+					}
 					go func() {
 						if err := <-s.ApplyLater(nil, []Close{{EpisodeKey: key, InboxKey: key, State: EpisodeSuppressed, At: time.Now()}}); err == nil {
 							say("closed", key)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,57 +15,227 @@ import (
 
 // Accept records the alerts of one notification durably before the webhook answers, and tells
 // for each whether it is new (true) or a repeat delivery of an episode already in progress
-// (false). Concurrent deliveries share one commit and one fsync (see committer); Accept returns
-// only after the commit holding its alerts is on disk. A delivery of repeats only (Alertmanager's
-// repeat_interval, its HA peers) is answered from the index without a commit: what it repeats
-// is on disk already.
+// (false). New alerts go to the intake log: concurrent deliveries share one append and one
+// fdatasync (see logWriter), and Accept returns only once its alerts are on disk. A delivery of
+// repeats only (Alertmanager's repeat_interval, its HA peers) is answered from the index
+// without writing: what it repeats is on disk already.
 func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
-	if !s.closing.Load() && s.index.repeats(entries) {
+	for i := range entries {
+		if entries[i].Key == "" || entries[i].EpisodeKey == "" {
+			return nil, errors.New("inbox entry without a key or an episode key")
+		}
+	}
+	if s.closing.Load() {
+		return nil, ErrClosed
+	}
+	if s.index.repeats(entries) {
 		return make([]bool, len(entries)), nil
 	}
-	// Encode in the caller's goroutine, concurrently with other deliveries, so the single writer
-	// spends its time on page work only.
-	encoded := make([][]byte, len(entries))
+	// A decision or heal of one of these alerts is queued for the database: the answer depends
+	// on it, so wait until it is committed, as if this delivery had queued behind it.
+	if s.index.touches(entries) {
+		if err := s.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// Encode in the caller's goroutine, concurrently with other deliveries, so the log writer
+	// spends its time on the file only.
+	r := &acceptReq{entries: entries, encoded: make([][]byte, len(entries)), fresh: make([]bool, len(entries)), done: make(chan error, 1)}
 	for i := range entries {
 		buf, err := json.Marshal(&entries[i])
 		if err != nil {
 			return nil, fmt.Errorf("encode inbox entry %q: %w", entries[i].Key, err)
 		}
-		encoded[i] = buf
+		r.encoded[i] = buf
 	}
-	fresh := make([]bool, len(entries))
-	err := s.update(func(tx *bolt.Tx) error { return s.acceptTx(tx, entries, encoded, fresh) })
-	if err != nil {
+	if err := s.intake.push(r); err != nil {
 		return nil, err
 	}
-	return fresh, nil
+	if err := <-r.done; err != nil {
+		return nil, err
+	}
+	return r.fresh, nil
 }
 
-// acceptTx appends the new entries (encoded[i] is entries[i] as JSON) to the inbox and sets
-// fresh[i] for each. No episode is written: an episode with an entry in the inbox is pending by
-// definition, and its record changes when the entry is decided.
-func (s *Store) acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
-	clear(fresh)
-	ib := tx.Bucket(bucketInbox)
-	for i := range entries {
-		e := &entries[i]
-		if e.Key == "" || e.EpisodeKey == "" {
-			return errors.New("inbox entry without a key or an episode key")
-		}
-		if s.index.isRepeat(e) {
-			continue
-		}
-		seq, err := ib.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := ib.Put(seqKey(seq), encoded[i]); err != nil {
-			return err
-		}
-		s.index.add(e.Key, seq)
-		fresh[i] = true
+// acceptReq is one delivery waiting for the log write that holds it.
+type acceptReq struct {
+	entries []InboxEntry
+	encoded [][]byte
+	fresh   []bool
+	done    chan error
+}
+
+// intakeQueue holds the deliveries not yet taken by the log writer.
+type intakeQueue struct {
+	mu     sync.Mutex
+	reqs   []*acceptReq
+	closed bool
+	wake   chan struct{}
+}
+
+func (q *intakeQueue) push(r *acceptReq) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return ErrClosed
+	}
+	q.reqs = append(q.reqs, r)
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
 	return nil
+}
+
+// take removes up to maxGroup queued deliveries; done is true once closed and drained.
+func (q *intakeQueue) take(group []*acceptReq) (_ []*acceptReq, done bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.reqs), maxGroup)
+	group = append(group, q.reqs[:n]...)
+	clear(q.reqs[:n])
+	q.reqs = q.reqs[n:]
+	return group, n == 0 && q.closed
+}
+
+func (q *intakeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// logWriter is the goroutine that writes the intake log. It takes every delivery queued,
+// decides which alerts are new, appends them and syncs once for all, then publishes them to
+// the index and answers. Deliveries arriving meanwhile share the next write; like the
+// committer, it never waits for company, so a lone delivery pays for its own sync only.
+func (s *Store) logWriter() {
+	defer close(s.logDone)
+	group := make([]*acceptReq, 0, 64)
+	added := map[string]uint64{}
+	var buf []byte
+	var recs []logRecord
+	for {
+		var done bool
+		group, done = s.intake.take(group[:0])
+		if done {
+			return
+		}
+		if len(group) == 0 {
+			<-s.intake.wake
+			continue
+		}
+		clear(added)
+		buf, recs = buf[:0], recs[:0]
+		s.index.mu.RLock()
+		for _, r := range group {
+			for i := range r.entries {
+				e := &r.entries[i]
+				if _, dup := added[e.Key]; dup || s.index.repeatLocked(e) {
+					continue
+				}
+				seq := s.nextSeq
+				s.nextSeq++
+				added[e.Key] = seq
+				r.fresh[i] = true
+				buf = appendRecord(buf, seq, r.encoded[i])
+				recs = append(recs, logRecord{seq: seq, key: e.Key, value: r.encoded[i]})
+			}
+		}
+		s.index.mu.RUnlock()
+		var err error
+		if len(recs) > 0 && s.log.full() {
+			err = s.Flush()
+		}
+		if err == nil && len(recs) > 0 {
+			s.log.mu.Lock()
+			err = s.log.write(buf, recs[len(recs)-1].seq)
+			s.log.mu.Unlock()
+			s.logSyncs.Add(1)
+		}
+		if err == nil && len(recs) > 0 {
+			crashPoint("log-synced")
+			// The committer has the records before anyone can ask it to close one of them.
+			s.log.logged(recs)
+			s.index.publish(added)
+			s.applySoon()
+		}
+		for _, r := range group {
+			if err != nil {
+				clear(r.fresh)
+			}
+			r.done <- err
+		}
+		clear(group)
+	}
+}
+
+// applySoon queues a background write, if none is queued, so that logged alerts reach the
+// database with the next commit or after backgroundDelay.
+func (s *Store) applySoon() {
+	if s.applyWait.Swap(true) {
+		return
+	}
+	r := &writeReq{background: true, queued: time.Now(), done: make(chan error, 1)} // no fn: apply only
+	if s.queue.push(r) != nil {
+		s.applyWait.Store(false)
+	}
+}
+
+// applyLog moves logged records into the inbox bucket inside the committer's transaction and
+// records the last one's sequence, so that Open replays only what follows it.
+func applyLog(tx *bolt.Tx, recs []logRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ib := tx.Bucket(bucketInbox)
+	for _, r := range recs {
+		if err := ib.Put(seqKey(r.seq), r.value); err != nil {
+			return err
+		}
+	}
+	last := recs[len(recs)-1].seq
+	if ib.Sequence() < last {
+		if err := ib.SetSequence(last); err != nil {
+			return err
+		}
+	}
+	crashPoint("apply-tx")
+	return tx.Bucket(bucketMeta).Put(keyAppliedSeq, seqKey(last))
+}
+
+// replayLog moves into the inbox bucket, at Open, the records the log holds beyond the last
+// one applied; a crash came before the committer did.
+func replayLog(tx *bolt.Tx, index *inboxIndex, records []logRecord, logger *slog.Logger) error {
+	var applied uint64
+	if v := tx.Bucket(bucketMeta).Get(keyAppliedSeq); len(v) == 8 {
+		applied = binary.BigEndian.Uint64(v)
+	}
+	var replay []logRecord
+	for _, r := range records {
+		if r.seq <= applied {
+			continue // already in the database: the log was not emptied before the crash
+		}
+		var e struct {
+			Key string `json:"key"`
+		}
+		if err := json.Unmarshal(r.value, &e); err != nil || e.Key == "" {
+			logger.Error("dropping an unreadable intake log record", "seq", r.seq, "err", err)
+			continue
+		}
+		if _, dup := index.committed[e.Key]; dup {
+			continue
+		}
+		index.committed[e.Key] = r.seq
+		replay = append(replay, logRecord{seq: r.seq, key: e.Key, value: r.value})
+	}
+	if len(replay) > 0 {
+		logger.Info("moved alerts from the intake log into the state file", "alerts", len(replay))
+	}
+	return applyLog(tx, replay)
 }
 
 // dropInbox removes an entry by its key, if it is there. Committer only.
@@ -155,6 +326,9 @@ func loadEpisodes(tx *bolt.Tx, index *inboxIndex) error {
 // Inbox lists accepted alerts not yet decided, in the order they were accepted: after a
 // restart they are decided again.
 func (s *Store) Inbox() ([]InboxEntry, error) {
+	if err := s.Flush(); err != nil { // move what the log holds into the database first
+		return nil, err
+	}
 	var out []InboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInbox).ForEach(func(k, v []byte) error {

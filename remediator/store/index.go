@@ -13,10 +13,10 @@ import (
 // instead of writing one random page per alert; the index answers "is this delivery a
 // repeat?" and "which record closes this decision?" without a page read.
 //
-// The committer goroutine is the only writer. It works on the changes of the transaction in
-// progress (added, removed, episodes) without a lock, and publishes them to the committed view
-// under mu once they are on disk; deliveries read the committed view under the read lock, so a
-// repeat is answered without entering the writer (see Store.repeats).
+// Two goroutines change it, each publishing under mu only what is on disk. The log writer adds
+// the alerts it logged (publish). The committer works on the changes of the transaction in
+// progress (removed, episodes) on the side, and publishes them when it commits (end).
+// Deliveries read under the read lock, so a repeat is answered without a writer (repeats).
 type inboxIndex struct {
 	mu        sync.RWMutex
 	committed map[string]uint64
@@ -30,7 +30,6 @@ type inboxIndex struct {
 
 	// The changes of the transaction in progress, applied to the committed view only if it
 	// commits. Committer only.
-	added    map[string]uint64
 	removed  map[string]bool
 	episodes map[string]episodeState
 }
@@ -58,12 +57,11 @@ func stateOf(s string) episodeState {
 func newInboxIndex() *inboxIndex {
 	return &inboxIndex{
 		committed: map[string]uint64{}, states: map[string]episodeState{}, unsettled: map[string]int{},
-		added: map[string]uint64{}, removed: map[string]bool{}, episodes: map[string]episodeState{},
+		removed: map[string]bool{}, episodes: map[string]episodeState{},
 	}
 }
 
 func (x *inboxIndex) begin() {
-	clear(x.added)
 	clear(x.removed)
 	clear(x.episodes)
 }
@@ -75,9 +73,6 @@ func (x *inboxIndex) end(committed bool, group []*writeReq) {
 	if committed {
 		for k := range x.removed {
 			delete(x.committed, k)
-		}
-		for k, seq := range x.added {
-			x.committed[k] = seq
 		}
 		for k, st := range x.episodes {
 			if st == episodeNone {
@@ -127,27 +122,27 @@ func (x *inboxIndex) settleLocked(r *writeReq) {
 	r.keys, r.barrier = nil, false // settled once, even if the request is retried alone
 }
 
+// publish adds the alerts the log writer has on disk.
+func (x *inboxIndex) publish(added map[string]uint64) {
+	x.mu.Lock()
+	for k, seq := range added {
+		x.committed[k] = seq
+	}
+	x.mu.Unlock()
+}
+
 // lookup finds an undecided entry by key, as the transaction in progress sees it. Committer only.
 func (x *inboxIndex) lookup(key string) (uint64, bool) {
-	if seq, ok := x.added[key]; ok {
-		return seq, true
-	}
 	if x.removed[key] {
 		return 0, false
 	}
+	x.mu.RLock()
 	seq, ok := x.committed[key]
+	x.mu.RUnlock()
 	return seq, ok
 }
 
-func (x *inboxIndex) add(key string, seq uint64) {
-	delete(x.removed, key)
-	x.added[key] = seq
-}
-
-func (x *inboxIndex) remove(key string) {
-	delete(x.added, key)
-	x.removed[key] = true
-}
+func (x *inboxIndex) remove(key string) { x.removed[key] = true }
 
 // episode is an episode's state as the transaction in progress sees it. Committer only.
 func (x *inboxIndex) episode(key string) episodeState {
@@ -159,12 +154,12 @@ func (x *inboxIndex) episode(key string) episodeState {
 
 func (x *inboxIndex) setEpisode(key string, st episodeState) { x.episodes[key] = st }
 
-// isRepeat tells whether the transaction in progress would not accept e. Committer only.
-func (x *inboxIndex) isRepeat(e *InboxEntry) bool {
-	if _, pending := x.lookup(e.Key); pending {
+// repeatLocked tells whether e changes nothing, by what is on disk; mu held.
+func (x *inboxIndex) repeatLocked(e *InboxEntry) bool {
+	if _, pending := x.committed[e.Key]; pending {
 		return true
 	}
-	return repeatOf(x.episode(e.EpisodeKey), e.Resolved)
+	return repeatOf(x.states[e.EpisodeKey], e.Resolved)
 }
 
 // repeatOf tells whether a delivery of an episode in state st changes nothing: a resolved
@@ -173,29 +168,44 @@ func repeatOf(st episodeState, resolved bool) bool {
 	return st == episodeResolved || (st == episodeActing && !resolved)
 }
 
-// repeats answers a delivery from the committed view when every alert in it is a repeat, and
-// none is touched by a write still queued: then the answer is the one the writer would give,
-// and the delivery needs neither the writer nor a commit. ok is false when the writer must
-// decide.
-func (x *inboxIndex) repeats(entries []InboxEntry) (ok bool) {
+// repeats tells whether every alert of a delivery is a repeat by what is on disk, and none is
+// touched by a write still queued: then that is the answer the writers would give, and the
+// delivery needs no write.
+func (x *inboxIndex) repeats(entries []InboxEntry) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	if x.barriers > 0 {
+	if x.touchesLocked(entries) {
 		return false
 	}
 	for i := range entries {
-		e := &entries[i]
-		if e.Key == "" || e.EpisodeKey == "" || x.unsettled[e.Key] > 0 || x.unsettled[e.EpisodeKey] > 0 {
-			return false
-		}
-		if _, pending := x.committed[e.Key]; pending {
-			continue
-		}
-		if !repeatOf(x.states[e.EpisodeKey], e.Resolved) {
+		if !x.repeatLocked(&entries[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// touches tells whether a queued write of the committer changes one of the entries' alerts or
+// episodes, or may (Prune).
+func (x *inboxIndex) touches(entries []InboxEntry) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.touchesLocked(entries)
+}
+
+func (x *inboxIndex) touchesLocked(entries []InboxEntry) bool {
+	if x.barriers > 0 {
+		return true
+	}
+	if len(x.unsettled) == 0 {
+		return false
+	}
+	for i := range entries {
+		if x.unsettled[entries[i].Key] > 0 || x.unsettled[entries[i].EpisodeKey] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // seqKey is a sequence as a bucket key: big-endian, so keys sort in the order they were issued.

@@ -42,12 +42,19 @@ type Store struct {
 	queue      writeQueue
 	index      *inboxIndex
 	commitDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+
+	log       *intakeLog
+	intake    intakeQueue
+	nextSeq   uint64 // log writer only
+	logDone   chan struct{}
+	applyWait atomic.Bool // a write that moves the log into the database is queued
+	closeOnce sync.Once
+	closeErr  error
 	// closing turns away the repeats answered from the index once Close began, like any write.
 	closing atomic.Bool
-	// commits counts the transactions committed, for the tests of what needs none.
-	commits atomic.Uint64
+	// commits and logSyncs count the transactions committed and the log's syncs, for the
+	// tests of what needs none.
+	commits, logSyncs atomic.Uint64
 }
 
 // Open opens (or creates) the database in dir. A file that cannot be opened or fails its
@@ -61,8 +68,17 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("create storage directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	log, err := openIntakeLog(filepath.Join(dir, LogFileName))
+	if err != nil {
+		return nil, err
+	}
+	records, err := log.records()
+	if err != nil {
+		_ = log.close()
+		return nil, fmt.Errorf("read intake log: %w", err)
+	}
 	index := newInboxIndex()
-	db, err := openChecked(path, index, logger)
+	db, err := openChecked(path, index, records, logger)
 	if err != nil {
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		logger.Error("state file is unreadable; moving it aside and starting with empty state",
@@ -71,18 +87,36 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
 		index = newInboxIndex()
-		db, err = openChecked(path, index, logger)
+		db, err = openChecked(path, index, records, logger)
 		if err != nil {
+			_ = log.close()
 			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
 		}
 	}
-	s := &Store{db: db, logger: logger, path: path, index: index,
-		queue: writeQueue{wake: make(chan struct{}, 1)}, commitDone: make(chan struct{})}
+	// Everything the log held is in the database now.
+	if err := log.truncate(); err != nil {
+		_ = log.close()
+		_ = db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, logger: logger, path: path, index: index, log: log,
+		queue: writeQueue{wake: make(chan struct{}, 1)}, commitDone: make(chan struct{}),
+		intake: intakeQueue{wake: make(chan struct{}, 1)}, logDone: make(chan struct{})}
+	err = db.View(func(tx *bolt.Tx) error {
+		s.nextSeq = tx.Bucket(bucketInbox).Sequence() + 1
+		return nil
+	})
+	if err != nil {
+		_ = log.close()
+		_ = db.Close()
+		return nil, err
+	}
 	go s.committer()
+	go s.logWriter()
 	return s, nil
 }
 
-func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.DB, err error) {
+func openChecked(path string, index *inboxIndex, records []logRecord, logger *slog.Logger) (db *bolt.DB, err error) {
 	// bbolt may panic on some corruptions rather than return an error; turn that into an error
 	// so the caller can move the file aside.
 	defer func() {
@@ -115,6 +149,9 @@ func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.
 		if err := loadInbox(tx, index, logger); err != nil {
 			return err
 		}
+		if err := replayLog(tx, index, records, logger); err != nil {
+			return err
+		}
 		return loadEpisodes(tx, index)
 	})
 	if err != nil {
@@ -127,14 +164,19 @@ func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close stops the committer (after the commit in progress, if any) and closes the database.
+// Close stops the log writer and the committer (after the commit in progress, if any) and closes the database.
 // Writes after Close return ErrClosed. Close may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		// The log writer answers what it has queued; one last commit then moves every logged
+		// alert into the database (and empties the log) before the committer stops.
+		s.intake.close()
+		<-s.logDone
+		_ = s.Flush()
 		s.queue.close()
 		<-s.commitDone
-		s.closeErr = s.db.Close()
+		s.closeErr = errors.Join(s.log.close(), s.db.Close())
 	})
 	return s.closeErr
 }
