@@ -272,13 +272,20 @@ type MemoryRun struct {
 	HeapInuse        float64
 	DBBytes          int64
 	Firing           int // alerts the remediator reports as firing on its targets
+	// APITime and MetricsTime are how long GET /api/v1/targets and GET /metrics took at the end.
+	APITime, MetricsTime time.Duration
+	// Goal is the resident memory the run must stay under (bytes).
+	Goal float64
 }
 
 // MeasureMemory starts the real binary, pauses healing (so nothing resolves the alerts), posts
 // alerts firing on targets in notifications of perTarget alerts, waits until all are
 // decided, and reads the process' resident memory from its own /metrics and from /proc.
 func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (MemoryRun, error) {
-	out := MemoryRun{Alerts: alerts, Targets: targets, GoMemLimit: goMemLimit}
+	out := MemoryRun{Alerts: alerts, Targets: targets, GoMemLimit: goMemLimit, Goal: GoalRSS}
+	if alerts > 100000 {
+		out.Goal = GoalLargeRSS
+	}
 	perTarget := alerts / targets
 	cfg := filepath.Join(dir, "playbooks.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(benchPlaybooks, "http://127.0.0.1:9")), 0o600); err != nil {
@@ -330,22 +337,24 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	}
 
 	start := time.Now()
-	bodies := make([][]byte, 0, targets)
-	for tg := range targets {
-		target := fmt.Sprintf("mem-%05d", tg)
-		var as []Alert
-		for a := range perTarget {
-			as = append(as, Alert{Name: "BenchMemoryHigh", Target: target, Severity: "warning",
-				Extra: map[string]string{"pod": strconv.Itoa(a)}, StartsAt: start.Add(-time.Hour)})
+	// Built and posted in batches, so the driver does not hold every notification at once.
+	for first := 0; first < targets; first += 5000 {
+		bodies := make([][]byte, 0, 5000)
+		for tg := first; tg < min(first+5000, targets); tg++ {
+			target := fmt.Sprintf("mem-%05d", tg)
+			var as []Alert
+			for a := range perTarget {
+				as = append(as, Alert{Name: "BenchMemoryHigh", Target: target, Severity: "warning",
+					Extra: map[string]string{"pod": strconv.Itoa(a)}, StartsAt: start.Add(-time.Hour)})
+			}
+			bodies = append(bodies, Notification(target, as...))
 		}
-		bodies = append(bodies, Notification(target, as...))
+		d := Deliver(r.Post, bodies, 16)
+		if bad := len(bodies) - d.Statuses[http.StatusAccepted]; bad > 0 {
+			return out, fmt.Errorf("%d notifications not accepted: %v %v", bad, d.Statuses, firstErrOf(d.Errors))
+		}
 	}
-	d := Deliver(r.Post, bodies, 16)
 	out.Ingest = time.Since(start)
-	if bad := len(bodies) - d.Statuses[http.StatusAccepted]; bad > 0 {
-		return out, fmt.Errorf("%d notifications not accepted: %v %v", bad, d.Statuses, firstErrOf(d.Errors))
-	}
-	bodies = nil
 	// Decided when every alert is counted: suppressed (paused) or coalesced.
 	for {
 		m, err := r.Scrape()
@@ -364,10 +373,12 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	}
 	out.Decide = time.Since(start)
 	time.Sleep(2 * time.Second) // let the heap settle after the decisions
+	t0 := time.Now()
 	m, err := r.Scrape()
 	if err != nil {
 		return out, err
 	}
+	out.MetricsTime = time.Since(t0)
 	out.RSS = m.Value("process_resident_memory_bytes")
 	out.HeapInuse = m.Value("go_memstats_heap_inuse_bytes")
 	out.PeakRSS = procStatus(cmd.Process.Pid, "VmHWM")
@@ -376,6 +387,7 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	if st, err := os.Stat(filepath.Join(dir, "data", "remediator.db")); err == nil {
 		out.DBBytes = st.Size()
 	}
+	t0 = time.Now()
 	resp, err = http.Get(r.URL + "/api/v1/targets")
 	if err == nil {
 		var body struct {
@@ -384,6 +396,7 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 			} `json:"targets"`
 		}
 		_ = decodeJSON(resp, &body)
+		out.APITime = time.Since(t0)
 		for _, t := range body.Targets {
 			out.Firing += len(t.Firing)
 		}

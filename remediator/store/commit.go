@@ -34,28 +34,47 @@ type writeReq struct {
 	done    chan error // buffered: the committer never blocks on an answer
 }
 
-// writeQueue holds the writes not yet taken by the committer, in the order they were asked
-// for: a write is committed in the same transaction as those queued before it, or after them.
-type writeQueue struct {
+// queue holds the requests not yet taken by the goroutine that serves them, in the order they
+// came.
+type queue[T any] struct {
 	mu     sync.Mutex
-	reqs   []*writeReq
+	reqs   []T
 	closed bool
-	wake   chan struct{} // buffered 1: there is something in reqs
+	wake   chan struct{} // buffered 1: there is something in reqs, or closed
 }
 
-func (q *writeQueue) push(r *writeReq) error {
+func newQueue[T any]() queue[T] { return queue[T]{wake: make(chan struct{}, 1)} }
+
+func (q *queue[T]) push(r T) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return ErrClosed
 	}
 	q.reqs = append(q.reqs, r)
+	q.signal()
+	return nil
+}
+
+// signal wakes the server without blocking.
+func (q *queue[T]) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
+
+// close refuses new requests and wakes the server to serve what is queued and stop.
+func (q *queue[T]) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// writeQueue holds the writes not yet taken by the committer: a write is committed in the same
+// transaction as those queued before it, or after them.
+type writeQueue struct{ queue[*writeReq] }
 
 // take removes up to maxGroup queued writes. It leaves background-only queues younger than
 // backgroundDelay in place and says how long until the oldest is due.
@@ -82,10 +101,7 @@ func (q *writeQueue) take(now time.Time, group []*writeReq) ([]*writeReq, time.D
 	clear(q.reqs[:n])
 	q.reqs = q.reqs[n:]
 	if len(q.reqs) > 0 {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.signal()
 	}
 	return group, 0
 }
@@ -160,17 +176,6 @@ func (s *Store) committer() {
 		case <-s.queue.wake:
 		case <-due:
 		}
-	}
-}
-
-// close refuses new writes and wakes the committer to commit what is queued and stop.
-func (q *writeQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
 	}
 }
 

@@ -108,15 +108,7 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 		t.Fatalf("child never reached its crash point (%v)", env)
 	}
 
-	s, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	inbox, err := s.Inbox()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, inbox := reopen(t, dir)
 	in := map[string]bool{}
 	for _, e := range inbox {
 		if in[e.Key] {

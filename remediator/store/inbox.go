@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,26 +65,7 @@ type acceptReq struct {
 }
 
 // intakeQueue holds the deliveries not yet taken by the log writer.
-type intakeQueue struct {
-	mu     sync.Mutex
-	reqs   []*acceptReq
-	closed bool
-	wake   chan struct{}
-}
-
-func (q *intakeQueue) push(r *acceptReq) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return ErrClosed
-	}
-	q.reqs = append(q.reqs, r)
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
+type intakeQueue struct{ queue[*acceptReq] }
 
 // take removes up to maxGroup queued deliveries; done is true once closed and drained.
 func (q *intakeQueue) take(group []*acceptReq) (_ []*acceptReq, done bool) {
@@ -96,16 +76,6 @@ func (q *intakeQueue) take(group []*acceptReq) (_ []*acceptReq, done bool) {
 	clear(q.reqs[:n])
 	q.reqs = q.reqs[n:]
 	return group, n == 0 && q.closed
-}
-
-func (q *intakeQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
 }
 
 // logWriter is the goroutine that writes the intake log. It takes every delivery queued,

@@ -144,14 +144,6 @@ func (x *inboxIndex) lookup(key string) (uint64, bool) {
 
 func (x *inboxIndex) remove(key string) { x.removed[key] = true }
 
-// episode is an episode's state as the transaction in progress sees it. Committer only.
-func (x *inboxIndex) episode(key string) episodeState {
-	if st, ok := x.episodes[key]; ok {
-		return st
-	}
-	return x.states[key]
-}
-
 func (x *inboxIndex) setEpisode(key string, st episodeState) { x.episodes[key] = st }
 
 // repeatLocked tells whether e changes nothing, by what is on disk; mu held.

@@ -100,8 +100,8 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, logger: logger, path: path, index: index, log: log,
-		queue: writeQueue{wake: make(chan struct{}, 1)}, commitDone: make(chan struct{}),
-		intake: intakeQueue{wake: make(chan struct{}, 1)}, logDone: make(chan struct{})}
+		queue: writeQueue{newQueue[*writeReq]()}, commitDone: make(chan struct{}),
+		intake: intakeQueue{newQueue[*acceptReq]()}, logDone: make(chan struct{})}
 	err = db.View(func(tx *bolt.Tx) error {
 		s.nextSeq = tx.Bucket(bucketInbox).Sequence() + 1
 		return nil
