@@ -54,6 +54,10 @@ playbooks:
         http: {method: POST, url: '%s/recover/{{ .Labels.container }}'}
 `
 
+// benchRounds is how many slices of its notifications each receiver is given in turn (see
+// Interleave).
+const benchRounds = 5
+
 // benchBodies builds n notifications of two new alerts each (a new episode every time, so the
 // remediator cannot answer from its deduplication), cycling over targets.
 func benchBodies(run string, n, targets int) [][]byte {
@@ -83,8 +87,8 @@ func intakeRun(receiver string, d *Delivery, alerts int) IntakeRun {
 }
 
 // MeasureIntake drives the bare handler, the durable bare handler and a real remediator
-// (webhook, bbolt store in dir, pipeline, http steps running heals) with the same driver, bodies
-// of the same shape, and the same number of senders, one after the other in this process.
+// (webhook, store in dir, pipeline, http steps running heals) with the same driver, the same
+// bodies, and the same number of senders, in turns in this process (see Interleave).
 func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem IntakeRun, err error) {
 	rec := &Recovery{Delay: 100 * time.Millisecond}
 	endpoint := httptest.NewServer(rec)
@@ -119,15 +123,12 @@ func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem I
 	tag := fmt.Sprintf("s%d", senders)
 	bodies := benchBodies(tag, notifications, 500)
 	runtime.GC()
-	bare = intakeRun("bare", Deliver(PostTo(bareURL, ""), bodies, senders), 2*notifications)
-	bare.Senders = senders
-	runtime.GC()
-	durable = intakeRun("bare+fsync", Deliver(PostTo(durableURL, ""), bodies, senders), 2*notifications)
-	durable.Senders = senders
-	runtime.GC()
 	callsBefore := rec.Calls()
-	rem = intakeRun("remediator", Deliver(r.Post, bodies, senders), 2*notifications)
-	rem.Senders = senders
+	ds := Interleave([]func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), PostTo(durableURL, ""), r.Post}, bodies, senders, benchRounds)
+	bare = intakeRun("bare", ds[0], 2*notifications)
+	durable = intakeRun("bare+fsync", ds[1], 2*notifications)
+	rem = intakeRun("remediator", ds[2], 2*notifications)
+	bare.Senders, durable.Senders, rem.Senders = senders, senders, senders
 	rem.HealsDuring = rec.Calls() - callsBefore
 	return bare, durable, rem, nil
 }
@@ -174,12 +175,11 @@ func MeasureRepeat(dir string, senders, notifications int) (bare, rem IntakeRun,
 	Deliver(PostTo(bareURL, ""), warm, senders)
 	Deliver(r.Post, warm, senders)
 	runtime.GC()
-	bare = intakeRun("bare", Deliver(PostTo(bareURL, ""), bodies, senders), 2*notifications)
-	bare.Senders = senders
-	runtime.GC()
-	d := Deliver(r.Post, bodies, senders)
+	ds := Interleave([]func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), r.Post}, bodies, senders, benchRounds)
+	d := ds[1]
+	bare = intakeRun("bare", ds[0], 2*notifications)
 	rem = intakeRun("remediator", d, 2*notifications)
-	rem.Senders = senders
+	bare.Senders, rem.Senders = senders, senders
 	if d.Replies.Deduplicated != 2*d.Statuses[http.StatusAccepted] {
 		return bare, rem, fmt.Errorf("repeats: %d alerts deduplicated in %d accepted notifications, want all", d.Replies.Deduplicated, d.Statuses[http.StatusAccepted])
 	}
