@@ -101,7 +101,7 @@ func TestKill9DuringDeliveries(t *testing.T) {
 	defer endpoint.Close()
 
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", fmt.Sprintf(`
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", fmt.Sprintf(`
 global:
   heals_per_minute: 100000
   max_concurrent_heals: 8
@@ -117,7 +117,7 @@ playbooks:
       - name: flush-cache
         http: {method: POST, url: '%s/recover/{{ .Labels.container }}'}
 `, endpoint.URL))
-	token := writeFile(t, dir, "token", "t0ken")
+	token := testutil.WriteFile(t, dir, "token", "t0ken")
 	args := []string{"--config.file=" + cfg, "--storage.path=" + dir + "/data", "--webhook.token-file=" + token, "--log.level=warn"}
 	notification := func(target string) string {
 		return fmt.Sprintf(`{"version":"4","groupKey":"g-%[1]s","status":"firing","receiver":"remediator","alerts":[
@@ -125,7 +125,7 @@ playbooks:
 "startsAt":"2026-01-02T03:04:05Z"}]}`, target)
 	}
 
-	first := start(t, "remediator", bin, "/-/ready", args...)
+	first := testutil.StartServer(t, "remediator", bin, "/-/ready", args...)
 	var accepted sync.Map
 	var count atomic.Int32
 	var wg sync.WaitGroup
@@ -146,7 +146,7 @@ playbooks:
 					if b == "" {
 						continue
 					}
-					req, _ := http.NewRequest(http.MethodPost, first.url+"/webhook", strings.NewReader(b))
+					req, _ := http.NewRequest(http.MethodPost, first.URL+"/webhook", strings.NewReader(b))
 					req.Header.Set("Authorization", "Bearer t0ken")
 					req.Header.Set("Content-Type", "application/json")
 					res, err := c.Do(req)
@@ -163,18 +163,18 @@ playbooks:
 			}
 		})
 	}
-	eventually(t, 20*time.Second, "200 notifications accepted", func() bool { return count.Load() >= 200 })
-	first.kill()
+	testutil.Eventually(t, 20*time.Second, "200 notifications accepted", func() bool { return count.Load() >= 200 })
+	first.Kill()
 	close(stop)
 	wg.Wait()
 
-	second := start(t, "remediator", bin, "/-/ready", args...)
+	second := testutil.StartServer(t, "remediator", bin, "/-/ready", args...)
 	var want []string
 	accepted.Range(func(k, _ any) bool { want = append(want, k.(string)); return true })
 	healed := map[string]int{}
-	eventually(t, 30*time.Second, fmt.Sprintf("a heal for each of the %d accepted alerts", len(want)), func() bool {
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("a heal for each of the %d accepted alerts", len(want)), func() bool {
 		clear(healed)
-		for _, h := range heals(t, second.url, "?limit=10000") {
+		for _, h := range heals(t, second.URL, "?limit=10000") {
 			healed[h.Target]++
 		}
 		for _, target := range want {
