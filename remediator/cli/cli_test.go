@@ -78,9 +78,14 @@ func run(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
+	return runShared(t, "", "", args...)
+}
+
+// runShared is run with the binary's --config.file and --prometheus.url set.
+func runShared(t *testing.T, config, prom string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
 	app := kingpin.New("remediator", "")
 	app.Terminate(nil)
-	config, prom := "", ""
 	c := Register(app, Shared{ConfigFile: &config, PrometheusURL: &prom})
 	var out, errOut bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errOut

@@ -34,6 +34,8 @@ type Commands struct {
 	approveComment          *string
 	rejectComment           *string
 
+	sim *simulateCommand
+
 	// Stdout and Stderr default to the process's.
 	Stdout, Stderr io.Writer
 }
@@ -81,6 +83,7 @@ func Register(app *kingpin.Application, shared Shared) *Commands {
 	c.rejectID = c.reject.Arg("id", "Heal ID.").Required().String()
 	c.rejectComment = c.reject.Flag("comment", "Why, for the record.").String()
 
+	c.sim = registerSimulate(app, shared)
 	return c
 }
 
@@ -116,6 +119,8 @@ func (c *Commands) command(cmd string) func(context.Context) error {
 		return func(ctx context.Context) error { return c.runDecide(ctx, "approve", *c.approveID, *c.approveComment) }
 	case c.reject.FullCommand():
 		return func(ctx context.Context) error { return c.runDecide(ctx, "reject", *c.rejectID, *c.rejectComment) }
+	case c.sim.cmd.FullCommand():
+		return func(ctx context.Context) error { return c.sim.run(ctx, c) }
 	}
 	return nil
 }
