@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,22 +42,7 @@ playbooks:
 // token, with one failed heal of target "order-service" in its history.
 func remediator(t *testing.T, token string) (*loadtest.Remediator, store.Heal) {
 	t.Helper()
-	// The recovery endpoint answers 500: the step fails with an error the history keeps.
-	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "pool stuck", http.StatusInternalServerError)
-	}))
-	t.Cleanup(broken.Close)
-	rem, err := loadtest.Start(loadtest.Options{
-		Dir: t.TempDir(), Playbooks: fmt.Sprintf(clientPlaybooks, broken.URL), Token: token, Tick: 50 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	rem, _ := startRemediator(t, token)
 	code, body, err := rem.Post(http.DefaultClient, loadtest.Notification("g1",
 		loadtest.Alert{Name: "ErrorsHigh", Target: "order-service", Severity: "critical", StartsAt: time.Now().Add(-time.Minute)}))
 	if err != nil || code != http.StatusAccepted {
@@ -70,6 +56,50 @@ func remediator(t *testing.T, token string) (*loadtest.Remediator, store.Heal) {
 		t.Fatalf("the heal to inspect: %+v", h)
 	}
 	return rem, h
+}
+
+// startRemediator starts a remediator with clientPlaybooks whose recovery endpoint answers 500
+// (the step fails with an error the history keeps) and records the paths it was called at.
+func startRemediator(t *testing.T, token string) (*loadtest.Remediator, *calls) {
+	t.Helper()
+	got := &calls{}
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.add(r.Method + " " + r.URL.Path)
+		http.Error(w, "pool stuck", http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	got.base = broken.URL
+	rem, err := loadtest.Start(loadtest.Options{
+		Dir: t.TempDir(), Playbooks: fmt.Sprintf(clientPlaybooks, broken.URL), Token: token, Tick: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rem.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return rem, got
+}
+
+// calls are the requests a recovery endpoint received.
+type calls struct {
+	base string
+	mu   sync.Mutex
+	seen []string
+}
+
+func (c *calls) add(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen = append(c.seen, s)
+}
+
+func (c *calls) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.seen...)
 }
 
 // run runs the client as the binary does, with args, and returns its exit code and output.
