@@ -102,6 +102,10 @@ func TestSimulationMatchesPipeline(t *testing.T) {
 	if len(got.all()) != 0 {
 		t.Fatalf("a simulation acted: %v", got.all())
 	}
+	// The simulation's match noted the firing alert on a copy: the remediator knows no target.
+	if out := mustRun(t, nil, "targets", "--remediator.url="+rem.URL, "-o", "json"); !strings.Contains(out, `"targets": []`) {
+		t.Fatalf("a simulation changed the remediator's state:\n%s", out)
+	}
 
 	// The real pipeline does what the simulation said.
 	if code, body, err := rem.Post(http.DefaultClient, payload); err != nil || code != http.StatusAccepted {
@@ -209,5 +213,33 @@ playbooks:
 	}
 	if unguarded.Decision != pipeline.DecisionHeal {
 		t.Errorf("unguarded: %s by %s: %s", unguarded.Decision, unguarded.StoppedBy, unguarded.Detail)
+	}
+}
+
+// The endpoint refuses what the webhook refuses, saying why, and lists rejected alerts.
+func TestSimulateEndpointBadInput(t *testing.T) {
+	rem, _ := startRemediator(t, "tok")
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"not JSON", "{", http.StatusBadRequest, "malformed JSON"},
+		{"version 3", `{"version":"3","alerts":[]}`, http.StatusBadRequest, `unsupported notification version \"3\"`},
+		{"too large", `{"version":"4","x":"` + strings.Repeat("a", 2<<20) + `"}`, http.StatusRequestEntityTooLarge, "larger than the webhook accepts"},
+		{"an alert without a name", `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"service":"x"},"startsAt":"2026-03-02T09:00:00Z"}]}`,
+			http.StatusOK, `"rejected":["alert 0: no alertname label"]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(rem.URL+"/api/v1/simulate", "application/json", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.want) {
+				t.Errorf("%d %s; want %d with %q", resp.StatusCode, b, tc.status, tc.want)
+			}
+		})
 	}
 }
