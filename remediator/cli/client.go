@@ -77,6 +77,10 @@ func (e *StatusError) Error() string {
 			return what + ": the remediator needs a credential; give --remediator.token-file or set $" + TokenEnv
 		}
 		return what + ": the remediator did not accept " + e.Credential + "; check that it is the remediator's token"
+	case http.StatusNotFound:
+		if e.Message == "404 page not found" || strings.HasPrefix(e.Message, "no such endpoint") {
+			return what + ": this remediator has no such endpoint; it may be older than this client"
+		}
 	case http.StatusForbidden:
 		return what + ": " + e.Credential + " was accepted but may lack the role this needs (" + e.Message + ")"
 	}

@@ -306,7 +306,7 @@ func (c *Commands) done(out map[string]any, text string) error {
 func unknownTarget(err error, target string) error {
 	var se *StatusError
 	if target != "" && errors.As(err, &se) && se.Status == 404 {
-		return fmt.Errorf("unknown target %q: %s (see 'remediator targets')", target, se.Message)
+		return fmt.Errorf("unknown target %q: the remediator has never seen it (see 'remediator targets')", target)
 	}
 	return err
 }
@@ -320,6 +320,9 @@ func scope(target string) string {
 
 func until(out map[string]any) string {
 	if u, ok := out["until"].(string); ok {
+		if t, err := time.Parse(time.RFC3339Nano, u); err == nil {
+			u = stamp(t)
+		}
 		return " until " + u
 	}
 	return " until resumed"
