@@ -12,10 +12,6 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 
 const simDir = "testdata/simulate"
 
-func simArgs(extra ...string) []string {
-	return append([]string{"simulate", "--config.file", filepath.Join(simDir, "playbooks.yml")}, extra...)
-}
-
 // run's kingpin app does not know --config.file (the binary's main owns it), so the golden
 // tests give it through Shared, as main does.
 func runSim(t *testing.T, args ...string) (int, string, string) {
