@@ -51,7 +51,7 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			p.recordStep(h, d, rec, 0, false)
 			continue
 		}
-		if reason, skip := p.adaptiveSkip(d, st, i); skip {
+		if reason, skip := p.adaptiveSkip(d, st, i, &rec); skip {
 			rec.Outcome, rec.Reason, rec.End = store.StepSkipped, reason, rec.Start
 			p.recordStep(h, d, rec, 0, false)
 			continue
@@ -234,29 +234,4 @@ func describeStep(st *config.Step) string {
 		return "would wait " + st.Wait.String()
 	}
 	return "would do nothing"
-}
-
-// adaptiveSkip skips a step whose recent success ratio for this alert name is too low. The last
-// step is never skipped: a heal must try something.
-func (p *Pipeline) adaptiveSkip(d *decision, st *config.Step, i int) (string, bool) {
-	a := d.playbook.Adaptive
-	if !a.Enabled || i == len(d.playbook.Steps)-1 {
-		return "", false
-	}
-	p.mu.Lock()
-	stats := p.stats[statsKey(d.playbook.Name, stepName(st, i), d.alert.Labels["alertname"])]
-	p.mu.Unlock()
-	ratio, n := stats.Ratio()
-	minSamples := a.MinSamples
-	if minSamples <= 0 {
-		minSamples = 5
-	}
-	if n >= minSamples && ratio < a.MinSuccessRatio {
-		return fmt.Sprintf("adaptive: success ratio %.2f over %d heals is below %.2f", ratio, n, a.MinSuccessRatio), true
-	}
-	return "", false
-}
-
-func statsKey(playbook, step, alertname string) string {
-	return playbook + "\x00" + step + "\x00" + alertname
 }

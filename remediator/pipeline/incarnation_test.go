@@ -150,8 +150,8 @@ func TestRestartByPolicyDuringCheckIsNotAHeal(t *testing.T) {
 				t.Errorf("calls = %v, want the flush only", got)
 			}
 			stats := h.p.stats[statsKey("memory-high", "flush-cache", "ServiceMemoryHigh")]
-			if ratio, n := stats.Ratio(); n != 1 || (ratio == 1) == tc.restart {
-				t.Errorf("flush statistics: ratio %v over %d, want one %s", ratio, n, map[bool]string{true: "failure", false: "success"}[tc.restart])
+			if n := len(stats.Outcomes); n != 1 || stats.Outcomes[0] == tc.restart {
+				t.Errorf("flush statistics: outcomes %v, want one %s", stats.Outcomes, map[bool]string{true: "failure", false: "success"}[tc.restart])
 			}
 			if h.counter("heals", "memory-high", tc.result) != 1 {
 				t.Errorf("remediator_heals_total{result=%q} != 1", tc.result)

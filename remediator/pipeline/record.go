@@ -95,9 +95,6 @@ func keptAnnotations(a template.KV) map[string]string {
 // Heal is one heal of the history, by ID; false when there is none.
 func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
 
-// statsKept is how many recent outcomes each step's statistics keep.
-const statsKept = 20
-
 // recordStep appends a finished (or skipped) step and counts it. acted says whether the action
 // really ran, so its outcome feeds the adaptive statistics.
 func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, dur time.Duration, acted bool) {
@@ -112,18 +109,9 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 		return
 	}
 	p.m.stepDuration.WithLabelValues(d.playbook.Name, rec.Action).Observe(dur.Seconds())
-	alertname := d.alert.Labels["alertname"]
-	key := statsKey(d.playbook.Name, rec.Name, alertname)
 	p.mu.Lock()
-	st := p.stats[key]
-	st.Add(rec.Outcome == store.StepSucceeded, statsKept)
-	p.stats[key] = st
+	p.recordOutcome(d.playbook.Name, rec.Name, d.alert.Labels["alertname"], outcomeOf(rec), rec.End)
 	p.mu.Unlock()
-	if err := p.store.PutStepStats(key, st); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
-	ratio, _ := st.Ratio()
-	p.m.successRatio.WithLabelValues(d.playbook.Name, rec.Name, alertname).Set(ratio)
 }
 
 func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
@@ -202,9 +190,10 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 func (p *Pipeline) park(d *decision) {
 	d.pack()
 	p.parked[d.target] = d
+	p.heldChanged(d.target)
 }
 
-var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true}
+var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true, ReasonBlastRadius: true}
 
 // closeDecision closes the episode in the store and removes its inbox entry.
 func (p *Pipeline) closeDecision(d *decision, outcome, detail string) {

@@ -133,6 +133,8 @@ type StepRecord struct {
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end,omitzero"`
 	Outcome string    `json:"outcome"`
+	// Exploration says why a step that adaptive statistics would skip was tried anyway.
+	Exploration string `json:"exploration,omitempty"`
 	// Reason says why a step was skipped or failed verification.
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -203,26 +205,10 @@ type HealedRef struct {
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.
 type StepStats struct {
 	Outcomes []bool `json:"outcomes"`
-}
-
-// Ratio is the success ratio and the number of samples.
-func (s StepStats) Ratio() (float64, int) {
-	if len(s.Outcomes) == 0 {
-		return 0, 0
-	}
-	ok := 0
-	for _, o := range s.Outcomes {
-		if o {
-			ok++
-		}
-	}
-	return float64(ok) / float64(len(s.Outcomes)), len(s.Outcomes)
-}
-
-// Add appends an outcome, keeping the newest max.
-func (s *StepStats) Add(ok bool, max int) {
-	s.Outcomes = append(s.Outcomes, ok)
-	if len(s.Outcomes) > max {
-		s.Outcomes = s.Outcomes[len(s.Outcomes)-max:]
-	}
+	// At is when each outcome was recorded, index by index, so that old outcomes can weigh
+	// less. State files of older versions have none: their outcomes are dated when loaded.
+	At []time.Time `json:"at,omitempty"`
+	// Skipped counts the decisions that skipped the step since it last ran, for trying it
+	// anyway every so often.
+	Skipped int `json:"skipped,omitempty"`
 }
