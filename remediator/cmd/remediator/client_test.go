@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,10 +15,8 @@ import (
 func TestClientSubcommands(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
-	token := writeFile(t, dir, "token", "tok")
-	p := start(t, "remediator", bin, "/-/ready", "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--webhook.token-file="+token)
+	token := testutil.WriteFile(t, dir, "token", "tok")
+	p := testutil.StartRemediator(t, bin, dir, testutil.Testdata(t, "playbooks.yml"), "--webhook.token-file="+token)
 	client := func(args ...string) (int, string) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "REMEDIATOR_TOKEN=")
@@ -31,13 +28,13 @@ func TestClientSubcommands(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	if code, out := client("pause", "--remediator.url", p.url, "--remediator.token-file", token, "--for", "1m"); code != 0 || !strings.Contains(out, "paused all healing") {
+	if code, out := client("pause", "--remediator.url", p.URL, "--remediator.token-file", token, "--for", "1m"); code != 0 || !strings.Contains(out, "paused all healing") {
 		t.Fatalf("pause: exit %d\n%s", code, out)
 	}
-	if code, out := client("pause", "--remediator.url", p.url); code != 1 || !strings.Contains(out, "401") {
+	if code, out := client("pause", "--remediator.url", p.URL); code != 1 || !strings.Contains(out, "401") {
 		t.Fatalf("pause without a token: exit %d\n%s", code, out)
 	}
-	if code, out := client("heals", "--remediator.url", p.url, "-o", "json"); code != 0 || !strings.Contains(out, `"heals": []`) {
+	if code, out := client("heals", "--remediator.url", p.URL, "-o", "json"); code != 0 || !strings.Contains(out, `"heals": []`) {
 		t.Fatalf("heals: exit %d\n%s", code, out)
 	}
 	closed := fmt.Sprintf("http://127.0.0.1:%d", testutil.FreePort(t))
