@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/loadtest"
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -133,11 +132,7 @@ func runShared(t *testing.T, config, prom string, args ...string) (code int, std
 }
 
 func tokenFile(t *testing.T, token string) string {
-	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testutil.WriteFile(t, t.TempDir(), "token", token+"\n")
 }
 
 func mustRun(t *testing.T, env map[string]string, args ...string) string {

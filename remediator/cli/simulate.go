@@ -137,10 +137,8 @@ func writeSimulation(w io.Writer, file string, s pipeline.Simulation) {
 	decision := s.Decision
 	if s.StoppedBy != "" {
 		decision += " by " + s.StoppedBy
-		if s.Detail != "" {
-			decision += ": " + s.Detail
-		}
-	} else if s.Detail != "" {
+	}
+	if s.Detail != "" {
 		decision += ": " + s.Detail
 	}
 	row(tw, "  Decision:", decision)

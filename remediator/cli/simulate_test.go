@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/simulate")
@@ -67,13 +69,7 @@ func TestSimulateGolden(t *testing.T) {
 // Bad input to the simulator ends with exit 1 and says what is wrong where.
 func TestSimulateErrors(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testutil.WriteFile(t, dir, name, content) }
 	notJSON := write("not.json", "{alerts: [")
 	v3 := write("v3.json", `{"version":"3","status":"firing","alerts":[]}`)
 	noName := write("noname.json", `{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"service":"x"},"startsAt":"2026-03-02T09:00:00Z"}]}`)
