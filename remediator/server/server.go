@@ -142,6 +142,7 @@ func New(o Options) (*Server, error) {
 	limited.Handle("/webhook", hook)
 	limited.Handle("POST /-/reload", auth.Require(http.HandlerFunc(s.reloadHandler)))
 	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth})
+	api.RegisterSimulate(limited, api.SimulateOptions{Simulator: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth, MaxBodyBytes: o.MaxBodyBytes})
 	limitedHandler := limitRequests(limited, o.MaxRequests)
 
 	mux := http.NewServeMux()
