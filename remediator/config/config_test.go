@@ -175,7 +175,7 @@ var invalidFiles = []struct {
 		`invalid-time-window-weekday.yml:5: playbook "memory-high": time window 1: unknown weekday "funday" (hint: use monday..sunday (or mon..sun) and ranges such as monday:friday)`,
 	}},
 	{"invalid-unknown-key.yml", []string{
-		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, wait, verify, timeout)`,
+		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, wait, verify, timeout, kubernetes)`,
 	}},
 	{"invalid-unknown-top-key.yml", []string{
 		`invalid-unknown-top-key.yml:1: unknown key "playbook" in the top level (hint: did you mean "playbooks"? valid keys: global, defaults, playbooks)`,

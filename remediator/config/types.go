@@ -140,7 +140,7 @@ type Verify struct {
 	Interval model.Duration `yaml:"interval"`
 }
 
-// Step is one escalation level: exactly one of HTTP, Docker, Command or Wait.
+// Step is one escalation level: exactly one of HTTP, Docker, Kubernetes, Command or Wait.
 type Step struct {
 	Name    string          `yaml:"name"`
 	HTTP    *HTTPAction     `yaml:"http"`
@@ -150,16 +150,21 @@ type Step struct {
 	Verify  Verify          `yaml:"verify"`
 	Timeout model.Duration  `yaml:"timeout"`
 
+	// Kubernetes acts on a workload or pod of a cluster.
+	Kubernetes *KubernetesAction `yaml:"kubernetes"`
+
 	Line int `yaml:"-"`
 }
 
-// Action names the step's kind: "http", "docker", "command" or "wait".
+// Action names the step's kind: "http", "docker", "kubernetes", "command" or "wait".
 func (s *Step) Action() string {
 	switch {
 	case s.HTTP != nil:
 		return "http"
 	case s.Docker != nil:
 		return "docker"
+	case s.Kubernetes != nil:
+		return "kubernetes"
 	case s.Command != nil:
 		return "command"
 	case s.Wait != nil:

@@ -333,7 +333,7 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 	}
 
 	var kinds []string
-	for _, k := range []string{"http", "docker", "command", "wait"} {
+	for _, k := range []string{"http", "docker", "kubernetes", "command", "wait"} {
 		if _, ok := v.pos[prefix+"."+k]; ok {
 			kinds = append(kinds, k)
 		}
@@ -376,6 +376,8 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		v.httpStep(st, add, at)
 	case "docker":
 		v.dockerStep(st, add, at)
+	case "kubernetes":
+		v.kubernetesStep(st, add, at)
 	case "command":
 		v.commandStep(st, add, at)
 	case "wait":
