@@ -45,6 +45,7 @@ func run() int {
 		wTimeout    = app.Flag("web.write-timeout", "Time allowed to write a response.").Default("30s").Duration()
 		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
 		docker      = dockerFlags(app)
+		kube        = kubernetesFlags(app)
 	)
 	webFlags := kingpinflag.AddFlags(app, ":9096")
 	// The image has no shell or curl, so the binary is its own container healthcheck.
@@ -87,7 +88,7 @@ func run() int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("remediator"),
 	)
-	runner, err := newRunner(logger, docker)
+	runner, err := newRunner(logger, docker, kube)
 	if err != nil {
 		logger.Error("cannot build the action runner", "err", err)
 		return 1
