@@ -93,7 +93,8 @@ func TestRolloutRestartStatefulSetAndDaemonSet(t *testing.T) {
 	sts, err := admin.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "db", Labels: o.labels},
 		Spec: appsv1.StatefulSetSpec{
-			Replicas: ptr(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
+			Replicas: ptr(int32(2)), ServiceName: "db",
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 			Template: podTemplate("db", o),
 		},
 	}, metav1.CreateOptions{})
@@ -421,8 +422,14 @@ func TestEvidence(t *testing.T) {
 			t.Errorf("state[%s] = %q, want %q (state %v)", k, ev.State[k], want, ev.State)
 		}
 	}
-	if len(ev.Events) != 1 || !strings.Contains(ev.Events[0], "Warning pod/"+pod.Name+" BackOff: Back-off restarting failed container app") {
-		t.Errorf("events = %q", ev.Events)
+	// The deployment controller's own events (ScalingReplicaSet) come along with the pod's.
+	var backOff, scaling bool
+	for _, e := range ev.Events {
+		backOff = backOff || strings.Contains(e, "Warning pod/"+pod.Name+" BackOff: Back-off restarting failed container app")
+		scaling = scaling || strings.Contains(e, "Normal deployment/api ScalingReplicaSet")
+	}
+	if !backOff || !scaling {
+		t.Errorf("events = %q, want the pod's BackOff and the deployment's ScalingReplicaSet", ev.Events)
 	}
 	// Logs come from the node's kubelet; none runs here, and the reason is kept instead.
 	if ev.Log != "" || ev.State["log_error"] == "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/loadtest"
@@ -88,7 +89,7 @@ func post(t *testing.T, r *loadtest.Remediator, c *http.Client, labels template.
 		"groupLabels":  template.KV{"alertname": labels["alertname"], "namespace": labels["namespace"]},
 		"commonLabels": labels, "commonAnnotations": template.KV{},
 		"alerts": []template.Alert{{
-			Status: "firing", Labels: labels, StartsAt: now, Fingerprint: "0f1e2d3c4b5a6978",
+			Status: "firing", Labels: labels, StartsAt: now, Fingerprint: fingerprint(labels),
 			Annotations:  template.KV{"summary": "Pod is crash looping.", "runbook_url": "https://runbooks.prometheus-operator.dev/runbooks/kubernetes/" + strings.ToLower(labels["alertname"])},
 			GeneratorURL: "http://prometheus-k8s-0:9090/graph",
 		}},
@@ -100,6 +101,14 @@ func post(t *testing.T, r *loadtest.Remediator, c *http.Client, labels template.
 	if err != nil || status/100 != 2 {
 		t.Fatalf("webhook: %d %s %v", status, reply, err)
 	}
+}
+
+func fingerprint(labels template.KV) string {
+	ls := model.LabelSet{}
+	for k, v := range labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls.Fingerprint().String()
 }
 
 // waitHeal waits for the playbook's heal to end and requires it healed.

@@ -100,12 +100,16 @@ func (a *Actuator) resolve(ctx context.Context, labels map[string]string, needPo
 		return t, a.owner(ctx, t)
 	}
 	for _, w := range workloadLabels {
+		if name := labels[w.label]; name != "" {
+			if err := checkName("alert label "+w.label, name, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, w := range workloadLabels {
 		name := labels[w.label]
 		if name == "" {
 			continue
-		}
-		if err := checkName("alert label "+w.label, name, false); err != nil {
-			return nil, err
 		}
 		t.kind, t.name = w.kind, name
 		obj, err := a.getWorkload(ctx, ns, w.kind, name)
