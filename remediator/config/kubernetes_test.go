@@ -12,7 +12,7 @@ import (
 const kubePlaybookHead = `playbooks:
   - name: crashloop
     match: ['alertname="KubePodCrashLooping"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.pod }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.pod }}'
     steps:
 `
 
@@ -95,13 +95,13 @@ func TestCheckMixedActuators(t *testing.T) {
 	err := os.WriteFile(path, []byte(`playbooks:
   - name: crashloop
     match: ['alertname="KubePodCrashLooping"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.pod }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.pod }}'
     steps:
       - kubernetes: {action: delete-pod, grace_period: 10s}
       - kubernetes: {action: rollout-restart}
   - name: replicas-mismatch
     match: ['alertname="KubeDeploymentReplicasMismatch"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.deployment }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.deployment }}'
     steps:
       - kubernetes: {action: rollback}
       - kubernetes: {action: scale, by: 1, max: 5}

@@ -431,8 +431,8 @@ func TestEvidence(t *testing.T) {
 	if !backOff || !scaling {
 		t.Errorf("events = %q, want the pod's BackOff and the deployment's ScalingReplicaSet", ev.Events)
 	}
-	// Logs come from the node's kubelet; none runs here, and the reason is kept instead.
-	if ev.Log != "" || ev.State["log_error"] == "" {
+	// Logs come from the node's kubelet; no pod is on a node here, and that is said instead.
+	if ev.Log != "" || ev.State["log_error"] != "the pod is on no node: it has no logs yet" {
 		t.Errorf("log = %q, log_error = %q; want no log and the reason", ev.Log, ev.State["log_error"])
 	}
 }

@@ -169,6 +169,12 @@ func TestRBACRefusesWhatIsNotGranted(t *testing.T) {
 	if _, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
 		t.Errorf("list pods: %v", err)
 	}
+	if err := cs.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{}).Do(ctx).Error(); err != nil {
+		t.Errorf("read a pod's log: %v", err)
+	}
+	if _, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list events: %v", err)
+	}
 	// The actuator turns a refusal into a message that says where to look.
 	a := newActuator(t, ns, "kube-system")
 	_, err = run(t, a, config.KubernetesAction{Action: "rollout-restart"}, map[string]string{"namespace": "kube-system", "deployment": "coredns"})

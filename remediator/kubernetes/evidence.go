@@ -84,6 +84,12 @@ func (a *Actuator) podLog(ctx context.Context, t *target, st map[string]string) 
 	if container == "" && len(t.pod.Spec.Containers) > 0 {
 		container = t.pod.Spec.Containers[0].Name
 	}
+	if t.pod.Spec.NodeName == "" {
+		// The API server answers an empty log for a pod on no node, which would read as
+		// "the container printed nothing".
+		st["log_error"] = "the pod is on no node: it has no logs yet"
+		return ""
+	}
 	lines, limit := int64(action.MaxEvidenceLogLines), int64(action.MaxEvidenceLog)
 	b, err := a.cs.CoreV1().Pods(t.namespace).GetLogs(t.pod.Name, &corev1.PodLogOptions{
 		Container: container, TailLines: &lines, LimitBytes: &limit,

@@ -26,14 +26,14 @@ func TestPlaybooksFromAlertmanagerPayload(t *testing.T) {
 playbooks:
   - name: pod-crashlooping
     match: ['alertname="KubePodCrashLooping"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.pod }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.pod }}'
     verify: {skip: true}
     steps:
       - kubernetes: {action: delete-pod, grace_period: 1s}
         timeout: 45s
   - name: replicas-mismatch
     match: ['alertname="KubeDeploymentReplicasMismatch"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.deployment }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.deployment }}'
     verify: {skip: true}
     steps:
       - kubernetes: {action: rollout-restart}

@@ -14,7 +14,7 @@ func TestConfigCheckKubernetesSteps(t *testing.T) {
 	good := writeFile(t, dir, "mixed.yml", `playbooks:
   - name: crashloop
     match: ['alertname="KubePodCrashLooping"']
-    target: '{{ .Labels.namespace }}/{{ .Labels.pod }}'
+    target: '{{ .Labels.namespace }}:{{ .Labels.pod }}'
     steps:
       - kubernetes: {action: delete-pod, grace_period: 10s}
       - kubernetes: {action: rollout-restart}
