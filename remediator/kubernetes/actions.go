@@ -82,22 +82,11 @@ func (a *Actuator) scale(ctx context.Context, t *target, req action.Request) (st
 	if want == cur {
 		return "", refusef("%s already has %d replicas: this step would leave it so (min %s, max %s)", t, cur, bound(k.Min), bound(k.Max))
 	}
-	ops := []map[string]any{{"op": "replace", "path": "/spec/replicas", "value": want}}
-	if current != nil {
-		ops = append([]map[string]any{{"op": "test", "path": "/spec/replicas", "value": cur}}, ops...)
+	ops := []map[string]any{
+		{"op": "test", "path": "/spec/replicas", "value": cur},
+		{"op": "replace", "path": "/spec/replicas", "value": want},
 	}
-	patch, err := json.Marshal(ops)
-	if err != nil {
-		return "", err
-	}
-	gen, err := a.patchWorkload(ctx, t, types.JSONPatchType, patch)
-	if err != nil {
-		if apierrors.IsInvalid(err) || apierrors.IsConflict(err) {
-			return "", fmt.Errorf("replicas changed while scaling, nothing done (read %d): %w", cur, err)
-		}
-		return "", err
-	}
-	st, err := a.waitRollout(ctx, t, gen)
+	st, err := a.patchAndWait(ctx, t, ops, fmt.Sprintf("replicas changed while scaling (read %d)", cur))
 	if err != nil {
 		return "", err
 	}
@@ -153,25 +142,31 @@ func (a *Actuator) rollback(ctx context.Context, t *target, _ action.Request) (s
 	prev := older[0]
 	tmpl := prev.rs.Spec.Template.DeepCopy()
 	delete(tmpl.Labels, podTemplateHashLabel)
-	patch, err := json.Marshal([]map[string]any{
+	st, err := a.patchAndWait(ctx, t, []map[string]any{
 		{"op": "test", "path": "/metadata/resourceVersion", "value": d.ResourceVersion},
 		{"op": "replace", "path": "/spec/template", "value": tmpl},
-	})
+	}, t.String()+" changed while rolling back")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("rolled %s back from revision %d to the template of revision %d (replicaset %s); %s", t, current, prev.n, prev.rs.Name, st), nil
+}
+
+// patchAndWait applies a JSON patch whose first operation tests what the change was computed
+// from, then waits for the rollout it starts. A failed test means someone else moved first.
+func (a *Actuator) patchAndWait(ctx context.Context, t *target, ops []map[string]any, changed string) (string, error) {
+	patch, err := json.Marshal(ops)
 	if err != nil {
 		return "", err
 	}
 	gen, err := a.patchWorkload(ctx, t, types.JSONPatchType, patch)
 	if err != nil {
 		if apierrors.IsInvalid(err) || apierrors.IsConflict(err) {
-			return "", fmt.Errorf("%s changed while rolling back, nothing done: %w", t, err)
+			return "", fmt.Errorf("%s, nothing done: %w", changed, err)
 		}
 		return "", err
 	}
-	st, err := a.waitRollout(ctx, t, gen)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("rolled %s back from revision %d to the template of revision %d (replicaset %s); %s", t, current, prev.n, prev.rs.Name, st), nil
+	return a.waitRollout(ctx, t, gen)
 }
 
 // deletePod evicts the pod through the eviction API, so the API server refuses when a
