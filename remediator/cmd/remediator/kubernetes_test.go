@@ -11,18 +11,9 @@ import (
 func TestConfigCheckKubernetesSteps(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	good := writeFile(t, dir, "mixed.yml", `playbooks:
-  - name: crashloop
-    match: ['alertname="KubePodCrashLooping"']
-    target: '{{ .Labels.namespace }}:{{ .Labels.pod }}'
-    steps:
-      - kubernetes: {action: delete-pod, grace_period: 10s}
-      - kubernetes: {action: rollout-restart}
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - docker: {action: restart}
-`)
+	good := writeFile(t, dir, "mixed.yml", "playbooks:\n"+
+		"  - {name: mismatch, match: ['alertname=\"KubeDeploymentReplicasMismatch\"'], steps: [{kubernetes: {action: rollback}}]}\n"+
+		"  - {name: memory-high, match: ['alertname=\"ServiceMemoryHigh\"'], steps: [{docker: {action: restart}}, {kubernetes: {action: scale, by: 1, max: 4}}]}\n")
 	out, err := exec.Command(bin, "--config.check", "--config.file", good).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != good+": 2 playbooks, 3 steps, OK" {
 		t.Fatalf("mixed playbooks: %v\n%s", err, out)
