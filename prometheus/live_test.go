@@ -214,7 +214,7 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 	for key, want := range map[string]string{
 		"summary":     "user-service (" + instance + ") uses ",
 		"description": "Resident memory of container user-service is ",
-		"runbook":     "#servicememoryhigh",
+		"runbook_url": "docs/runbooks.md#servicememoryhigh",
 	} {
 		if !strings.Contains(firing.Annotations[key], want) {
 			t.Errorf("annotation %s = %q, want it to contain %q", key, firing.Annotations[key], want)

@@ -158,7 +158,7 @@ func coverageProblems(rules []ruleFile, tests []testFile) []string {
 						continue
 					}
 					var missing []string
-					for _, a := range []string{"summary", "description", "runbook"} {
+					for _, a := range []string{"summary", "description", "runbook_url"} {
 						if ea.ExpAnnotations[a] == "" {
 							missing = append(missing, a)
 						}

@@ -88,10 +88,10 @@ groups:
 `
 	const firingWarning = `
           - exp_labels: {severity: warning}
-            exp_annotations: {summary: s, description: d, runbook: r}`
+            exp_annotations: {summary: s, description: d, runbook_url: r}`
 	const firingCritical = `
           - exp_labels: {severity: critical}
-            exp_annotations: {summary: s, description: d, runbook: r}`
+            exp_annotations: {summary: s, description: d, runbook_url: r}`
 	testFile := func(cases ...string) string {
 		s := "rule_files: [../rules.yml]\ntests:\n  - name: t\n    alert_rule_test:\n"
 		for _, c := range cases {
@@ -142,7 +142,7 @@ groups:
 			test: testFile(" []", firingWarning, `
           - exp_labels: {severity: critical}`),
 			want: []string{
-				`TESTFILE: test "t" at 1m: expected alert A/critical does not assert annotations [summary description runbook]`,
+				`TESTFILE: test "t" at 1m: expected alert A/critical does not assert annotations [summary description runbook_url]`,
 				"alert A/critical has no unit test where it fires",
 			},
 		},
@@ -164,7 +164,7 @@ groups:
 			rules: rules,
 			test: testFile(" []", firingWarning+firingCritical, `
           - exp_labels: {severity: page}
-            exp_annotations: {summary: s, description: d, runbook: r}`),
+            exp_annotations: {summary: s, description: d, runbook_url: r}`),
 			want: []string{`TESTFILE: test "t" at 1m: expected alert A with severity "page", which no rule defines`},
 		},
 		{
@@ -224,6 +224,7 @@ var contractAlerts = map[string][]string{
 	"ServiceNotReady":              {"warning"},
 	"RemediatorBudgetExhausted":    {"critical"},
 	"RemediatorHealsFailing":       {"warning"},
+	"RemediatorHealsRelapsing":     {"warning"},
 	"RemediatorDown":               {"critical"},
 	"RemediatorConfigReloadFailed": {"warning"},
 }
@@ -231,55 +232,40 @@ var contractAlerts = map[string][]string{
 // TestAlertsFollowTheContract checks what promtool does not: the names, labels and annotations
 // that routing, playbooks and people depend on, and demo-sized `for:` durations.
 func TestAlertsFollowTheContract(t *testing.T) {
-	rfs, err := loadRuleFiles(ruleFilePaths(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := map[string][]string{}
-	for _, rf := range rfs {
-		for _, g := range rf.Groups {
-			for _, r := range g.Rules {
-				if r.Alert == "" {
-					continue
-				}
-				where := rf.Path + ": " + r.Alert + "/" + r.Labels["severity"]
-				got[r.Alert] = append(got[r.Alert], r.Labels["severity"])
-				for _, a := range []string{"summary", "description", "runbook"} {
-					if strings.TrimSpace(r.Annotations[a]) == "" {
-						t.Errorf("%s: annotation %s is missing", where, a)
-					}
-				}
-				if !strings.Contains(r.Annotations["description"], "$value") {
-					t.Errorf("%s: the description does not show the measured value ($value)", where)
-				}
-				if want := "#" + strings.ToLower(r.Alert); !strings.HasSuffix(r.Annotations["runbook"], want) {
-					t.Errorf("%s: runbook %q does not end in %s", where, r.Annotations["runbook"], want)
-				}
-				if r.For != "" {
-					d, err := time.ParseDuration(r.For)
-					if err != nil || d > time.Minute {
-						t.Errorf("%s: for: %s is not a duration a demo can wait (at most 1m; production values go in a comment)", where, r.For)
-					}
-				}
-				remediation, hasRemediation := r.Labels["remediation"]
-				if strings.HasPrefix(r.Alert, "Remediator") {
-					if hasRemediation {
-						t.Errorf("%s: the remediator must never be asked to heal its own failure (remediation label)", where)
-					}
-					if r.Labels["team"] != "remediator" {
-						t.Errorf("%s: label team=remediator is missing", where)
-					}
-				} else {
-					if hasRemediation && remediation != "auto" {
-						t.Errorf("%s: remediation=%q, want \"auto\" or no label", where, remediation)
-					}
-					if !strings.Contains(r.Expr, `job="demo-services"`) && !strings.HasPrefix(r.Expr, "instance") {
-						t.Errorf("%s: expression %q reads neither job=\"demo-services\" nor a recorded instance series", where, r.Expr)
-					}
-				}
+	forEachAlert(t, func(r rule, where string) {
+		got[r.Alert] = append(got[r.Alert], r.Labels["severity"])
+		for _, a := range []string{"summary", "description", "runbook_url"} {
+			if strings.TrimSpace(r.Annotations[a]) == "" {
+				t.Errorf("%s: annotation %s is missing", where, a)
 			}
 		}
-	}
+		if !strings.Contains(r.Annotations["description"], "$value") {
+			t.Errorf("%s: the description does not show the measured value ($value)", where)
+		}
+		if r.For != "" {
+			d, err := time.ParseDuration(r.For)
+			if err != nil || d > time.Minute {
+				t.Errorf("%s: for: %s is not a duration a demo can wait (at most 1m; production values go in a comment)", where, r.For)
+			}
+		}
+		remediation, hasRemediation := r.Labels["remediation"]
+		if strings.HasPrefix(r.Alert, "Remediator") {
+			if hasRemediation {
+				t.Errorf("%s: the remediator must never be asked to heal its own failure (remediation label)", where)
+			}
+			if r.Labels["team"] != "remediator" {
+				t.Errorf("%s: label team=remediator is missing", where)
+			}
+		} else {
+			if hasRemediation && remediation != "auto" {
+				t.Errorf("%s: remediation=%q, want \"auto\" or no label", where, remediation)
+			}
+			if !strings.Contains(r.Expr, `job="demo-services"`) && !strings.HasPrefix(r.Expr, "instance") {
+				t.Errorf("%s: expression %q reads neither job=\"demo-services\" nor a recorded instance series", where, r.Expr)
+			}
+		}
+	})
 	for name, sevs := range got {
 		slices.Sort(sevs)
 		if want, ok := contractAlerts[name]; !ok {
@@ -291,6 +277,25 @@ func TestAlertsFollowTheContract(t *testing.T) {
 	for name := range contractAlerts {
 		if _, ok := got[name]; !ok {
 			t.Errorf("contract alert %s has no rule", name)
+		}
+	}
+}
+
+// forEachAlert calls check for every alerting rule of rules/*.yml, with where naming the rule in
+// messages (file, alert name and severity).
+func forEachAlert(t *testing.T, check func(r rule, where string)) {
+	t.Helper()
+	rfs, err := loadRuleFiles(ruleFilePaths(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rf := range rfs {
+		for _, g := range rf.Groups {
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					check(r, rf.Path+": "+r.Alert+"/"+r.Labels["severity"])
+				}
+			}
 		}
 	}
 }

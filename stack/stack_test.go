@@ -315,13 +315,13 @@ func TestSocketProxy(t *testing.T) {
 		{"remediator", []req{
 			{"HEAD", "/_ping"}, {"GET", "/_ping"}, {"GET", "/v1.41/version"},
 			{"GET", "/v1.41/containers/json"}, {"GET", "/v1.41/containers/" + id + "/json"},
-			{"GET", "/v1.41/containers/payment-service-2/json"},
+			{"GET", "/v1.41/containers/payment-service-2/json"}, {"GET", "/v1.41/containers/" + id + "/logs"},
 			{"POST", "/v1.41/containers/" + id + "/restart"}, {"POST", "/v1.41/containers/" + id + "/start"},
 			{"POST", "/v1.41/containers/" + id + "/stop"},
 		}, forbidden},
 		{"prometheus", []req{
 			{"GET", "/v1.41/containers/json"}, {"GET", "/v1.41/networks"}, {"HEAD", "/_ping"},
-		}, append([]req{{"POST", "/v1.41/containers/" + id + "/restart"}, {"GET", "/v1.41/containers/" + id + "/json"}}, forbidden...)},
+		}, append([]req{{"POST", "/v1.41/containers/" + id + "/restart"}, {"GET", "/v1.41/containers/" + id + "/json"}, {"GET", "/v1.41/containers/" + id + "/logs"}}, forbidden...)},
 	}
 	for _, tc := range cases {
 		s := c.Services[tc.client]

@@ -32,7 +32,7 @@ func (CommandRunner) Run(ctx context.Context, req Request) (string, error) {
 	ctx, cancel := withStepTimeout(ctx, req.Step)
 	defer cancel()
 
-	argv, err := config.RenderArgv(c.Argv, req.TemplateData())
+	argv, err := config.RenderArgv(c.Argv, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
 	if err != nil {
 		return "", err
 	}

@@ -46,7 +46,7 @@ func (r *HTTPRunner) Run(ctx context.Context, req Request) (string, error) {
 	ctx, cancel := withStepTimeout(ctx, req.Step)
 	defer cancel()
 
-	url, err := config.RenderURL(h.URL, req.TemplateData())
+	url, err := config.RenderURL(h.URL, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
 	if err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 type Controller interface {
 	Targets() []pipeline.TargetView
 	Heals(store.HealFilter) ([]store.Heal, error)
+	// Heal is one heal by ID; false when there is none.
+	Heal(id string) (store.Heal, bool, error)
 	Pause(target string, d time.Duration, reason string) error
 	Resume(target string) error
 	Reset(target string) error
@@ -46,6 +49,7 @@ func Register(mux *http.ServeMux, o Options) {
 	}
 	mux.Handle("GET /api/v1/targets", read(a.targets))
 	mux.Handle("GET /api/v1/heals", read(a.heals))
+	mux.Handle("GET /api/v1/heals/{id}", read(a.heal))
 	mux.Handle("POST /api/v1/pause", o.Auth.Require(http.HandlerFunc(a.pause)))
 	mux.Handle("POST /api/v1/resume", o.Auth.Require(http.HandlerFunc(a.resume)))
 	mux.Handle("POST /api/v1/targets/{target}/reset", o.Auth.Require(http.HandlerFunc(a.reset)))
@@ -73,7 +77,42 @@ func (a *api) heals(w http.ResponseWriter, r *http.Request) {
 		intake.WriteError(w, http.StatusInternalServerError, "reading heal history: "+err.Error())
 		return
 	}
+	for i := range hs {
+		withoutLogs(&hs[i])
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"heals": hs})
+}
+
+// heal shows one heal whole: with the evidence its steps collected, logs included.
+func (a *api) heal(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		intake.WriteError(w, http.StatusBadRequest, "heal id must be a number, as in the heal list")
+		return
+	}
+	h, ok, err := a.c.Heal(id)
+	switch {
+	case err != nil:
+		intake.WriteError(w, http.StatusInternalServerError, "reading heal "+id+": "+err.Error())
+	case !ok:
+		intake.WriteError(w, http.StatusNotFound, "no heal "+id+" in the history (it may have been pruned)")
+	default:
+		writeJSON(w, http.StatusOK, h)
+	}
+}
+
+// withoutLogs leaves the evidence logs out of a heal in a list: up to 64 KiB per step, times a
+// history of heals, is not a list. GET /api/v1/heals/{id} has them. The heal's own steps are
+// left as they were.
+func withoutLogs(h *store.Heal) {
+	h.Steps = slices.Clone(h.Steps)
+	for i := range h.Steps {
+		if ev := h.Steps[i].Evidence; ev != nil && ev.Log != "" {
+			short := *ev
+			short.Log = ""
+			h.Steps[i].Evidence = &short
+		}
+	}
 }
 
 // override is the body of pause and resume; every field is optional.

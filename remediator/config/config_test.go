@@ -60,7 +60,7 @@ var invalidFiles = []struct {
 		`invalid-docker-signal-not-kill.yml:7: playbook "memory-high": step 1: docker.signal is only used by action kill, not "restart" (hint: remove signal, or use action: kill)`,
 	}},
 	{"invalid-docker-signal.yml", []string{
-		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use a name such as SIGTERM or SIGKILL, or a number 1-64)`,
+		`invalid-docker-signal.yml:7: playbook "memory-high": step 1: docker.signal "SIGBOGUS" is not a signal (hint: use one of SIGHUP, SIGINT, SIGQUIT, SIGTRAP, SIGABRT, SIGKILL, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGCONT, SIGSTOP, SIGTSTP, SIGWINCH, SIGPWR, SIGSYS, or its number)`,
 	}},
 	{"invalid-docker-stop-timeout.yml", []string{
 		`invalid-docker-stop-timeout.yml:7: playbook "memory-high": step 1: docker.stop_timeout (30s) leaves no time within the step's timeout (30s) (hint: raise the step's timeout or lower stop_timeout)`,
@@ -138,6 +138,10 @@ var invalidFiles = []struct {
 	{"invalid-precondition-promql.yml", []string{
 		`invalid-precondition-promql.yml:7: playbook "memory-high": precondition 1: query is not valid PromQL: 1:19: parse error: unexpected "(" in grouping opts, expected "," or ")" (hint: test the expression in Prometheus' expression browser first)`,
 	}},
+	{"invalid-precondition-value-outside-quotes.yml", []string{
+		`invalid-precondition-value-outside-quotes.yml:7: playbook "memory-high": precondition 1: query puts label "threshold" outside a quoted string, where it could change the query (hint: alert values go inside double or single quotes, as in instance="{{ .Labels.instance }}"; use each in exact or regex matchers, not both)`,
+		`invalid-precondition-value-outside-quotes.yml:11: playbook "memory-high": step 1: verify.query uses label "job" both in a regex matcher and as a plain string (hint: alert values go inside double or single quotes, as in instance="{{ .Labels.instance }}"; use each in exact or regex matchers, not both)`,
+	}},
 	{"invalid-precondition-empty.yml", []string{
 		`invalid-precondition-empty.yml:7: playbook "memory-high": precondition 1 has no query (hint: e.g. query: 'up{job="demo-services"} == 1')`,
 	}},
@@ -151,7 +155,7 @@ var invalidFiles = []struct {
 		`invalid-step-duplicate-name.yml:7: playbook "memory-high": step "restart": step name "restart" is already used on line 5 (hint: give each step of a playbook its own name)`,
 	}},
 	{"invalid-step-no-action.yml", []string{
-		`invalid-step-no-action.yml:5: playbook "memory-high": step "restart": step has no action (hint: add exactly one of http, docker, command, wait)`,
+		`invalid-step-no-action.yml:5: playbook "memory-high": step "restart": step has no action (hint: add exactly one of http, docker, kubernetes, command, swarm, wait)`,
 	}},
 	{"invalid-step-timeout.yml", []string{
 		`invalid-step-timeout.yml:4: playbook "memory-high": step_timeout must be greater than 0 (hint: e.g. 30s)`,
@@ -175,11 +179,16 @@ var invalidFiles = []struct {
 		`invalid-time-window-weekday.yml:5: playbook "memory-high": time window 1: unknown weekday "funday" (hint: use monday..sunday (or mon..sun) and ranges such as monday:friday)`,
 	}},
 	{"invalid-unknown-key.yml", []string{
-		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, wait, verify, timeout, kubernetes)`,
+		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, swarm, wait, verify, timeout, kubernetes)`,
 	}},
 	{"invalid-unknown-top-key.yml", []string{
 		`invalid-unknown-top-key.yml:1: unknown key "playbook" in the top level (hint: did you mean "playbooks"? valid keys: global, defaults, playbooks)`,
 		"invalid-unknown-top-key.yml:1: no playbooks defined (hint: add a `playbooks:` list; see remediator/playbooks.yml)",
+	}},
+	{"invalid-verify-healthy-query.yml", []string{
+		`invalid-verify-healthy-query.yml:2: defaults: verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set (hint: set global.prometheus_url (or --prometheus.url), or drop the query)`,
+		`invalid-verify-healthy-query.yml:7: playbook "memory-high": verify.healthy_query is not valid PromQL: 1:13: parse error: unexpected "=" in label matching, expected string (hint: test the expression in Prometheus' expression browser first)`,
+		`invalid-verify-healthy-query.yml:7: playbook "memory-high": verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set (hint: set global.prometheus_url (or --prometheus.url), or drop the query)`,
 	}},
 	{"invalid-verify-interval.yml", []string{
 		`invalid-verify-interval.yml:8: playbook "memory-high": step 1: verify.interval (30s) is longer than verify.timeout (10s) (hint: lower verify.interval)`,
@@ -308,6 +317,10 @@ func TestParseGoodMergesDefaults(t *testing.T) {
 	if flush.Action() != "http" || flush.HTTP.Method != "POST" || flush.HTTP.Headers["X-Requested-By"] != "selfheal" ||
 		flush.HTTP.Body != `{"reason": "memory"}` || len(flush.HTTP.ExpectStatus) != 2 {
 		t.Errorf("flush = %+v", flush.HTTP)
+	}
+	// The hold: inherited from defaults, and a step's explicit 0 is kept, not replaced.
+	if flush.Verify.StableFor != 0 || restart.Verify.StableFor != dur("20s") || restart.Verify.RelapseWindow != dur("10m") {
+		t.Errorf("stable_for = %s, %s; relapse_window = %s", flush.Verify.StableFor, restart.Verify.StableFor, restart.Verify.RelapseWindow)
 	}
 	if restart.Name != "2-docker" || restart.Action() != "docker" || restart.Docker.StopTimeout != dur("5s") ||
 		restart.Timeout != dur("20s") || restart.Verify.Timeout != dur("90s") {

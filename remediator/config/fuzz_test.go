@@ -5,7 +5,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParse: whatever the bytes, Parse returns a config or Errors with line numbers, never panics.
@@ -62,6 +64,44 @@ func FuzzRenderURL(f *testing.F) {
 		}
 		if u.Hostname() != value || u.Port() != "8080" || u.Path != "/recover/flush-cache" || u.RawQuery != "x=1" || u.User != nil {
 			tt.Fatalf("value %q changed the URL's shape: %q", value, s)
+		}
+	})
+}
+
+// FuzzRenderQuery: whatever a label holds, it reaches Prometheus as the one matcher's exact value
+// (in double quotes, single quotes or a regex matcher), or the query is refused.
+func FuzzRenderQuery(f *testing.F) {
+	for _, v := range hostile {
+		f.Add(v)
+	}
+	templates := []Template{}
+	for _, text := range []string{`up{a="{{ .Labels.x }}"} == 1`, `up{a='{{ .Labels.x }}'} == 1`, `up{a=~"{{ .Labels.x }}"}`} {
+		tt, err := NewTemplate(text)
+		if err != nil {
+			f.Fatal(err)
+		}
+		templates = append(templates, tt)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		for i, tt := range templates {
+			q, err := RenderQuery(tt, data(map[string]string{"x": v}))
+			if err != nil {
+				continue
+			}
+			got := matcherValue(t, q, "a")
+			if !utf8.ValidString(v) {
+				continue // Prometheus keeps label values UTF-8; what it does with others is its own
+			}
+			if i == 2 {
+				re, err := regexp.Compile("^(?:" + got + ")$")
+				if err != nil || !re.MatchString(v) {
+					t.Fatalf("%q: regex matcher %q does not match the value (%v)", v, got, err)
+				}
+				continue
+			}
+			if got != v {
+				t.Fatalf("%q: matcher value %q", v, got)
+			}
 		}
 	})
 }

@@ -163,6 +163,7 @@ func decode(root *yaml.Node) (*Config, error) {
 					return nil, fmt.Errorf("playbooks[%d].steps[%d]: %w", i, j, err)
 				}
 				st.Line = resolve(stn).Line
+				applyStepDefaults(st, j, mappingValues(stn))
 				pb.Steps = append(pb.Steps, st)
 			}
 		}

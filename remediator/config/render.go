@@ -17,9 +17,6 @@ import (
 // fragment or user info ("/", "?", "#", "@", "%", spaces).
 var urlSafeValue = regexp.MustCompile(`^[A-Za-z0-9._~:-]*$`)
 
-// ContainerNamePattern is Docker's own rule for container names.
-var ContainerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
 // escapers are the functions whose output is safe in a URL whatever their input.
 var escapers = map[string]bool{"pathEscape": true, "queryEscape": true, "urlquery": true}
 
@@ -200,7 +197,7 @@ func RenderURL(t Template, data TemplateData) (string, error) {
 		" (pipe it through pathEscape or queryEscape in the template if it is meant to be escaped)"); err != nil {
 		return "", err
 	}
-	s, err := t.Execute(data)
+	s, err := t.execute(data)
 	if err != nil {
 		return "", fmt.Errorf("url template %q: %w", t.Text, err)
 	}
@@ -244,53 +241,51 @@ func checkValues(t Template, data TemplateData, re *regexp.Regexp, allowed, hint
 }
 
 // RenderContainerName renders a docker step's container name; the result must be a valid Docker
-// container name, so that a label cannot name something else (an id prefix with a slash, a path).
+// container name (ValidContainerName), so that a label cannot name something else (an id prefix
+// with a slash, a path).
 func RenderContainerName(t Template, data TemplateData) (string, error) {
-	s, err := t.Execute(data)
+	s, err := t.execute(data)
 	if err != nil {
 		return "", fmt.Errorf("container template %q: %w", t.Text, err)
 	}
-	s = strings.TrimPrefix(s, "/") // Docker's API reports names with a leading slash
-	if len(s) > 253 || !ContainerNamePattern.MatchString(s) {
-		return "", fmt.Errorf("rendered container name %q is not a valid container name (%s)", s, ContainerNamePattern)
+	s = strings.TrimPrefix(strings.TrimSpace(s), "/") // Docker's API reports names with a leading slash
+	if s == "" {
+		return "", fmt.Errorf("container template %q rendered empty for this alert", t.Text)
+	}
+	if err := ValidContainerName(s); err != nil {
+		return "", fmt.Errorf("container template %q: %w", t.Text, err)
 	}
 	return s, nil
 }
 
-// RenderTarget renders a playbook's target. A target is a key in the store, a metric label and a
-// path segment of the API, so it must be non-empty, at most 253 bytes, printable, without "/".
+// RenderTarget renders a playbook's target (surrounding space trimmed); the result must be a
+// valid target (ValidTarget). A zero template renders DefaultTarget.
 func RenderTarget(t Template, data TemplateData) (string, error) {
-	s, err := t.Execute(data)
+	if t.IsZero() {
+		t = defaultTarget
+	}
+	s, err := t.execute(data)
 	if err != nil {
-		return "", fmt.Errorf("target template %q: %w", t.Text, err)
+		return "", fmt.Errorf("target template: %w", err)
 	}
 	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", fmt.Errorf("target template %q rendered an empty target", t.Text)
-	case len(s) > 253:
-		return "", fmt.Errorf("target %.40q... is longer than 253 bytes", s)
-	case strings.ContainsAny(s, "/\\?#%"):
-		return "", fmt.Errorf("target %q must not contain / \\ ? # or %%", s)
-	}
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("target %q contains a control character", s)
-		}
+	if err := ValidTarget(s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
 
 // RenderArgv renders a command step's arguments. They go to the program directly, never through
 // a shell, so quoting cannot break out; what a label could still do is smuggle in an option, so
-// an argument may start with "-" only when its template does.
+// an argument may start with "-" only when its template does. A NUL byte cannot be passed to a
+// program at all and is refused.
 func RenderArgv(argv []Template, data TemplateData) ([]string, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("command has no argv")
 	}
 	out := make([]string, len(argv))
 	for i, t := range argv {
-		s, err := t.Execute(data)
+		s, err := t.execute(data)
 		if err != nil {
 			return nil, fmt.Errorf("argv[%d] template %q: %w", i, t.Text, err)
 		}
@@ -306,24 +301,4 @@ func RenderArgv(argv []Template, data TemplateData) ([]string, error) {
 		out[i] = s
 	}
 	return out, nil
-}
-
-// promQLSafeValue keeps a value inside the quoted string a template puts it in: no quote of any
-// kind, no backslash, no line break, so `container="{{ .Labels.container }}"` stays one matcher.
-var promQLSafeValue = regexp.MustCompile("^[^\"'`\\\\\r\n]*$")
-
-// RenderQuery renders a templated PromQL expression (verify.query, preconditions) for one alert,
-// refusing values that could break out of a quoted label value and change the query.
-func RenderQuery(t Template, data TemplateData) (string, error) {
-	if err := checkValues(t, data, promQLSafeValue, "characters other than quotes, backslashes and line breaks", ""); err != nil {
-		return "", err
-	}
-	s, err := t.Execute(data)
-	if err != nil {
-		return "", fmt.Errorf("query template %q: %w", t.Text, err)
-	}
-	if strings.TrimSpace(s) == "" {
-		return "", fmt.Errorf("query template %q rendered an empty query", t.Text)
-	}
-	return s, nil
 }

@@ -1,8 +1,12 @@
 package config
 
 import (
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 func tmpl(t *testing.T, s string) Template {
@@ -66,13 +70,20 @@ func TestRenderURL(t *testing.T) {
 	}
 }
 
+// hostile are label values chosen to break out of wherever they land.
+var hostile = []string{
+	`"`, `'`, "`", `\`, `\"`, "a\nb", "a\r\nb", "/", "a/b", "?", "a?b=1", "@", "user@evil.example", "..", "../../etc",
+	"-x", "--output=/etc/passwd", "a\x00b", strings.Repeat("x", 10000), "ünïcødé-€-😀", "#comment", "%2F", "{}", "a b",
+	`x"} or vector(1) or up{a="`, `x'} or vector(1) or up{a='`, `.*`, "\xff\xfe",
+}
+
 func TestRenderContainerName(t *testing.T) {
 	for _, tc := range []struct{ tmpl, container, want, err string }{
 		{"{{ .Labels.container }}", "payment-service-2", "payment-service-2", ""},
 		{"{{ .Labels.container }}", "/order_service.1", "order_service.1", ""},
-		{"{{ .Labels.container }}", "../../etc", "", "not a valid container name"},
-		{"{{ .Labels.container }}", "a b", "", "not a valid container name"},
-		{"{{ .Labels.container }}", "", "", "not a valid container name"},
+		{"{{ .Labels.container }}", "../../etc", "", "invalid container name"},
+		{"{{ .Labels.container }}", "a b", "", "invalid container name"},
+		{"{{ .Labels.container }}", "", "", "rendered empty"},
 		{"{{ .Labels.nope }}", "x", "", `no entry for key "nope"`},
 	} {
 		got, err := RenderContainerName(tmpl(t, tc.tmpl), data(map[string]string{"container": tc.container}))
@@ -86,15 +97,23 @@ func TestRenderContainerName(t *testing.T) {
 			t.Errorf("%q: got %q, %v", tc.container, got, err)
 		}
 	}
+	for _, v := range hostile {
+		if got, err := RenderContainerName(tmpl(t, "{{ .Labels.container }}"), data(map[string]string{"container": v})); err == nil {
+			t.Errorf("hostile %.40q rendered container name %.40q", v, got)
+		}
+	}
 }
 
 func TestRenderTarget(t *testing.T) {
 	for _, tc := range []struct{ value, err string }{
 		{"order-service", ""},
 		{"127.0.0.1:8080", ""},
-		{"", "empty target"},
-		{"a/b", "must not contain"},
-		{"a\nb", "control character"},
+		{"payment_service.1:8080", ""},
+		{"", "target is empty"},
+		{"a/b", "not a valid target"},
+		{"a\nb", "not a valid target"},
+		{"x;rm -rf /", "not a valid target"},
+		{"http://evil", "not a valid target"},
 		{strings.Repeat("x", 300), "longer than 253"},
 	} {
 		got, err := RenderTarget(tmpl(t, DefaultTarget), data(map[string]string{"container": tc.value}))
@@ -103,6 +122,30 @@ func TestRenderTarget(t *testing.T) {
 		}
 		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%q: err = %v, want %q", tc.value, err, tc.err)
+		}
+	}
+	for _, v := range hostile {
+		if got, err := RenderTarget(Template{}, data(map[string]string{"container": v})); err == nil {
+			t.Errorf("hostile %.40q rendered target %.40q", v, got)
+		}
+	}
+	if got, err := RenderTarget(Template{}, data(map[string]string{"container": " c1 "})); err != nil || got != "c1" {
+		t.Errorf("zero template: got %q, %v; want the default target c1", got, err)
+	}
+}
+
+func TestRenderURLHostile(t *testing.T) {
+	for _, v := range hostile {
+		for _, text := range []string{"http://{{ .Labels.x }}:8080/recover", "http://svc:8080/recover/{{ .Labels.x }}", "http://svc:8080/r?{{ .Labels.x }}"} {
+			got, err := RenderURL(tmpl(t, text), data(map[string]string{"x": v}))
+			if err == nil && !urlSafeValue.MatchString(v) {
+				t.Errorf("%s with %.40q rendered %.60q", text, v, got)
+			}
+		}
+		// Escaped on purpose, any value stays inside its path segment.
+		got, err := RenderURL(tmpl(t, "http://svc:8080/recover/{{ .Labels.x | pathEscape }}"), data(map[string]string{"x": v}))
+		if err != nil || !strings.HasPrefix(got, "http://svc:8080/recover/") || strings.Contains(got[len("http://svc:8080/recover/"):], "/") {
+			t.Errorf("pathEscape %.40q: got %.60q, %v", v, got, err)
 		}
 	}
 }
@@ -123,6 +166,41 @@ func TestRenderArgv(t *testing.T) {
 	if _, err := RenderArgv(nil, data(nil)); err == nil {
 		t.Error("empty argv accepted")
 	}
+	for _, v := range hostile {
+		got, err := RenderArgv(argv, data(map[string]string{"container": v}))
+		switch {
+		case strings.HasPrefix(v, "-") || strings.ContainsRune(v, 0):
+			if err == nil {
+				t.Errorf("hostile %.40q accepted as %.40q", v, got)
+			}
+		case err != nil || len(got) != 3 || got[2] != v:
+			t.Errorf("%.40q: got %.60q, %v; want it passed as one argument, unchanged", v, got, err)
+		}
+	}
+}
+
+// matcherValue parses q and returns the value of its one matcher on name.
+func matcherValue(t *testing.T, q, name string) string {
+	t.Helper()
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(q)
+	if err != nil {
+		t.Fatalf("%.80q: %v", q, err)
+	}
+	var values []string
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok {
+			for _, m := range vs.LabelMatchers {
+				if m.Name == name {
+					values = append(values, m.Value)
+				}
+			}
+		}
+		return nil
+	})
+	if len(values) != 1 {
+		t.Fatalf("%.80q has %d matchers on %s, want 1", q, len(values), name)
+	}
+	return values[0]
 }
 
 func TestRenderQuery(t *testing.T) {
@@ -131,8 +209,65 @@ func TestRenderQuery(t *testing.T) {
 	if err != nil || got != `up{container="order-service"} == 1` {
 		t.Errorf("got %q, %v", got, err)
 	}
-	if _, err := RenderQuery(q, data(map[string]string{"container": `x"} or vector(1) or up{a="`})); err == nil {
-		t.Error("a quote in a label broke out of the matcher")
+	// Every hostile value stays the one matcher's exact value, in either kind of quotes; in a
+	// regex matcher it matches only itself.
+	for _, text := range []string{`up{container="{{ .Labels.container }}"} == 1`, `up{container='{{ .Labels.container }}'} == 1`} {
+		for _, v := range append(hostile, "") {
+			got, err := RenderQuery(tmpl(t, text), data(map[string]string{"container": v}))
+			if err != nil {
+				t.Errorf("%.40q: %v", v, err)
+				continue
+			}
+			if !strings.HasPrefix(got, "up{") || !strings.HasSuffix(got, "} == 1") {
+				t.Errorf("%.40q: rendered %.80q, which changed the query around the value", v, got)
+			}
+			if mv := matcherValue(t, got, "container"); mv != v && utf8.ValidString(v) {
+				t.Errorf("%.40q: the matcher's value is %.40q", v, mv)
+			}
+		}
+	}
+	// Case functions cannot undo the escaping.
+	for _, v := range []string{`x"} or vector(1) or up{a="`, "a\nb"} {
+		got, err := RenderQuery(tmpl(t, `up{container="{{ .Labels.container | toUpper }}"}`), data(map[string]string{"container": v}))
+		if err != nil || matcherValue(t, got, "container") != strings.ToUpper(v) {
+			t.Errorf("toUpper %q: got %q, %v", v, got, err)
+		}
+	}
+	for _, v := range hostile {
+		if !utf8.ValidString(v) {
+			continue // a regex must be UTF-8; Prometheus refuses it, and so does RenderQuery
+		}
+		got, err := RenderQuery(tmpl(t, `up{container=~"{{ .Labels.container }}-[0-9]+"}`), data(map[string]string{"container": v}))
+		if err != nil {
+			t.Errorf("regex %.40q: %v", v, err)
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + matcherValue(t, got, "container") + ")$")
+		if err != nil || !re.MatchString(v+"-12") || (v == ".*" && re.MatchString("other-1")) {
+			t.Errorf("regex %.40q: matcher %.60q does not match the value literally (%v)", v, re, err)
+		}
+	}
+}
+
+func TestRenderQueryRefuses(t *testing.T) {
+	for _, tc := range []struct{ text, value, err string }{
+		{"up > {{ .Labels.x }}", "1", `puts label "x" outside a quoted string`},
+		{"{{ .Labels.x }}", "up", `puts label "x" outside a quoted string`},
+		{"up{ {{- .Labels.x -}} =\"a\"}", "job", `puts label "x" outside a quoted string`},
+		{"rate(up[{{ .Labels.x }}])", "5m", `is not valid PromQL`},
+		{"up{a=`{{ .Labels.x }}`}", "b", `puts label "x" outside a quoted string`},
+		{"up{a=\"{{ .Labels.x }}\", b=~\"{{ .Labels.x }}\"}", "b", `uses label "x" both in a regex matcher and as a plain string`},
+		{"up{a=\"{{ .Labels.x }}\"} # {{ .Annotations.summary }}", "b", `puts annotation "summary" outside a quoted string`},
+		// A template function can undo the escaping; the token check still catches it.
+		{`up{a="{{ .Labels.x | replace "\\042" "\"" }}"}`, `"} or vector(1) or up{a="`, "refused for this alert"},
+	} {
+		// Dynamic templates (index) escape the loader's check and reach RenderQuery.
+		for _, text := range []string{tc.text, strings.ReplaceAll(tc.text, ".Labels.x", `index .Labels "x"`)} {
+			got, err := RenderQuery(tmpl(t, text), data(map[string]string{"x": tc.value}))
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: got %q, %v; want an error with %q", text, got, err, tc.err)
+			}
+		}
 	}
 }
 

@@ -38,6 +38,7 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(HTTPAction{}):    "an http action",
 	reflect.TypeOf(DockerAction{}):  "a docker action",
 	reflect.TypeOf(CommandAction{}): "a command action",
+	reflect.TypeOf(SwarmAction{}):   "a swarm action",
 	reflect.TypeOf(Cooldown{}):      "cooldown",
 	reflect.TypeOf(Budget{}):        "budget",
 	reflect.TypeOf(BlastRadius{}):   "blast_radius",

@@ -7,15 +7,28 @@ import (
 	"strings"
 	"text/template"
 
+	amtemplate "github.com/prometheus/alertmanager/template"
 	"go.yaml.in/yaml/v3"
 )
 
 // TemplateData is what a playbook template sees: `{{ .Labels.container }}`, `{{ .Target }}`.
+// Build it with NewTemplateData; render it only through the Render functions, which know what a
+// value from an alert may do where it lands.
 type TemplateData struct {
 	Labels      map[string]string
 	Annotations map[string]string
 	Target      string
 	Playbook    string
+}
+
+// NewTemplateData is what the templates of playbook pb (nil: none) see for one alert and its
+// target. The target is empty while the target itself is being rendered.
+func NewTemplateData(alert amtemplate.Alert, target string, pb *Playbook) TemplateData {
+	d := TemplateData{Labels: alert.Labels, Annotations: alert.Annotations, Target: target}
+	if pb != nil {
+		d.Playbook = pb.Name
+	}
+	return d
 }
 
 // Template is a text/template compiled when the file is loaded, so a typo is a load error with
@@ -69,8 +82,9 @@ func (t Template) IsZero() bool { return t.Text == "" }
 // String returns the template's source.
 func (t Template) String() string { return t.Text }
 
-// Execute renders the template for one alert.
-func (t Template) Execute(data TemplateData) (string, error) {
+// execute renders the template. It is unexported so that every template that sees alert data
+// goes through a Render function and its rule for that kind of value.
+func (t Template) execute(data TemplateData) (string, error) {
 	if t.tmpl == nil {
 		return t.Text, nil
 	}

@@ -133,19 +133,32 @@ type TimeWindow struct {
 // within Timeout (queried from Prometheus' ALERTS, or awaited as a resolved notification when no
 // Prometheus is configured). With Query, the templated PromQL expression must return at least one
 // sample. With Skip, the action's own success is enough (e.g. for wait steps).
+//
+// A step that verified is then held: the target is stabilizing until, for StableFor without a
+// break, the alert neither fires nor is pending and the target is observed healthy (HealthyQuery,
+// or up == 1 for the alert's instance and job). The alert coming back during the hold fails the
+// step as flapped. An alert of the same target and playbook within RelapseWindow after a healed
+// heal marks that heal as relapsed.
 type Verify struct {
 	Query    Template       `yaml:"query"`
 	Skip     bool           `yaml:"skip"`
 	Timeout  model.Duration `yaml:"timeout"`
 	Interval model.Duration `yaml:"interval"`
+	// StableFor is the hold; 0 still needs one healthy look.
+	StableFor model.Duration `yaml:"stable_for"`
+	// HealthyQuery, templated PromQL, returns at least one sample while the target is healthy.
+	HealthyQuery Template `yaml:"healthy_query"`
+	// RelapseWindow is how long after a verified heal a new alert counts as its relapse; 0 never.
+	RelapseWindow model.Duration `yaml:"relapse_window"`
 }
 
-// Step is one escalation level: exactly one of HTTP, Docker, Kubernetes, Command or Wait.
+// Step is one escalation level: exactly one of HTTP, Docker, Command or Wait.
 type Step struct {
 	Name    string          `yaml:"name"`
 	HTTP    *HTTPAction     `yaml:"http"`
 	Docker  *DockerAction   `yaml:"docker"`
 	Command *CommandAction  `yaml:"command"`
+	Swarm   *SwarmAction    `yaml:"swarm"`
 	Wait    *model.Duration `yaml:"wait"`
 	Verify  Verify          `yaml:"verify"`
 	Timeout model.Duration  `yaml:"timeout"`
@@ -154,21 +167,16 @@ type Step struct {
 	Kubernetes *KubernetesAction `yaml:"kubernetes"`
 
 	Line int `yaml:"-"`
+	// named: the file gave the step its name; else it is DefaultStepName.
+	named bool
 }
 
-// Action names the step's kind: "http", "docker", "kubernetes", "command" or "wait".
+// Action names the step's kind, the key it is written under (see stepKinds).
 func (s *Step) Action() string {
-	switch {
-	case s.HTTP != nil:
-		return "http"
-	case s.Docker != nil:
-		return "docker"
-	case s.Kubernetes != nil:
-		return "kubernetes"
-	case s.Command != nil:
-		return "command"
-	case s.Wait != nil:
-		return "wait"
+	for _, k := range stepKinds {
+		if k.is(s) {
+			return k.key
+		}
 	}
 	return ""
 }

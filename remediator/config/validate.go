@@ -2,25 +2,16 @@ package config
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"path"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/prometheus/alertmanager/matcher/compat"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 )
-
-// NamePattern is what playbook and step names may look like: they become metric label values,
-// API query parameters and history keys.
-var NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
-// DockerActions are the operations a docker step may ask for.
-var DockerActions = []string{"restart", "stop", "start", "kill", "recreate"}
 
 // parseMatcher is Alertmanager's own parser in its default mode: the UTF-8 parser, falling back
 // to the classic one for inputs only it accepts, so any matcher Alertmanager takes, we take.
@@ -186,10 +177,16 @@ func (v *validator) verify(s scope, vf Verify) {
 		s.report([]string{"skip", "query"}, "remove one of them", "verify.skip and verify.query exclude each other")
 	}
 	if err := checkPromQL(vf.Query); err != nil {
-		s.report([]string{"query"}, "test the expression in Prometheus' expression browser first", "verify.query %v", err)
+		s.report([]string{"query"}, promQLHint(err), "verify.query %v", err)
 	}
 	if !vf.Query.IsZero() && v.cfg.Global.PrometheusURL == "" {
 		s.report([]string{"query"}, "set global.prometheus_url (or --prometheus.url), or drop the query to verify by the alert resolving", "verify.query needs a Prometheus to ask, but global.prometheus_url is not set")
+	}
+	if err := checkPromQL(vf.HealthyQuery); err != nil {
+		s.report([]string{"healthy_query"}, "test the expression in Prometheus' expression browser first", "verify.healthy_query %v", err)
+	}
+	if !vf.HealthyQuery.IsZero() && v.cfg.Global.PrometheusURL == "" {
+		s.report([]string{"healthy_query"}, "set global.prometheus_url (or --prometheus.url), or drop the query", "verify.healthy_query needs a Prometheus to ask, but global.prometheus_url is not set")
 	}
 }
 
@@ -259,7 +256,7 @@ func (v *validator) playbook(i int, pb *Playbook, names map[string]int, matchers
 		if strings.TrimSpace(pc.Query.Text) == "" {
 			v.e.add(l, `e.g. query: 'up{job="demo-services"} == 1'`, "%s: precondition %d has no query", who, j+1)
 		} else if err := checkPromQL(pc.Query); err != nil {
-			v.e.add(l, "test the expression in Prometheus' expression browser first", "%s: precondition %d: query %v", who, j+1, err)
+			v.e.add(l, promQLHint(err), "%s: precondition %d: query %v", who, j+1, err)
 		} else if v.cfg.Global.PrometheusURL == "" {
 			v.e.add(l, "set global.prometheus_url (or --prometheus.url)", "%s: preconditions need a Prometheus to ask, but global.prometheus_url is not set", who)
 		}
@@ -308,18 +305,13 @@ func matcherKey(pb *Playbook) string {
 	return strings.Join(ss, ",")
 }
 
-var httpMethods = map[string]bool{
-	http.MethodGet: true, http.MethodPost: true, http.MethodPut: true, http.MethodPatch: true,
-	http.MethodDelete: true, http.MethodHead: true, http.MethodOptions: true,
-}
-
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var headerName = regexp.MustCompile("^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$")
 
 func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[string]int) {
 	prefix := fmt.Sprintf("%s.steps[%d]", pbPrefix, j)
 	who := fmt.Sprintf("%s: step %d", pbWho, j+1)
-	if st.Name != "" {
+	if st.named {
 		who = fmt.Sprintf("%s: step %q", pbWho, st.Name)
 	}
 	at := func(keys ...string) int {
@@ -333,22 +325,19 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 	}
 
 	var kinds []string
-	for _, k := range []string{"http", "docker", "kubernetes", "command", "wait"} {
+	for _, k := range StepKinds() {
 		if _, ok := v.pos[prefix+"."+k]; ok {
 			kinds = append(kinds, k)
 		}
 	}
 	switch len(kinds) {
 	case 0:
-		add(st.Line, "add exactly one of http, docker, command, wait", "step has no action")
+		add(st.Line, "add exactly one of "+strings.Join(StepKinds(), ", "), "step has no action")
 	case 1:
 	default:
 		add(at(kinds[1]), "split it into one step per action", "step has %d actions (%s); a step does exactly one thing", len(kinds), strings.Join(kinds, ", "))
 	}
 
-	if st.Name == "" && len(kinds) == 1 {
-		st.Name = fmt.Sprintf("%d-%s", j+1, kinds[0])
-	}
 	if st.Name != "" {
 		if !NamePattern.MatchString(st.Name) {
 			add(at("name"), "use letters, digits, '_', '.' and '-' only", "step name %q is not a valid name", st.Name)
@@ -359,9 +348,8 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		}
 	}
 
-	explicitTimeout := false
-	if _, ok := v.pos[prefix+".timeout"]; ok {
-		explicitTimeout = true
+	_, explicitTimeout := v.pos[prefix+".timeout"]
+	if explicitTimeout {
 		if st.Timeout <= 0 {
 			add(at("timeout"), "e.g. 30s", "timeout must be greater than 0")
 		}
@@ -380,18 +368,15 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		v.kubernetesStep(st, add, at)
 	case "command":
 		v.commandStep(st, add, at)
+	case "swarm":
+		v.swarmStep(st, add, at)
 	case "wait":
 		if st.Wait == nil || *st.Wait <= 0 {
 			add(at("wait"), "e.g. wait: 30s", "wait must be a duration greater than 0")
 			return
 		}
-		// A wait step lasts as long as it waits; its timeout only bounds it from outside.
-		if explicitTimeout {
-			if st.Timeout > 0 && st.Timeout <= *st.Wait {
-				add(at("timeout"), "raise timeout above the wait, or leave it out", "timeout (%s) is not longer than the wait (%s)", st.Timeout, *st.Wait)
-			}
-		} else {
-			st.Timeout = *st.Wait + st.Timeout
+		if explicitTimeout && st.Timeout > 0 && st.Timeout <= *st.Wait {
+			add(at("timeout"), "raise timeout above the wait, or leave it out", "timeout (%s) is not longer than the wait (%s)", st.Timeout, *st.Wait)
 		}
 	}
 }
@@ -404,10 +389,6 @@ func (v *validator) httpStep(st *Step, add addFunc, at func(...string) int) {
 		add(at("http"), "e.g. http: {url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}", "http action needs a url")
 		return
 	}
-	if h.Method == "" {
-		h.Method = http.MethodPost
-	}
-	h.Method = strings.ToUpper(h.Method)
 	if !httpMethods[h.Method] {
 		add(at("http.method"), "use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", "http.method %q is not an HTTP method", h.Method)
 	}
@@ -441,20 +422,12 @@ func (v *validator) httpStep(st *Step, add addFunc, at func(...string) int) {
 	}
 }
 
-// Signals a kill step may send, by name; numbers 1-64 are accepted too.
-var signals = map[string]bool{
-	"SIGHUP": true, "SIGINT": true, "SIGQUIT": true, "SIGKILL": true, "SIGUSR1": true, "SIGUSR2": true,
-	"SIGTERM": true, "SIGABRT": true, "SIGCONT": true, "SIGSTOP": true, "SIGTSTP": true, "SIGWINCH": true,
-	"SIGALRM": true, "SIGPIPE": true, "SIGTRAP": true, "SIGPWR": true, "SIGSYS": true,
-}
-
 func (v *validator) dockerStep(st *Step, add addFunc, at func(...string) int) {
 	d := st.Docker
 	if d == nil {
 		add(at("docker"), "e.g. docker: {action: restart}", "docker action needs an action")
 		return
 	}
-	d.Action = strings.ToLower(d.Action)
 	valid := false
 	for _, a := range DockerActions {
 		valid = valid || a == d.Action
@@ -465,33 +438,18 @@ func (v *validator) dockerStep(st *Step, add addFunc, at func(...string) int) {
 	if d.Signal != "" {
 		if d.Action != "kill" {
 			add(at("docker.signal"), "remove signal, or use action: kill", "docker.signal is only used by action kill, not %q", d.Action)
-		} else if sig, ok := normalizeSignal(d.Signal); !ok {
-			add(at("docker.signal"), "use a name such as SIGTERM or SIGKILL, or a number 1-64", "docker.signal %q is not a signal", d.Signal)
-		} else {
-			d.Signal = sig
+		} else if _, ok := Signals[d.Signal]; !ok {
+			add(at("docker.signal"), "use one of "+strings.Join(SignalNames(), ", ")+", or its number", "docker.signal %q is not a signal", d.Signal)
 		}
-	} else if d.Action == "kill" {
-		d.Signal = "SIGKILL"
 	}
 	if d.StopTimeout > 0 && d.Action != "restart" && d.Action != "stop" && d.Action != "recreate" {
 		add(at("docker.stop_timeout"), "remove stop_timeout", "docker.stop_timeout is not used by action %q", d.Action)
 	} else if d.StopTimeout > 0 && st.Timeout > 0 && d.StopTimeout >= st.Timeout {
 		add(at("docker.stop_timeout", "timeout"), "raise the step's timeout or lower stop_timeout", "docker.stop_timeout (%s) leaves no time within the step's timeout (%s)", d.StopTimeout, st.Timeout)
 	}
-	if t := d.Container.Text; t != "" && !strings.Contains(t, "{{") && !ContainerNamePattern.MatchString(strings.TrimPrefix(t, "/")) {
+	if t := d.Container.Text; t != "" && !strings.Contains(t, "{{") && ValidContainerName(strings.TrimPrefix(t, "/")) != nil {
 		add(at("docker.container"), "container names are letters, digits, '_', '.' and '-'", "docker.container %q is not a valid container name", t)
 	}
-}
-
-func normalizeSignal(s string) (string, bool) {
-	if n, err := strconv.Atoi(s); err == nil {
-		return s, n >= 1 && n <= 64
-	}
-	u := strings.ToUpper(s)
-	if !strings.HasPrefix(u, "SIG") {
-		u = "SIG" + u
-	}
-	return u, signals[u]
 }
 
 func (v *validator) commandStep(st *Step, add addFunc, at func(...string) int) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -109,30 +108,18 @@ func (a *Actuator) kill(ctx context.Context, t *target, da *config.DockerAction)
 // Signals that end a process that does not handle them specially.
 var terminating = map[string]bool{"KILL": true, "TERM": true, "INT": true, "QUIT": true}
 
-var signalNumbers = map[string]int{
-	"HUP": 1, "INT": 2, "QUIT": 3, "ABRT": 6, "KILL": 9, "USR1": 10, "USR2": 12, "PIPE": 13,
-	"ALRM": 14, "TERM": 15, "CONT": 18, "STOP": 19, "WINCH": 28,
-}
-
-// normalizeSignal accepts KILL, SIGKILL, sigkill or 9 and returns the bare name ("KILL").
-// Empty means KILL, as for `docker kill`.
+// normalizeSignal accepts any signal of config.Signals as KILL, SIGKILL, sigkill or 9 and
+// returns the bare name the engine takes ("KILL"). Empty means config.DefaultSignal, as for
+// `docker kill`.
 func normalizeSignal(s string) (string, error) {
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if s == "" {
-		return "KILL", nil
+	if strings.TrimSpace(s) == "" {
+		s = config.DefaultSignal
 	}
-	s = strings.TrimPrefix(s, "SIG")
-	if _, ok := signalNumbers[s]; ok {
-		return s, nil
+	sig, ok := config.ParseSignal(s)
+	if !ok {
+		return "", fmt.Errorf("unsupported signal %q (want one of %s, or its number)", s, strings.Join(config.SignalNames(), " "))
 	}
-	if n, err := strconv.Atoi(s); err == nil {
-		for name, num := range signalNumbers {
-			if num == n {
-				return name, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("unsupported signal %q (want one of HUP INT QUIT ABRT KILL USR1 USR2 PIPE ALRM TERM CONT STOP WINCH, or its number)", s)
+	return strings.TrimPrefix(sig, "SIG"), nil
 }
 
 // stopTimeout converts the step's stop_timeout to the API's whole seconds (nil: the

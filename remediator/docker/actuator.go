@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -92,26 +91,11 @@ func New(opts Options) (*Actuator, error) {
 	} else if !isHexID(a.self, 12) {
 		return nil, fmt.Errorf("self container id %q is not a container id (12 to 64 hex digits)", opts.SelfContainerID)
 	}
-	clientOpts := []client.Opt{client.FromEnv}
-	if opts.Host != "" {
-		clientOpts = append(clientOpts, client.WithHost(opts.Host))
-	}
-	cli, err := client.New(clientOpts...)
+	cli, host, err := NewClient(opts.Host)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
-	a.cli = cli
-	a.host = cli.DaemonHost()
-	u, err := client.ParseHostURL(a.host)
-	if err != nil {
-		return nil, fmt.Errorf("docker host %q: %w", a.host, err)
-	}
-	switch u.Scheme {
-	case "unix", "tcp", "http", "https", "npipe":
-	default:
-		// ssh:// works for the docker command (through a helper), not for this client.
-		return nil, fmt.Errorf("docker host %q: unsupported scheme %q (want unix://, tcp://, http:// or https://)", a.host, u.Scheme)
-	}
+	a.cli, a.host = cli, host
 	return a, nil
 }
 
@@ -129,7 +113,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	da := req.Step.Docker
 	act := strings.ToLower(strings.TrimSpace(da.Action))
 	if _, ok := actions[act]; !ok {
-		return "", fmt.Errorf("unknown docker action %q (want one of restart, stop, start, kill, recreate)", da.Action)
+		return "", fmt.Errorf("unknown docker action %q (want one of %s)", da.Action, strings.Join(config.DockerActions, ", "))
 	}
 	if act == "kill" {
 		if _, err := normalizeSignal(da.Signal); err != nil {
@@ -140,24 +124,11 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	defer cancel()
 	start := time.Now()
 
-	explicit := ""
-	if !da.Container.IsZero() {
-		var err error
-		explicit, err = da.Container.Execute(templateData(req))
-		if err != nil {
-			return "", fmt.Errorf("container template %q: %w", da.Container.Text, err)
-		}
-		explicit = strings.TrimSpace(explicit)
-		if explicit == "" {
-			return "", fmt.Errorf("container template %q rendered empty for this alert", da.Container.Text)
-		}
-	}
-	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
+	t, err := a.target(ctx, req, start)
 	if err != nil {
-		return "", a.engineError(ctx, err, "resolve target", start)
-	}
-	if err := a.guard(t); err != nil {
-		a.logger.Warn("docker action refused", "action", act, "container", t.name, "reason", err)
+		if errors.As(err, new(*refusal)) {
+			a.logger.Warn("docker action refused", "action", act, "reason", err)
+		}
 		return "", err
 	}
 	a.logger.Info("docker action starting", "action", act, "container", t.name, "id", shortID(t.id))
@@ -172,8 +143,31 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	return detail, nil
 }
 
+// target resolves the step's container (its container template, else the alert's labels) and
+// refuses what must not be touched. Run, Evidence and Incarnation all go through it, so nothing
+// is read of a container the actuator would not act on.
+func (a *Actuator) target(ctx context.Context, req action.Request, start time.Time) (*target, error) {
+	explicit := ""
+	if da := req.Step.Docker; !da.Container.IsZero() {
+		var err error
+		explicit, err = config.RenderContainerName(da.Container, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
+		if err != nil {
+			return nil, err
+		}
+	}
+	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
+	if err != nil {
+		return nil, a.engineError(ctx, err, "resolve target", start)
+	}
+	if err := a.guard(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 type actionFunc func(a *Actuator, ctx context.Context, t *target, da *config.DockerAction) (string, error)
 
+// actions implement config.DockerActions, one each.
 var actions = map[string]actionFunc{
 	"restart":  (*Actuator).restart,
 	"stop":     (*Actuator).stop,
@@ -182,49 +176,19 @@ var actions = map[string]actionFunc{
 	"recreate": (*Actuator).recreate,
 }
 
-func templateData(req action.Request) config.TemplateData {
-	d := config.TemplateData{
-		Labels:      map[string]string{},
-		Annotations: map[string]string{},
-		Target:      req.Target,
-	}
-	for k, v := range req.Alert.Labels {
-		d.Labels[k] = v
-	}
-	for k, v := range req.Alert.Annotations {
-		d.Annotations[k] = v
-	}
-	if req.Playbook != nil {
-		d.Playbook = req.Playbook.Name
-	}
-	return d
-}
-
-// engineError turns what the client returned into a reason an operator can act on. The
-// client's own texts ("Cannot connect to the Docker daemon...", "context deadline exceeded")
-// do not say which engine, which step, or what to check.
+// engineError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
 	var refused *refusal
-	switch {
-	case errors.As(err, &refused):
+	if errors.As(err, &refused) {
 		return err
-	case client.IsErrConnectionFailed(err) || isDialError(err):
-		return fmt.Errorf("%s: docker engine unreachable at %s (is it running, is DOCKER_HOST right?): %w", what, a.host, err)
-	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%s: timed out after %s: %w", what, time.Since(start).Round(100*time.Millisecond), err)
-	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("%s: cancelled: %w", what, err)
-	case cerrdefs.IsPermissionDenied(err):
-		return fmt.Errorf("%s: forbidden by the engine or by the socket proxy at %s, which must allow this call: %w", what, a.host, err)
-	case cerrdefs.IsNotFound(err):
+	}
+	if e := EngineError(ctx, err, a.host, what, start); e != nil {
+		return e
+	}
+	if cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("%s: container is gone: %w", what, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // refusal is a decision of the actuator (not opted in, protected, ambiguous...), not a fault

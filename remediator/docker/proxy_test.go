@@ -2,12 +2,6 @@ package docker
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -20,36 +14,14 @@ import (
 )
 
 // leastPrivilegeProxy stands for the compose stack's socket proxy with what the default
-// playbooks need: reads on containers, ping and version; POST only on start, stop, restart and
-// kill. Everything else is 403, as the proxy answers.
+// playbooks need: ping, version, the container list, a container's inspect and its log (the
+// evidence before an action); POST only on start, stop, restart and kill. Everything else is
+// 403, as the proxy answers.
 func leastPrivilegeProxy(t *testing.T) string {
 	t.Helper()
-	sock := "/var/run/docker.sock"
-	if h := os.Getenv("DOCKER_HOST"); h != "" {
-		if !strings.HasPrefix(h, "unix://") {
-			t.Skip("the proxy test forwards to a unix socket; DOCKER_HOST is " + h)
-		}
-		sock = strings.TrimPrefix(h, "unix://")
-	}
-	read := regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers(/.*)?)$`)
-	write := regexp.MustCompile(`^(/v[\d.]+)?/containers/[a-zA-Z0-9_.-]+/(start|stop|restart|kill)$`)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "docker"}) },
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-		}},
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok := ((r.Method == http.MethodGet || r.Method == http.MethodHead) && read.MatchString(r.URL.Path)) ||
-			(r.Method == http.MethodPost && write.MatchString(r.URL.Path))
-		if !ok {
-			http.Error(w, "<html><body><h1>403 Forbidden</h1>Request forbidden by administrative rules.</body></html>", http.StatusForbidden)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return "tcp://" + strings.TrimPrefix(srv.URL, "http://")
+	return testutil.SocketProxy(t,
+		regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers/json|containers/[a-zA-Z0-9_.-]+/(json|logs))$`),
+		regexp.MustCompile(`^(/v[\d.]+)?/containers/[a-zA-Z0-9_.-]+/(start|stop|restart|kill)$`))
 }
 
 func TestThroughLeastPrivilegeProxy(t *testing.T) {

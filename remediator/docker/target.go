@@ -11,6 +11,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/selfheal/selfheal/remediator/config"
 )
 
 // Compose's labels on the containers it creates.
@@ -29,17 +31,14 @@ type target struct {
 
 func (t *target) String() string { return fmt.Sprintf("container %s (%s)", t.name, shortID(t.id)) }
 
-// Docker's own rule for container names, with a length bound of ours. Anything else in a label
-// (slashes, "..", query characters, spaces) is refused before it becomes part of an API path.
-var (
-	namePattern   = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
-	hexPattern    = regexp.MustCompile(`^[0-9a-f]+$`)
-	composeValues = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$`)
-)
+var hexPattern = regexp.MustCompile(`^[0-9a-f]+$`)
 
+// validName refuses what is not a container name (config.ValidContainerName, with the leading
+// slash Docker's API writes): slashes, "..", query characters and spaces in a label never become
+// part of an API path.
 func validName(s string) error {
-	if !namePattern.MatchString(s) {
-		return refusef("invalid container name %q: want letters, digits, '_', '.', '-' (at most 255), starting with a letter or digit", s)
+	if err := config.ValidContainerName(strings.TrimPrefix(s, "/")); err != nil {
+		return refusef("%v", err)
 	}
 	return nil
 }
@@ -124,14 +123,14 @@ func (a *Actuator) inspect(ctx context.Context, ref string) (*target, error) {
 
 // byCompose lists the replicas of a compose service and picks the one instance names.
 func (a *Actuator) byCompose(ctx context.Context, service, svcLabel, project, projLabel, instance string) (*target, error) {
-	if !composeValues.MatchString(service) {
+	if config.ValidContainerName(service) != nil {
 		return nil, refusef("alert label %s=%q is not a valid compose service name", svcLabel, service)
 	}
 	f := client.Filters{}
 	f.Add("label", composeServiceLabel+"="+service)
 	what := fmt.Sprintf("compose service %q", service)
 	if project != "" {
-		if !composeValues.MatchString(project) {
+		if config.ValidContainerName(project) != nil {
 			return nil, refusef("alert label %s=%q is not a valid compose project name", projLabel, project)
 		}
 		f.Add("label", composeProjectLabel+"="+project)

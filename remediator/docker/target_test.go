@@ -2,12 +2,15 @@ package docker
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
+
+	"github.com/selfheal/selfheal/remediator/config"
 )
 
 func TestValidName(t *testing.T) {
@@ -221,5 +224,47 @@ func TestCloneSpec(t *testing.T) {
 	}
 	if s.extraNetworks["other"] == nil || len(s.networking.EndpointsConfig) != 1 {
 		t.Errorf("networks: create %v, connect later %v", s.networking.EndpointsConfig, s.extraNetworks)
+	}
+}
+
+// TestConfigSignalsAreSent proves that --config.check and the actuator agree: every signal a
+// kill step may name, by name or number, the actuator sends, as that signal; what the loader
+// refuses, the actuator refuses too.
+func TestConfigSignalsAreSent(t *testing.T) {
+	if len(config.Signals) == 0 {
+		t.Fatal("no signals")
+	}
+	for name, num := range config.Signals {
+		for _, given := range []string{name, strings.ToLower(strings.TrimPrefix(name, "SIG")), strconv.Itoa(num)} {
+			canonical, ok := config.ParseSignal(given)
+			if !ok || canonical != name {
+				t.Errorf("config.ParseSignal(%q) = %q, %v; want %q", given, canonical, ok, name)
+				continue
+			}
+			sent, err := normalizeSignal(canonical)
+			if err != nil || "SIG"+sent != name {
+				t.Errorf("the loader accepts %q as %s, the actuator sends %q, %v", given, canonical, sent, err)
+			}
+		}
+	}
+	for n := 0; n <= 65; n++ {
+		_, configOK := config.ParseSignal(strconv.Itoa(n))
+		_, err := normalizeSignal(strconv.Itoa(n))
+		if configOK != (err == nil) {
+			t.Errorf("signal %d: loader accepts %v, actuator err %v", n, configOK, err)
+		}
+	}
+}
+
+// TestConfigActionsAreImplemented: every docker action the loader accepts has an implementation,
+// and there is none the loader would refuse.
+func TestConfigActionsAreImplemented(t *testing.T) {
+	if len(actions) != len(config.DockerActions) {
+		t.Errorf("%d actions implemented, the loader accepts %d (%v)", len(actions), len(config.DockerActions), config.DockerActions)
+	}
+	for _, a := range config.DockerActions {
+		if actions[a] == nil {
+			t.Errorf("docker action %q passes the loader but is not implemented", a)
+		}
 	}
 }

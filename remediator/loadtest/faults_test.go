@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -161,7 +160,10 @@ func runFault(t *testing.T, tc faultCase) {
 		t.Errorf("webhook p99 during the fault is %s, want under 50ms", p99)
 	}
 
-	h := waitHeal(t, rem, "victim", tc.bound+5*time.Second)
+	h, err := rem.WaitHeal("victim", tc.bound+5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	took := h.Ended.Sub(h.Started)
 	t.Logf("heal %s after %s: step %+v", h.Result, took.Round(time.Millisecond), h.Steps)
 	if h.Result != store.HealFailed {
@@ -177,33 +179,6 @@ func runFault(t *testing.T, tc faultCase) {
 	if st.Outcome != store.StepFailed || !strings.Contains(st.Reason, tc.reason) || !strings.Contains(st.Error, tc.errorText) {
 		t.Errorf("step recorded as outcome %q reason %q error %q; want failed, reason containing %q, error containing %q",
 			st.Outcome, st.Reason, st.Error, tc.reason, tc.errorText)
-	}
-}
-
-// waitHeal polls the heal history API until the target's newest heal has finished.
-func waitHeal(t *testing.T, rem *Remediator, target string, within time.Duration) store.Heal {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		resp, err := http.Get(rem.URL + "/api/v1/heals?target=" + target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			Heals []store.Heal `json:"heals"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&out)
-		_ = resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Heals) > 0 && out.Heals[0].Result != store.HealRunning {
-			return out.Heals[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no finished heal of %s within %s (history: %+v)", target, within, out.Heals)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -11,13 +11,15 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// heal runs one heal: preconditions, then each step in order (act, verify), escalating to the
-// next step when an action fails or does not verify, recording before and after each action.
+// heal runs one heal: the beforeAct stages (preconditions), then each step in order (act,
+// verify), escalating to the next step when an action fails or does not verify, recording
+// before and after each action.
 func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)
 
-	if v := checkPreconditions(ctx, p, d); v.stop {
+	stages, stepStages := p.currentStages()
+	if v := runStages(ctx, stages, beforeAct, d); v.stop {
 		p.mu.Lock()
 		p.finishDecision(d, v)
 		p.mu.Unlock()
@@ -29,9 +31,17 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		return
 	}
 	start := p.now()
+	// expect is the run of the target's process the heal answers for: the one it began with,
+	// then the one each platform step's action left.
+	expect := p.observeStart(ctx, d, h)
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {
-			h.Result, h.Reason = store.HealHealed, "alert resolved during the heal"
+			// Nothing proved that a step healed it: the alert went away by itself, or by
+			// something else, between steps. No further step runs. A restart the heal did not
+			// make is named as what did.
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
+			}
 			break
 		}
 		rec := store.StepRecord{Name: stepName(st, i), Action: st.Action(), Start: p.now()}
@@ -57,8 +67,26 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			break
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
-		rec = p.runStep(ctx, j, st, rec)
+		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Reason == reasonWaitCancelled {
+			// A wait is no action: its cut-short end says nothing of the step's worth.
+			rec.Outcome = store.StepCancelled
+			p.recordStep(h, d, rec, 0, false)
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			}
+			break
+		}
+		if rec.Incarnation != nil {
+			expect = rec.Incarnation
+		}
+		if rec.Outcome == store.StepSucceeded && p.restartedOutside(ctx, d, h, st, expect) {
+			rec.Outcome, rec.Reason = store.StepUncredited, ReasonRestartedOutside
+		}
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
+		if h.OutsideRestart != nil {
+			break
+		}
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
 			break
@@ -84,28 +112,96 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	p.recordEnd(d, h, p.now().Sub(start))
 }
 
-// runStep performs the action and then verifies it.
-func (p *Pipeline) runStep(ctx context.Context, j *job, st *config.Step, rec store.StepRecord) store.StepRecord {
-	d := j.d
-	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
-	detail, err := p.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
-	cancel()
-	rec.Detail = detail
-	if err != nil {
-		rec.End, rec.Outcome = p.now(), store.StepFailed
-		rec.Reason = "action failed"
-		if errors.Is(err, context.DeadlineExceeded) {
-			rec.Reason = fmt.Sprintf("action timed out after %s", stepTimeout(d.playbook, st))
+// runStep runs the step stages in order (act, then verify); the first that fails fails the step.
+func (p *Pipeline) runStep(ctx context.Context, d *decision, stages []namedStepStage, st *config.Step, rec store.StepRecord) store.StepRecord {
+	for _, s := range stages {
+		if reason, err := s.run(ctx, d, st, &rec); err != nil {
+			rec.End, rec.Outcome, rec.Reason, rec.Error = p.now(), store.StepFailed, reason, err.Error()
+			p.logger.Debug("step stage failed", "target", d.target, "step", rec.Name, "stage", s.name, "reason", reason)
+			return rec
 		}
-		rec.Error = err.Error()
-		return rec
-	}
-	if err := p.verifyStep(ctx, d, st); err != nil {
-		rec.End, rec.Outcome, rec.Reason, rec.Error = p.now(), store.StepFailed, "verification failed", err.Error()
-		return rec
 	}
 	rec.End, rec.Outcome = p.now(), store.StepSucceeded
 	return rec
+}
+
+// act performs the step's action through the actuators, within the step's timeout.
+type act struct{ runner action.Runner }
+
+func newAct(r action.Runner) act { return act{runner: r} }
+
+func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
+	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
+	s.collectEvidence(ctx, req, rec)
+	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
+	if st.Wait != nil && d.resolved != nil {
+		// A wait gives the target time to recover; once the alert resolved there is nothing
+		// to wait for. Any other action, once started, is finished and verified.
+		go func() {
+			select {
+			case <-d.resolved:
+				cancel()
+			case <-actx.Done(): // the wait ended; cancel below ends this
+			}
+		}()
+	}
+	detail, err := s.runner.Run(actx, req)
+	cancel()
+	rec.Detail = detail
+	if err != nil && st.Wait != nil && isClosed(d.resolved) {
+		return reasonWaitCancelled, err
+	}
+	if actsOnPlatform(st) {
+		// Whatever this action did to the target's process is the heal's own doing, even if
+		// it failed half-way: the run it left is the one the heal answers for from now on.
+		if inc, ok := observe(ctx, s.runner, req); ok {
+			rec.Incarnation = &inc
+		}
+	}
+	if err != nil {
+		reason := "action failed"
+		if errors.Is(err, context.DeadlineExceeded) {
+			reason = fmt.Sprintf("action timed out after %s", stepTimeout(d.playbook, st))
+		}
+		return reason, err
+	}
+	return "", nil
+}
+
+// collectEvidence keeps, before the action, what the step's actuator can tell of its target
+// (state, last log lines), when it collects any. A failure is recorded and never stops the step:
+// evidence serves the person reading the heal, the heal serves the target.
+func (s act) collectEvidence(ctx context.Context, req action.Request, rec *store.StepRecord) {
+	c, ok := s.runner.(action.EvidenceCollector)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	ev, err := c.Evidence(ctx, req)
+	switch {
+	case errors.Is(err, action.ErrNothingToObserve):
+	case err != nil:
+		rec.EvidenceError = err.Error()
+	default:
+		rec.Evidence = boundEvidence(ev)
+	}
+}
+
+// reasonWaitCancelled is the reason of a wait step cut short by the alert resolving.
+const reasonWaitCancelled = "alert resolved during the wait"
+
+// isClosed reports whether ch (nil: never) is closed.
+func isClosed(ch chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Pipeline) isResolved(j *job) bool {

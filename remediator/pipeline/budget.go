@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -11,12 +12,12 @@ import (
 // budget allows at most N heals of a target per window. A spent budget suspends the target:
 // nothing is done for it until a person resets it or the window moves on. This is what stops an
 // endless heal loop on something a restart cannot fix.
-type budget struct{}
+type budget struct{ targets targetSet }
 
-func (budget) name() string { return "budget" }
+func newBudget(targets targetSet) budget { return budget{targets: targets} }
 
-func (budget) decide(p *Pipeline, d *decision) verdict {
-	t := p.target(d.target)
+func (s budget) decide(_ context.Context, d *decision) verdict {
+	t := s.targets.get(d.target)
 	used, left := budgetUse(t, d.playbook.Budget, d.now)
 	if left == 0 {
 		t.Suspended = true

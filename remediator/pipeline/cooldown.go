@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -12,12 +13,12 @@ import (
 // cooldown spaces heals of one target. The pause after a heal grows with consecutive heals and
 // resets once the target stayed healthy for reset_after, the way Kubernetes resets a
 // CrashLoopBackOff.
-type cooldown struct{}
+type cooldown struct{ targets targetSet }
 
-func (cooldown) name() string { return "cooldown" }
+func newCooldown(targets targetSet) cooldown { return cooldown{targets: targets} }
 
-func (cooldown) decide(p *Pipeline, d *decision) verdict {
-	t := p.target(d.target)
+func (s cooldown) decide(_ context.Context, d *decision) verdict {
+	t := s.targets.get(d.target)
 	resetCooldownIfHealthy(t, d.playbook.Cooldown, d.now)
 	if d.now.Before(t.CooldownUntil) {
 		return suppress(ReasonCooldown, fmt.Sprintf("cooldown until %s", t.CooldownUntil.UTC().Format(time.RFC3339)))

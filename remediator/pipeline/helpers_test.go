@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,9 +36,14 @@ type fakeRunner struct {
 	delay  time.Duration
 	// block, when set, holds every action until closed.
 	block chan struct{}
+	// after, when set, runs as each action returns.
+	after func()
 }
 
 func (r *fakeRunner) Run(ctx context.Context, req action.Request) (string, error) {
+	if r.after != nil {
+		defer r.after()
+	}
 	r.mu.Lock()
 	r.calls = append(r.calls, req.Target+"/"+req.Step.Name)
 	r.alerts = append(r.alerts, req.Alert)
@@ -68,11 +77,16 @@ func (r *fakeRunner) Calls() []string {
 	return append([]string(nil), r.calls...)
 }
 
-// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert.
+// fakeProm answers queries: firing[alertname] says whether ALERTS still has the alert; an up
+// query returns the target's series unless gap is set.
 type fakeProm struct {
 	mu     sync.Mutex
 	firing map[string]bool
 	down   bool
+	gap    bool
+	// pending[alertname] puts the alert back in ALERTS as pending (seen by the hold, which asks
+	// for every state, not by the verification, which asks for firing only).
+	pending map[string]bool
 	// result for any non-ALERTS query
 	queryOK bool
 }
@@ -89,7 +103,15 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil
 			}
 		}
+		for name, on := range f.pending {
+			if on && strings.Contains(q, `alertname="`+name+`"`) && !strings.Contains(q, `alertstate="firing"`) {
+				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name), "alertstate": "pending"}}}, nil
+			}
+		}
 		return nil, nil
+	}
+	if strings.HasPrefix(q, "up{") && !f.gap {
+		return model.Vector{&model.Sample{Metric: model.Metric{"__name__": "up"}, Value: 1}}, nil
 	}
 	if f.queryOK {
 		return model.Vector{&model.Sample{}}, nil
@@ -97,25 +119,53 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 	return nil, nil
 }
 
-const basePlaybooks = `
-global:
-  max_concurrent_heals: 1
-  heals_per_minute: 1000
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 2s, interval: 20ms}
-  step_timeout: 2s
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-      - name: restart
-        docker: {action: restart}
-`
+// edit replaces the text old, which must occur, with new in a playbook file.
+type edit struct{ old, new string }
+
+// Edits that several tests make to testdata/playbooks.yml.
+var (
+	fastVerify    = edit{"verify: {timeout: 2s,", "verify: {timeout: 300ms,"}
+	shortCooldown = edit{"cooldown: {initial: 1h,", "cooldown: {initial: 1ms,"}
+)
+
+// budgetOf sets the default budget's attempts in testdata/playbooks.yml.
+func budgetOf(attempts int) edit {
+	return edit{"budget: {attempts: 3,", "budget: {attempts: " + strconv.Itoa(attempts) + ","}
+}
+
+// playbooks returns testdata/playbooks.yml with the edits made. An edit whose text is not in the
+// file fails the test: a fixture that drifted must not leave a test running on what it did not
+// mean to test.
+func playbooks(t testing.TB, edits ...edit) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "playbooks.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := string(b)
+	for _, e := range edits {
+		if !strings.Contains(yaml, e.old) {
+			t.Fatalf("testdata/playbooks.yml has no %q to edit", e.old)
+		}
+		yaml = strings.Replace(yaml, e.old, e.new, 1)
+	}
+	return yaml
+}
+
+// quietProm is a Prometheus where no alert fires and every other query returns nothing.
+func quietProm() *fakeProm { return &fakeProm{firing: map[string]bool{}} }
+
+// firingProm is a Prometheus where the named alerts keep firing.
+func firingProm(alertnames ...string) *fakeProm {
+	p := quietProm()
+	for _, n := range alertnames {
+		p.firing[n] = true
+	}
+	return p
+}
+
+// newFakeRunner is a runner whose actions all succeed until told otherwise.
+func newFakeRunner() *fakeRunner { return &fakeRunner{fail: map[string]bool{}} }
 
 type harness struct {
 	t      *testing.T
@@ -137,12 +187,16 @@ func mustConfig(t testing.TB, yaml string) *config.Config {
 	return cfg
 }
 
+// newHarness starts a pipeline with the playbooks in yaml on a fresh store, with a runner whose
+// actions succeed and prom as its Prometheus (nil: none). It stops with the test.
 func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
 	t.Helper()
-	return newHarnessIn(t, t.TempDir(), yaml, prom, &fakeRunner{fail: map[string]bool{}})
+	return newHarnessIn(t, t.TempDir(), yaml, prom, newFakeRunner())
 }
 
-func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner) *harness {
+// newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner;
+// options may change what the pipeline is built with (a fake clock).
+func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner, options ...func(*Options)) *harness {
 	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
@@ -153,7 +207,11 @@ func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRu
 		q = prom
 	}
 	reg := prometheus.NewRegistry()
-	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}, mustConfig(t, yaml))
+	o := Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}
+	for _, f := range options {
+		f(&o)
+	}
+	p, err := New(o, mustConfig(t, yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +239,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func alert(name, container, status string) template.Alert {
 	return template.Alert{
 		Status:   status,
-		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container},
+		Labels:   template.KV{"alertname": name, "container": container, "severity": "critical", "service": container, "instance": container + ":8080", "job": "demo"},
 		StartsAt: t0,
 	}
 }
@@ -234,6 +292,8 @@ func (h *harness) counter(name string, labels ...string) float64 {
 		c = h.p.m.heals.WithLabelValues(labels...)
 	case "alerts":
 		c = h.p.m.alerts.WithLabelValues(labels...)
+	case "stopped":
+		c = h.p.m.stopped.WithLabelValues(labels...)
 	case "suspended", "state":
 		return h.targetGauge("remediator_target_"+name, labels[0])
 	default:
@@ -277,14 +337,59 @@ func steps(hl store.Heal) string {
 	return s
 }
 
-type alertT = template.Alert
-type actionRequest = action.Request
-
-type verifyT = verify.Verifier
-
+// newVerifier asks q, or no Prometheus when q is nil.
 func newVerifier(q *fakeProm) *verify.Verifier {
 	if q == nil {
 		return verify.New(nil)
 	}
 	return verify.New(q)
+}
+
+// acceptOnly records alerts in st as the intake does, with no pipeline to decide them, and
+// returns how many were new.
+func acceptOnly(t *testing.T, st *store.Store, alerts ...template.Alert) int {
+	t.Helper()
+	h := &harness{t: t, st: st, p: &Pipeline{signal: make(chan struct{}, 1)}}
+	h.deliver(alerts...)
+	return len(h.p.incoming)
+}
+
+// fakeClock is a pipeline clock that moves only when the test says.
+type fakeClock struct{ nanos atomic.Int64 }
+
+func newFakeClock(at time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.nanos.Store(at.UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time { return time.Unix(0, c.nanos.Load()).UTC() }
+
+func (c *fakeClock) advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// withClock builds the pipeline on c.
+func withClock(c *fakeClock) func(*Options) { return func(o *Options) { o.Now = c.Now } }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// deliverUnmatchedThenCooldown delivers an alert no playbook matches, one that heals c1, and a
+// new episode for c1 inside the cooldown that heal started.
+func (h *harness) deliverUnmatchedThenCooldown() {
+	h.t.Helper()
+	h.deliver(alert("SomethingElse", "c1", "firing"))
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	second := alert("ServiceMemoryHigh", "c1", "firing")
+	second.StartsAt = t0.Add(time.Hour) // a new episode, inside the 1h cooldown
+	h.deliver(second)
+	h.idle()
 }

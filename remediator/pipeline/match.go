@@ -1,21 +1,30 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// match picks the first playbook whose matchers all match the alert and names its target.
-type match struct{}
+// match picks the first playbook whose matchers all match the alert and names its target. It
+// notes the firing alert on the target and in the blast-radius memory, which the guards count.
+type match struct {
+	cfg     *config.Config
+	targets targetSet
+	blast   blastMemory
+}
 
-func (match) name() string { return "match" }
+func newMatch(cfg *config.Config, targets targetSet, blast blastMemory) match {
+	return match{cfg: cfg, targets: targets, blast: blast}
+}
 
-func (match) decide(p *Pipeline, d *decision) verdict {
-	pb, target, err := matchPlaybook(p.cfg, d)
+func (s match) decide(_ context.Context, d *decision) verdict {
+	pb, target, err := matchPlaybook(s.cfg, d)
 	if err != nil {
 		return verdict{stop: true, outcome: outcomeUnmatched, detail: err.Error()}
 	}
@@ -23,8 +32,21 @@ func (match) decide(p *Pipeline, d *decision) verdict {
 		return verdict{stop: true, outcome: outcomeUnmatched, detail: "no playbook matches"}
 	}
 	d.playbook, d.target = pb, target
-	p.observeFiring(d)
+	s.observeFiring(d)
 	return proceed()
+}
+
+// observeFiring notes a firing alert on the decision's target.
+func (s match) observeFiring(d *decision) {
+	t := s.targets.get(d.target)
+	t.Playbook = d.playbook.Name
+	t.Firing.Set(d.episode, store.Firing{
+		Alertname: d.alert.Labels["alertname"],
+		Severity:  d.alert.Labels["severity"],
+		Since:     d.alert.StartsAt,
+	})
+	t.HealthySince = time.Time{}
+	s.blast.see(d.playbook.Name, d.target, d.now)
 }
 
 // matchPlaybook returns the first matching playbook and the alert's target, or nil.
@@ -48,38 +70,5 @@ func matchPlaybook(cfg *config.Config, d *decision) (*config.Playbook, string, e
 }
 
 func renderTarget(pb *config.Playbook, d *decision) (string, error) {
-	tmpl := pb.Target
-	if tmpl.IsZero() {
-		var err error
-		if tmpl, err = config.NewTemplate("{{ .Labels.container }}"); err != nil {
-			return "", err
-		}
-	}
-	t, err := tmpl.Execute(config.TemplateData{Labels: d.alert.Labels, Annotations: d.alert.Annotations, Playbook: pb.Name})
-	if err != nil {
-		return "", fmt.Errorf("target template: %w", err)
-	}
-	t = strings.TrimSpace(t)
-	if err := validTarget(t); err != nil {
-		return "", err
-	}
-	return t, nil
-}
-
-// validTarget keeps label values that would be dangerous in URLs, paths or container names out
-// of target names.
-func validTarget(t string) error {
-	if t == "" {
-		return fmt.Errorf("target is empty (the alert lacks the label the target template uses)")
-	}
-	if len(t) > 253 {
-		return fmt.Errorf("target %.32q (cut) is longer than 253 characters", t)
-	}
-	for _, r := range t {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)
-		if !ok {
-			return fmt.Errorf("target %q contains %q; only letters, digits and the characters - _ . : are allowed", t, r)
-		}
-	}
-	return nil
+	return config.RenderTarget(pb.Target, config.NewTemplateData(d.alert, "", pb))
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"strconv"
 
 	"github.com/selfheal/selfheal/remediator/config"
 )
@@ -27,6 +26,7 @@ var suppressionReasons = []string{ReasonCooldown, ReasonBudget, ReasonBlastRadiu
 type metrics struct {
 	alerts       *prometheus.CounterVec
 	heals        *prometheus.CounterVec
+	relapsed     *prometheus.CounterVec
 	steps        *prometheus.CounterVec
 	stepDuration *prometheus.HistogramVec
 	healDuration *prometheus.HistogramVec
@@ -35,6 +35,7 @@ type metrics struct {
 	waiting      prometheus.Gauge
 	suppressed   *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
+	stopped      *prometheus.CounterVec
 	successRatio *prometheus.GaugeVec
 	paused       prometheus.Gauge
 }
@@ -48,6 +49,11 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		heals: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_total", Help: "Heals finished, by playbook and result.",
 		}, []string{"playbook", "result"}),
+		// Apart from remediator_heals_total: a relapsed heal has already been counted there
+		// with its own result, and a heal ends once.
+		relapsed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_heals_relapsed_total", Help: "Healed heals whose alert came back within the relapse window, by playbook.",
+		}, []string{"playbook"}),
 		steps: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_steps_total", Help: "Heal steps finished, by playbook, step, action and result.",
 		}, []string{"playbook", "step", "action", "result"}),
@@ -77,6 +83,9 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 		deferred: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_heals_deferred_total", Help: "Heals held back before starting, by reason; each still runs when its turn comes.",
 		}, []string{"reason"}),
+		stopped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "remediator_decisions_stopped_total", Help: "Alerts decided without a heal, by the stage that stopped them.",
+		}, []string{"stage"}),
 		successRatio: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "remediator_step_success_ratio", Help: "Recent success ratio of a playbook step for an alert name.",
 		}, []string{"playbook", "step", "alertname"}),
@@ -95,6 +104,7 @@ func newMetrics(reg prometheus.Registerer, alerts *prometheus.CounterVec) *metri
 // pre-creates those of the loaded configuration, so every series starts at 0.
 func (m *metrics) resetPlaybooks(cfg *config.Config) {
 	m.heals.Reset()
+	m.relapsed.Reset()
 	m.steps.Reset()
 	m.stepDuration.Reset()
 	m.healDuration.Reset()
@@ -104,13 +114,14 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 		return
 	}
 	for _, pb := range cfg.Playbooks {
-		for _, r := range []string{"healed", "failed", "interrupted", "dry_run"} {
+		for _, r := range []string{"healed", "failed", "interrupted", "dry_run", "resolved", "restarted_outside"} {
 			m.heals.WithLabelValues(pb.Name, r)
 		}
+		m.relapsed.WithLabelValues(pb.Name)
 		m.healDuration.WithLabelValues(pb.Name)
 		m.timeToHeal.WithLabelValues(pb.Name)
 		for i, st := range pb.Steps {
-			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run"} {
+			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run", "cancelled", "uncredited"} {
 				m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), r)
 			}
 			m.stepDuration.WithLabelValues(pb.Name, st.Action())
@@ -192,5 +203,5 @@ func stepName(st *config.Step, i int) string {
 	if st.Name != "" {
 		return st.Name
 	}
-	return st.Action() + "-" + strconv.Itoa(i+1)
+	return config.DefaultStepName(i, st.Action())
 }

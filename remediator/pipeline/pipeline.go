@@ -1,6 +1,3 @@
-// Package pipeline decides what to do about each accepted alert and does it, in stages composed
-// here, in this order: dedupe -> match -> guards -> cooldown -> budget -> serialize -> act ->
-// verify -> record. Each stage lives in its own file.
 package pipeline
 
 import (
@@ -47,9 +44,10 @@ type Pipeline struct {
 	tick     time.Duration
 	m        *metrics
 
-	// decide runs at intake; gates run again when a waiting heal gets its turn.
-	decide []stage
-	gates  []stage
+	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
+	stages []namedStage
+	// stepStages is what each step of a heal does, in order (see stages.go).
+	stepStages []namedStepStage
 
 	qmu      sync.Mutex
 	incoming []store.InboxEntry
@@ -60,15 +58,17 @@ type Pipeline struct {
 	cfg       *config.Config
 	limiter   *rate.Limiter
 	global    store.Pause
-	targets   map[string]*store.Target
+	targets   targetSet
 	stats     map[string]store.StepStats
 	waiting   map[string]*job
 	waitOrder []string
 	inFlight  map[string]*job
-	byEpisode map[string]*job
-	parked    map[string]*decision
-	blast     map[string]map[string]time.Time
-	busy      int // decisions being made, for WaitIdle
+	// stabilizing holds the targets whose heal is in a step's hold (see stabilize.go).
+	stabilizing map[string]bool
+	byEpisode   map[string]*job
+	parked      map[string]*decision
+	blast       blastMemory
+	busy        int // decisions being made, for WaitIdle
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
@@ -105,23 +105,25 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 	}
 	p := &Pipeline{
 		store: o.Store, runner: o.Runner, verifier: o.Verifier, logger: o.Logger, now: o.Now, tick: o.Tick,
-		m:         newMetrics(o.Registerer, alerts),
-		signal:    make(chan struct{}, 1),
-		kick:      make(chan struct{}, 1),
-		limiter:   rate.NewLimiter(rate.Inf, 1),
-		targets:   map[string]*store.Target{},
-		stats:     map[string]store.StepStats{},
-		waiting:   map[string]*job{},
-		inFlight:  map[string]*job{},
-		byEpisode: map[string]*job{},
-		parked:    map[string]*decision{},
-		blast:     map[string]map[string]time.Time{},
-		dirty:     map[string]bool{},
+		m:           newMetrics(o.Registerer, alerts),
+		signal:      make(chan struct{}, 1),
+		kick:        make(chan struct{}, 1),
+		limiter:     rate.NewLimiter(rate.Inf, 1),
+		targets:     targetSet{},
+		stats:       map[string]store.StepStats{},
+		waiting:     map[string]*job{},
+		inFlight:    map[string]*job{},
+		stabilizing: map[string]bool{},
+		byEpisode:   map[string]*job{},
+		parked:      map[string]*decision{},
+		blast:       blastMemory{},
+		dirty:       map[string]bool{},
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
-	p.decide = []stage{dedupe{}, match{}, guards{}, cooldown{}, budget{}}
-	p.gates = p.decide[2:]
 	p.SetConfig(cfg)
+	for _, s := range p.stages {
+		p.m.stopped.WithLabelValues(s.name)
+	}
 	return p, nil
 }
 
@@ -134,7 +136,8 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg = cfg
-	perMinute := 6.0
+	p.stages, p.stepStages = p.buildStages(cfg), p.buildStepStages()
+	perMinute := config.DefaultGlobal().HealsPerMinute
 	if cfg != nil && cfg.Global.HealsPerMinute != 0 {
 		perMinute = cfg.Global.HealsPerMinute
 	}
@@ -150,15 +153,15 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 
 func (p *Pipeline) maxConcurrent() int {
 	if p.cfg == nil || p.cfg.Global.MaxConcurrentHeals <= 0 {
-		return 1
+		return config.DefaultGlobal().MaxConcurrentHeals
 	}
 	return p.cfg.Global.MaxConcurrentHeals
 }
 
-// Start recovers from the store (heals cut short by a crash become "interrupted"; accepted but
-// undecided alerts are decided again) and runs the pipeline until ctx ends.
+// Start restores what the store kept (heals cut short by a crash become "interrupted"; accepted
+// but undecided alerts are decided again) and runs the pipeline until ctx ends.
 func (p *Pipeline) Start(ctx context.Context) error {
-	if err := p.recover(); err != nil {
+	if err := p.restore(); err != nil {
 		return err
 	}
 	inbox, err := p.store.Inbox()
@@ -203,7 +206,7 @@ func (p *Pipeline) decideLoop(ctx context.Context) {
 		p.mu.Unlock()
 		p.qmu.Unlock()
 		for i, e := range batch {
-			p.decideOne(e)
+			p.decideOne(ctx, e)
 			if i%256 == 255 {
 				p.mu.Lock()
 				p.flushWrites()
@@ -225,8 +228,8 @@ func (p *Pipeline) decideLoop(ctx context.Context) {
 	}
 }
 
-// decideOne composes the stages for one alert.
-func (p *Pipeline) decideOne(e store.InboxEntry) {
+// decideOne runs the onArrival stages for one alert and queues the heal they let through.
+func (p *Pipeline) decideOne(ctx context.Context, e store.InboxEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := &decision{inboxKey: e.Key, alert: e.Alert, episode: e.EpisodeKey, now: p.now()}
@@ -234,12 +237,10 @@ func (p *Pipeline) decideOne(e store.InboxEntry) {
 		p.resolve(d)
 		return
 	}
-	for _, s := range p.decide {
-		if v := s.decide(p, d); v.stop {
-			p.finishDecision(d, v)
-			p.afterDecision(d)
-			return
-		}
+	if v := runStages(ctx, p.stages, onArrival, d); v.stop {
+		p.finishDecision(d, v)
+		p.afterDecision(d)
+		return
 	}
 	p.enqueue(d)
 	p.afterDecision(d)
@@ -254,14 +255,15 @@ func (p *Pipeline) afterDecision(d *decision) {
 	p.saveTarget(t)
 }
 
-// gate re-runs the guards, cooldown and budget for a decision about to act. Lock held.
-func (p *Pipeline) gate(d *decision) verdict {
-	for _, s := range p.gates {
-		if v := s.decide(p, d); v.stop {
-			return v
-		}
-	}
-	return proceed()
+// gate runs the onTurn stages again for a decision about to act. Lock held.
+func (p *Pipeline) gate(ctx context.Context, d *decision) verdict {
+	return runStages(ctx, p.stages, onTurn, d)
+}
+
+// handling says whether a heal for the episode is waiting or running. Lock held.
+func (p *Pipeline) handling(episode string) bool {
+	_, ok := p.byEpisode[episode]
+	return ok
 }
 
 // resolve handles a resolved alert: it never acts; it ends waiting or escalating heals for the
@@ -288,11 +290,27 @@ func (p *Pipeline) resolve(d *decision) {
 	p.closeDecision(d, outcomeResolved, "")
 }
 
-// recover turns heals that were running when the process died into "interrupted" ones: they
-// count against the budget, start the cooldown, and their episode gets no second action.
-func (p *Pipeline) recover() error {
+// restore loads what the store kept of the targets, the step statistics and the global pause,
+// and closes the heals a crash cut short.
+func (p *Pipeline) restore() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.loadState(); err != nil {
+		return err
+	}
+	now := p.now()
+	if err := p.closeInterrupted(now); err != nil {
+		return err
+	}
+	for _, t := range p.targets {
+		p.publish(t)
+	}
+	p.m.paused.Set(b2f(p.global.In(now)))
+	return nil
+}
+
+// loadState reads the targets, step statistics and global pause from the store. Lock held.
+func (p *Pipeline) loadState() error {
 	ts, err := p.store.Targets()
 	if err != nil {
 		return err
@@ -304,14 +322,18 @@ func (p *Pipeline) recover() error {
 	if p.stats, err = p.store.StepStats(); err != nil {
 		return err
 	}
-	if p.global, err = p.store.GlobalPause(); err != nil {
-		return err
-	}
+	p.global, err = p.store.GlobalPause()
+	return err
+}
+
+// closeInterrupted turns heals that were running when the process died into "interrupted"
+// ones: they count against the budget, start the cooldown, and their episode gets no second
+// action. Lock held.
+func (p *Pipeline) closeInterrupted(now time.Time) error {
 	running, err := p.store.RunningHeals()
 	if err != nil {
 		return err
 	}
-	now := p.now()
 	for i := range running {
 		h := &running[i]
 		for k := range h.Steps {
@@ -335,10 +357,6 @@ func (p *Pipeline) recover() error {
 		p.logger.Warn("heal was interrupted by a restart; it counts against the budget and is not repeated",
 			"heal", h.ID, "target", h.Target, "playbook", h.Playbook)
 	}
-	for _, t := range p.targets {
-		p.publish(t)
-	}
-	p.m.paused.Set(b2f(p.global.In(now)))
 	return nil
 }
 
@@ -367,7 +385,7 @@ func (p *Pipeline) tickLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		p.refresh()
+		p.reevaluate(ctx)
 		if now := p.now(); now.Sub(lastPrune) > 10*time.Minute {
 			lastPrune = now
 			p.prune(now)
@@ -375,15 +393,30 @@ func (p *Pipeline) tickLoop(ctx context.Context) {
 	}
 }
 
-func (p *Pipeline) refresh() {
+// reevaluate is one tick's work on what the passing of time changes.
+func (p *Pipeline) reevaluate(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
+	p.expireGlobalPause(now)
+	p.refreshTargets(now)
+	p.retryParked(ctx, now)
+	p.flushWrites()
+	p.blast.forget(now)
+}
+
+// expireGlobalPause ends a global pause whose time is up. Lock held.
+func (p *Pipeline) expireGlobalPause(now time.Time) {
 	if p.global.Active && !p.global.In(now) {
 		p.global = store.Pause{}
 		_ = p.store.PutGlobalPause(p.global)
 	}
 	p.m.paused.Set(b2f(p.global.In(now)))
+}
+
+// refreshTargets ends expired target pauses, resets the cooldowns of targets healthy long
+// enough, and derives each target's state again, saving the targets that changed. Lock held.
+func (p *Pipeline) refreshTargets(now time.Time) {
 	for _, t := range p.targets {
 		before := *t
 		if t.Pause.Active && !t.Pause.In(now) {
@@ -395,6 +428,11 @@ func (p *Pipeline) refresh() {
 			p.saveTarget(t)
 		}
 	}
+}
+
+// retryParked decides held-back alerts again and queues those whose block has lifted; it drops
+// those whose target has a heal waiting or whose alert no longer fires. Lock held.
+func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 	for target, d := range p.parked {
 		if _, busy := p.waiting[target]; busy {
 			delete(p.parked, target)
@@ -405,11 +443,11 @@ func (p *Pipeline) refresh() {
 			continue
 		}
 		d.now = now
-		if v := p.gate(d); v.stop {
+		if v := p.gate(ctx, d); v.stop {
 			if v.reason != d.blockedBy {
 				d.blockedBy = v.reason
 				p.m.suppressed.WithLabelValues(v.reason).Inc()
-				p.logger.Info("held-back alert still blocked", "target", target, "reason", v.reason, "detail", v.detail)
+				p.logger.Info("held-back alert still blocked", "target", target, "stage", v.stage, "reason", v.reason, "detail", v.detail)
 			}
 			continue
 		}
@@ -418,22 +456,12 @@ func (p *Pipeline) refresh() {
 		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
 	}
-	p.flushWrites()
-	for pb, seen := range p.blast {
-		for target, at := range seen {
-			if now.Sub(at) > 24*time.Hour {
-				delete(seen, target)
-			}
-		}
-		if len(seen) == 0 {
-			delete(p.blast, pb)
-		}
-	}
 }
 
 func (p *Pipeline) prune(now time.Time) {
 	p.mu.Lock()
-	maxAge, maxEntries := 30*24*time.Hour, 1000
+	def := config.DefaultGlobal()
+	maxAge, maxEntries := time.Duration(def.HistoryMaxAge), def.HistoryMaxEntries
 	if p.cfg != nil {
 		if p.cfg.Global.HistoryMaxAge > 0 {
 			maxAge = time.Duration(p.cfg.Global.HistoryMaxAge)

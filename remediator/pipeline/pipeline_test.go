@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"maps"
 	"strings"
 	"sync"
@@ -13,12 +12,8 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-const fastVerify = `
-  verify: {timeout: 300ms, interval: 20ms}
-`
-
 func TestHealFirstStepVerified(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	h.idle()
 	hs := h.heals()
@@ -48,7 +43,7 @@ func TestEscalation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			prom := &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": tc.firing}, down: strings.Contains(tc.name, "down")}
-			h := newHarness(t, strings.Replace(basePlaybooks, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1), prom)
+			h := newHarness(t, playbooks(t, fastVerify), prom)
 			h.runner.fail["flush-cache"] = tc.failAction
 			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 			h.idle()
@@ -69,7 +64,7 @@ func TestEscalation(t *testing.T) {
 }
 
 func TestResolvedNeverActs(t *testing.T) {
-	h := newHarness(t, basePlaybooks, nil)
+	h := newHarness(t, playbooks(t), nil)
 	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
 	h.idle()
 	if len(h.runner.Calls()) != 0 || len(h.heals()) != 0 {
@@ -78,7 +73,7 @@ func TestResolvedNeverActs(t *testing.T) {
 }
 
 func TestResolvedNotificationVerifiesWithoutPrometheus(t *testing.T) {
-	h := newHarness(t, basePlaybooks, nil)
+	h := newHarness(t, playbooks(t), nil)
 	h.runner.delay = 50 * time.Millisecond
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	time.Sleep(20 * time.Millisecond)
@@ -91,7 +86,7 @@ func TestResolvedNotificationVerifiesWithoutPrometheus(t *testing.T) {
 }
 
 func TestResolvedDropsWaitingHeal(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	h.runner.block = make(chan struct{})
 	h.deliver(alert("ServiceMemoryHigh", "a", "firing"))
 	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
@@ -107,7 +102,7 @@ func TestResolvedDropsWaitingHeal(t *testing.T) {
 }
 
 func TestDuplicateDeliveriesOneHeal(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Add(1)
@@ -124,10 +119,10 @@ func TestDuplicateDeliveriesOneHeal(t *testing.T) {
 }
 
 func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	var mu sync.Mutex
 	inFlight, maxInFlight := 0, 0
-	h.p.runner = runnerFunc(func() {
+	h.runner.after = func() {
 		mu.Lock()
 		inFlight++
 		maxInFlight = max(maxInFlight, inFlight)
@@ -136,7 +131,7 @@ func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
-	}, h.runner)
+	}
 	h.runner.block = make(chan struct{})
 	h.deliver(alert("ServiceMemoryHigh", "a", "firing"))
 	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
@@ -162,25 +157,9 @@ func TestSerializeOneAtATimeAndCoalesce(t *testing.T) {
 	}
 }
 
-type countingRunner struct {
-	around func()
-	inner  *fakeRunner
-}
-
-func runnerFunc(around func(), inner *fakeRunner) *countingRunner {
-	return &countingRunner{around: around, inner: inner}
-}
-
-func (c *countingRunner) Run(ctx context.Context, req actionRequest) (string, error) {
-	defer c.around()
-	return c.inner.Run(ctx, req)
-}
-
 func TestBudgetSuspendsAndResetResumes(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "cooldown: {initial: 1h,", "cooldown: {initial: 1ms,", 1)
-	yaml = strings.Replace(yaml, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 2, window: 1h}", 1)
-	yaml = strings.Replace(yaml, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1)
-	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": true}})
+	yaml := playbooks(t, shortCooldown, budgetOf(2), fastVerify)
+	h := newHarness(t, yaml, firingProm("ServiceMemoryHigh"))
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	// The alert keeps firing: after the first failed heal and its 1ms cooldown, the held-back
 	// decision runs again, until the budget of two is spent.
@@ -210,10 +189,9 @@ func TestBudgetSuspendsAndResetResumes(t *testing.T) {
 
 // The person is paged when the last allowed heal has failed, not while it is still running.
 func TestBudgetSuspendsOnlyAfterTheLastHealFails(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 1, window: 1h}", 1)
-	yaml = strings.Replace(yaml, "  verify: {timeout: 2s, interval: 20ms}\n", fastVerify, 1)
+	yaml := playbooks(t, budgetOf(1), fastVerify)
 	runner := &fakeRunner{fail: map[string]bool{}, block: make(chan struct{})}
-	h := newHarnessIn(t, t.TempDir(), yaml, &fakeProm{firing: map[string]bool{"ServiceMemoryHigh": true}}, runner)
+	h := newHarnessIn(t, t.TempDir(), yaml, firingProm("ServiceMemoryHigh"), runner)
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	waitFor(t, func() bool { return len(runner.Calls()) == 1 })
 	h.p.Targets() // a read must not change the target's state
@@ -227,7 +205,7 @@ func TestBudgetSuspendsOnlyAfterTheLastHealFails(t *testing.T) {
 func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
 	for _, target := range []string{"", "c1"} {
 		t.Run("target="+target, func(t *testing.T) {
-			h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+			h := newHarness(t, playbooks(t), quietProm())
 			if err := h.p.Pause(target, 0, "maintenance"); err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +237,7 @@ func TestPauseHoldsBackAndResumeHeals(t *testing.T) {
 }
 
 func TestPauseWithDurationExpires(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	if err := h.p.Pause("", time.Second, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +250,8 @@ func TestPauseWithDurationExpires(t *testing.T) {
 }
 
 func TestDryRun(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "  max_concurrent_heals: 1\n", "  max_concurrent_heals: 1\n  dry_run: true\n", 1)
-	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	yaml := playbooks(t, edit{"  max_concurrent_heals: 1\n", "  max_concurrent_heals: 1\n  dry_run: true\n"})
+	h := newHarness(t, yaml, quietProm())
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	h.idle()
 	hs := h.heals()
@@ -289,14 +267,8 @@ func TestDryRun(t *testing.T) {
 }
 
 func TestUnmatchedAndCooldown(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
-	h.deliver(alert("SomethingElse", "c1", "firing"))
-	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-	h.idle()
-	second := alert("ServiceMemoryHigh", "c1", "firing")
-	second.StartsAt = t0.Add(time.Hour) // a new episode, inside the 1h cooldown
-	h.deliver(second)
-	h.idle()
+	h := newHarness(t, playbooks(t), quietProm())
+	h.deliverUnmatchedThenCooldown()
 	if h.counter("alerts", "unmatched") != 1 || h.counter("suppressed", ReasonCooldown) != 1 || len(h.heals()) != 1 {
 		t.Fatalf("unmatched %v cooldown %v heals %d", h.counter("alerts", "unmatched"), h.counter("suppressed", ReasonCooldown), len(h.heals()))
 	}
@@ -305,7 +277,7 @@ func TestUnmatchedAndCooldown(t *testing.T) {
 func TestRestartDecidesInbox(t *testing.T) {
 	dir := t.TempDir()
 	// Accepted by a process that died before deciding.
-	h := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, &fakeRunner{fail: map[string]bool{}})
+	h := newHarnessIn(t, dir, playbooks(t), quietProm(), newFakeRunner())
 	h.stop()
 	st, err := store.Open(dir, nil)
 	if err != nil {
@@ -316,7 +288,7 @@ func TestRestartDecidesInbox(t *testing.T) {
 	if entries != 1 {
 		t.Fatal("not accepted")
 	}
-	h2 := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, &fakeRunner{fail: map[string]bool{}})
+	h2 := newHarnessIn(t, dir, playbooks(t), quietProm(), newFakeRunner())
 	waitFor(t, func() bool { return len(h2.heals()) == 1 })
 	h2.idle()
 	if inbox, _ := h2.st.Inbox(); len(inbox) != 0 {
@@ -327,12 +299,12 @@ func TestRestartDecidesInbox(t *testing.T) {
 func TestInterruptedHealIsNotRepeated(t *testing.T) {
 	dir := t.TempDir()
 	r := &fakeRunner{fail: map[string]bool{}, block: make(chan struct{})}
-	h := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, r)
+	h := newHarnessIn(t, dir, playbooks(t), quietProm(), r)
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	waitFor(t, func() bool { return len(r.Calls()) == 1 })
 	h.stop() // the heal never finishes
-	r2 := &fakeRunner{fail: map[string]bool{}}
-	h2 := newHarnessIn(t, dir, basePlaybooks, &fakeProm{firing: map[string]bool{}}, r2)
+	r2 := newFakeRunner()
+	h2 := newHarnessIn(t, dir, playbooks(t), quietProm(), r2)
 	h2.deliver(alert("ServiceMemoryHigh", "c1", "firing")) // Alertmanager re-sends
 	h2.idle()
 	hs := h2.heals()
@@ -352,9 +324,9 @@ func TestInterruptedHealIsNotRepeated(t *testing.T) {
 }
 
 func TestAdaptiveSkipsHopelessStep(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "cooldown: {initial: 1h,", "cooldown: {initial: 1ms,", 1)
-	yaml = strings.Replace(yaml, "budget: {attempts: 3, window: 1h}", "budget: {attempts: 100, window: 1h}\n  adaptive: {enabled: true, min_samples: 2, min_success_ratio: 0.5}", 1)
-	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	yaml := playbooks(t, shortCooldown, budgetOf(100),
+		edit{"  step_timeout: 2s\n", "  step_timeout: 2s\n  adaptive: {enabled: true, min_samples: 2, min_success_ratio: 0.5}\n"})
+	h := newHarness(t, yaml, quietProm())
 	h.runner.fail["flush-cache"] = true
 	for i := range 3 {
 		a := alert("ServiceMemoryHigh", "c1", "firing")
@@ -375,32 +347,11 @@ func TestAdaptiveSkipsHopelessStep(t *testing.T) {
 	}
 }
 
-func acceptOnly(t *testing.T, st *store.Store, a ...any) int {
-	t.Helper()
-	h := &harness{t: t, st: st, p: &Pipeline{signal: make(chan struct{}, 1)}}
-	for _, x := range a {
-		h.deliver(x.(alertT))
-	}
-	n := len(h.p.incoming)
-	return n
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // A recovery endpoint that hangs is cut off by the step timeout, with a clear reason, and the
 // playbook escalates.
 func TestHangingActionTimesOut(t *testing.T) {
-	yaml := strings.Replace(basePlaybooks, "step_timeout: 2s", "step_timeout: 200ms", 1)
-	h := newHarness(t, yaml, &fakeProm{firing: map[string]bool{}})
+	yaml := playbooks(t, edit{"step_timeout: 2s", "step_timeout: 200ms"})
+	h := newHarness(t, yaml, quietProm())
 	h.runner.block = make(chan struct{}) // never closed: every action hangs until its timeout
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	start := time.Now()

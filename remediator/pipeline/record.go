@@ -1,7 +1,12 @@
 package pipeline
 
 import (
+	"slices"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -28,6 +33,7 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 			Fingerprint: d.alert.Fingerprint,
 			StartsAt:    d.alert.StartsAt,
 			Labels:      d.alert.Labels,
+			Annotations: keptAnnotations(d.alert.Annotations),
 		},
 		Started: now,
 		Result:  store.HealRunning,
@@ -43,6 +49,54 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 		"alertname", h.Alert.Name, "dry_run", d.dryRun)
 	return h, nil
 }
+
+// Bounds on the alert annotations a heal record keeps: they come from the alert, so they are
+// untrusted and must not grow the history without limit.
+const (
+	maxAnnotations     = 16
+	maxAnnotationValue = 2 << 10
+	maxAnnotationName  = 128
+)
+
+// firstAnnotations are kept before any other, whatever their names sort like.
+var firstAnnotations = []string{"summary", "description", "runbook_url"}
+
+// keptAnnotations copies the alert's annotations within the bounds: summary, description and
+// runbook_url first, then the others by name (long names left out); long values cut, marked with "…".
+func keptAnnotations(a template.KV) map[string]string {
+	if len(a) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(a))
+	for _, n := range firstAnnotations {
+		if _, ok := a[n]; ok {
+			names = append(names, n)
+		}
+	}
+	rest := make([]string, 0, len(a))
+	for n := range a {
+		if !slices.Contains(firstAnnotations, n) && len(n) <= maxAnnotationName {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+	kept := make(map[string]string, min(len(names), maxAnnotations))
+	for _, n := range names[:min(len(names), maxAnnotations)] {
+		v := a[n]
+		if len(v) > maxAnnotationValue {
+			v = strings.ToValidUTF8(v[:maxAnnotationValue], "") + "…"
+		}
+		kept[n] = v
+	}
+	return kept
+}
+
+// Heal is one heal of the history, by ID; false when there is none.
+func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
+
+// statsKept is how many recent outcomes each step's statistics keep.
+const statsKept = 20
 
 // recordStep appends a finished (or skipped) step and counts it. acted says whether the action
 // really ran, so its outcome feeds the adaptive statistics.
@@ -62,7 +116,7 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 	key := statsKey(d.playbook.Name, rec.Name, alertname)
 	p.mu.Lock()
 	st := p.stats[key]
-	st.Add(rec.Outcome == store.StepSucceeded, 20)
+	st.Add(rec.Outcome == store.StepSucceeded, statsKept)
 	p.stats[key] = st
 	p.mu.Unlock()
 	if err := p.store.PutStepStats(key, st); err != nil {
@@ -82,6 +136,9 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 		startCooldown(t, d.playbook.Cooldown, now)
 	}
 	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, h.Result
+	if !d.dryRun {
+		openRelapseWindow(t, d, h, now)
+	}
 	if h.Result == store.HealHealed {
 		t.Firing.Delete(d.episode)
 		if t.Firing.Len() == 0 {
@@ -117,7 +174,7 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 		"result", h.Result, "reason", h.Reason, "duration", dur)
 }
 
-// finishDecision records a decision that ends without a heal. Called with the lock held.
+// finishDecision records a decision that a stage stopped before any action. Lock held.
 func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	switch v.outcome {
 	case outcomeUnmatched:
@@ -127,8 +184,9 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	case outcomeSuppressed:
 		p.m.suppressed.WithLabelValues(v.reason).Inc()
 	}
+	p.m.stopped.WithLabelValues(v.stage).Inc()
 	p.logger.Info("alert decided without a heal", "alertname", d.alert.Labels["alertname"], "target", d.target,
-		"outcome", v.outcome, "reason", v.reason, "detail", v.detail)
+		"stage", v.stage, "outcome", v.outcome, "reason", v.reason, "detail", v.detail)
 	if v.outcome == outcomeSuppressed && parkable[v.reason] && d.target != "" {
 		// Keep the newest blocked decision per target, to be decided again when the block
 		// lifts (resume, cooldown end, budget reset), instead of waiting for Alertmanager to
@@ -139,7 +197,7 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 	p.closeDecision(d, v.outcome, v.detail)
 }
 
-// park holds a decision back until its block lifts (refresh decides it again), replacing any
+// park holds a decision back until its block lifts (retryParked decides it again), replacing any
 // older one for the target. Lock held.
 func (p *Pipeline) park(d *decision) {
 	d.pack()

@@ -9,7 +9,7 @@ import (
 type job struct {
 	d *decision
 	// resolved is set (under the pipeline lock) when the alert resolved: a waiting job is
-	// dropped, a running one stops escalating.
+	// dropped, a running one stops at its next wait or between steps; d.resolved is closed then.
 	resolved bool
 	// rateLimited is set once this job was held back by the global rate limit, so it is counted
 	// once.
@@ -21,6 +21,7 @@ type job struct {
 // (a newer alert replaces the older waiting one), so the queue is bounded by the number of
 // targets, however many notifications arrive.
 func (p *Pipeline) enqueue(d *decision) {
+	d.resolved = make(chan struct{})
 	j := &job{d: d}
 	if old, ok := p.waiting[d.target]; ok {
 		delete(p.byEpisode, old.d.episode)
@@ -83,7 +84,7 @@ func (p *Pipeline) startWaiting(ctx context.Context) time.Duration {
 		j.d.now = now
 		// The world may have changed while the job waited (a heal of the same target ended and
 		// started its cooldown, the budget ran out, someone paused): decide again.
-		if v := p.gate(j.d); v.stop {
+		if v := p.gate(ctx, j.d); v.stop {
 			p.removeWaiting(idx)
 			p.finishDecision(j.d, v)
 			continue
@@ -125,7 +126,10 @@ func (p *Pipeline) dropWaitingEpisode(episode string) *job {
 	if !ok {
 		return nil
 	}
-	j.resolved = true
+	if !j.resolved {
+		j.resolved = true
+		close(j.d.resolved)
+	}
 	for i, target := range p.waitOrder {
 		if p.waiting[target] == j {
 			p.removeWaiting(i)
@@ -133,5 +137,5 @@ func (p *Pipeline) dropWaitingEpisode(episode string) *job {
 			return j
 		}
 	}
-	return nil // running: it sees resolved and stops escalating
+	return nil // running: it stops at its next wait or before its next step
 }

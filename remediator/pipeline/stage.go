@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
 	"time"
 
@@ -20,6 +21,9 @@ type decision struct {
 	now      time.Time
 	// dryRun is set by the guards when the global or playbook dry-run is on.
 	dryRun bool
+	// resolved is closed when the alert resolves while its heal waits or runs (see job); a
+	// wait step stops at it.
+	resolved chan struct{}
 	// blockedBy is the suppression reason that holds the decision back while it is parked, so
 	// each new reason is counted once, not on every re-evaluation.
 	blockedBy string
@@ -71,6 +75,8 @@ type verdict struct {
 	// reason is the suppression reason (remediator_heals_suppressed_total) or a text for logs.
 	reason string
 	detail string
+	// stage names the stage that stopped the decision (set by runStages).
+	stage string
 }
 
 const (
@@ -86,18 +92,9 @@ func suppress(reason, detail string) verdict {
 	return verdict{stop: true, outcome: outcomeSuppressed, reason: reason, detail: detail}
 }
 
-// stage is one step of the decision. Decide is called with the pipeline's lock held and must
-// not block on anything slow (no network).
+// stage is one step of the decision about an alert: it lets the decision go on or stops it, and
+// may note on d what it found (the playbook, the target, dry run). A stage holds only what it
+// was built with (see buildStages); its phase says whether it may block (beforeAct) or must not.
 type stage interface {
-	name() string
-	decide(p *Pipeline, d *decision) verdict
-}
-
-func templateData(d *decision) config.TemplateData {
-	return config.TemplateData{
-		Labels:      d.alert.Labels,
-		Annotations: d.alert.Annotations,
-		Target:      d.target,
-		Playbook:    d.playbook.Name,
-	}
+	decide(ctx context.Context, d *decision) verdict
 }

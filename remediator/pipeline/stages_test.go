@@ -89,27 +89,6 @@ func TestBudgetUse(t *testing.T) {
 	}
 }
 
-func TestValidTarget(t *testing.T) {
-	tests := []struct {
-		in string
-		ok bool
-	}{
-		{"order-service", true},
-		{"payment_service.1:8080", true},
-		{"", false},
-		{"a/../../etc", false},
-		{"x;rm -rf /", false},
-		{"a b", false},
-		{"http://evil", false},
-		{string(make([]byte, 300)), false},
-	}
-	for _, tc := range tests {
-		if err := validTarget(tc.in); (err == nil) != tc.ok {
-			t.Errorf("validTarget(%.20q) = %v, want ok=%v", tc.in, err, tc.ok)
-		}
-	}
-}
-
 func TestBlastRadius(t *testing.T) {
 	now := t0
 	mk := func(n int, age time.Duration) map[string]time.Time {
@@ -133,9 +112,8 @@ func TestBlastRadius(t *testing.T) {
 		{"ratio over", config.BlastRadius{MaxRatio: 0.5, Window: model.Duration(time.Minute)}, mk(3, 0), true},
 	}
 	for _, tc := range tests {
-		p := &Pipeline{blast: map[string]map[string]time.Time{"pb": tc.seen}}
 		d := &decision{playbook: &config.Playbook{Name: "pb", BlastRadius: tc.br}, now: now}
-		if v := blastRadius(p, d); v.stop != tc.stop || (v.stop && v.reason != ReasonBlastRadius) {
+		if v := blastRadius(blastMemory{"pb": tc.seen}, d); v.stop != tc.stop || (v.stop && v.reason != ReasonBlastRadius) {
 			t.Errorf("%s: %+v, want stop=%v", tc.name, v, tc.stop)
 		}
 	}
@@ -143,7 +121,7 @@ func TestBlastRadius(t *testing.T) {
 
 func TestStateOf(t *testing.T) {
 	now := t0
-	p := &Pipeline{inFlight: map[string]*job{"busy": {}}, cfg: &config.Config{Playbooks: []*config.Playbook{
+	p := &Pipeline{inFlight: map[string]*job{"busy": {}, "holding": {}}, stabilizing: map[string]bool{"holding": true}, cfg: &config.Config{Playbooks: []*config.Playbook{
 		{Name: "pb", Cooldown: config.Cooldown{ResetAfter: model.Duration(10 * time.Minute)}},
 	}}}
 	firing := func(sev string) store.FiringSet { return firingSet(map[string]store.Firing{"e": {Severity: sev}}) }
@@ -157,8 +135,10 @@ func TestStateOf(t *testing.T) {
 		{"warning fires", store.Target{Name: "x", Firing: firing("warning")}, false, StateDegraded},
 		{"critical fires", store.Target{Name: "x", Firing: firing("critical")}, false, StateFailing},
 		{"healing", store.Target{Name: "busy", Firing: firing("critical")}, false, StateRecovering},
-		{"recently healed", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Minute), HealthySince: now.Add(-time.Minute)}, false, StateStabilizing},
-		{"healed long ago", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Hour), HealthySince: now.Add(-time.Hour)}, false, StateHealthy},
+		{"in a step's hold", store.Target{Name: "holding", Firing: firing("critical")}, false, StateStabilizing},
+		// Healthy once held: stabilizing is the hold itself, not a time after it.
+		{"recently healed", store.Target{Name: "x", Playbook: "pb", LastHealAt: now.Add(-time.Minute), HealthySince: now.Add(-time.Minute)}, false, StateHealthy},
+		{"paused beats the hold", store.Target{Name: "holding", Pause: store.Pause{Active: true}}, false, StatePaused},
 		{"suspended beats firing", store.Target{Name: "x", Suspended: true, Firing: firing("critical")}, false, StateSuspended},
 		{"paused beats suspended", store.Target{Name: "x", Suspended: true, Pause: store.Pause{Active: true}}, false, StatePaused},
 		{"pause expired", store.Target{Name: "x", Pause: store.Pause{Active: true, Until: now.Add(-time.Second)}}, false, StateHealthy},
@@ -173,7 +153,7 @@ func TestStateOf(t *testing.T) {
 }
 
 func TestForgetIdleTargets(t *testing.T) {
-	h := newHarness(t, basePlaybooks, &fakeProm{firing: map[string]bool{}})
+	h := newHarness(t, playbooks(t), quietProm())
 	now := time.Now()
 	h.p.mu.Lock()
 	old := now.Add(-48 * time.Hour)
@@ -217,12 +197,11 @@ func TestGuards(t *testing.T) {
 		{"playbook dry run", store.Pause{}, store.Pause{}, config.Playbook{DryRun: true}, false, "", true},
 	}
 	for _, tc := range tests {
-		p := &Pipeline{global: tc.global, cfg: &config.Config{Global: config.Global{DryRun: tc.dryRun}},
-			targets: map[string]*store.Target{"x": {Name: "x", Pause: tc.target}}, blast: map[string]map[string]time.Time{}}
+		s := newGuards(&tc.global, targetSet{"x": {Name: "x", Pause: tc.target}}, blastMemory{}, tc.dryRun)
 		pb := tc.pb
 		pb.Name = "pb"
 		d := &decision{playbook: &pb, target: "x", now: now}
-		v := guards{}.decide(p, d)
+		v := s.decide(context.Background(), d)
 		if v.reason != tc.reason || v.stop != (tc.reason != "") || d.dryRun != tc.wantDry {
 			t.Errorf("%s: verdict %+v dryRun %v, want reason %q dryRun %v", tc.name, v, d.dryRun, tc.reason, tc.wantDry)
 		}
@@ -251,16 +230,10 @@ func TestPreconditions(t *testing.T) {
 		{"no prometheus", nil, []config.Precondition{{Query: tmpl(`up`)}}, true, "none configured"},
 	}
 	for _, tc := range tests {
-		var v *verifyT
-		if tc.prom != nil {
-			v = newVerifier(tc.prom)
-		} else {
-			v = newVerifier(nil)
-		}
-		p := &Pipeline{verifier: v}
+		v := newVerifier(tc.prom)
 		d := &decision{playbook: &config.Playbook{Name: "pb", Preconditions: tc.pcs}, alert: alert("A", "c1", "firing"), target: "c1"}
 		d.alert.Labels["instance"] = "c1:8080"
-		got := checkPreconditions(context.Background(), p, d)
+		got := newPreconditions(v).decide(context.Background(), d)
 		if got.stop != tc.stop || (tc.stop && (got.reason != ReasonPrecondition || !strings.Contains(got.detail, tc.detail))) {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
@@ -284,5 +257,55 @@ func TestPackedDecisionKeepsTheAlert(t *testing.T) {
 		if !reflect.DeepEqual(d.alert, a) {
 			t.Errorf("unpacked %+v, want %+v", d.alert, a)
 		}
+	}
+}
+
+// Each stage has its remediator_decisions_stopped_total series from the start, and the stage that
+// stops an alert is the one counted.
+func TestStoppingStageIsCounted(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() == "remediator_decisions_stopped_total" {
+			for _, m := range mf.GetMetric() {
+				series[m.GetLabel()[0].GetValue()] = true
+			}
+		}
+	}
+	for _, s := range h.p.stages {
+		if !series[s.name] {
+			t.Errorf("stage %s has no remediator_decisions_stopped_total series", s.name)
+		}
+	}
+	if len(series) != len(h.p.stages) {
+		t.Errorf("series for %v, want one per stage (two stages share a name?)", series)
+	}
+
+	h.deliverUnmatchedThenCooldown()
+	for stage, want := range map[string]float64{"dedupe": 0, "match": 1, "guards": 0, "cooldown": 1, "budget": 0} {
+		if got := h.counter("stopped", stage); got != want {
+			t.Errorf("stopped{stage=%q} = %v, want %v", stage, got, want)
+		}
+	}
+}
+
+// Preconditions run in the heal's goroutine, after the heal got its turn and before any action;
+// one that does not hold stops the heal under its own stage name.
+func TestPreconditionStopsBeforeActing(t *testing.T) {
+	yaml := playbooks(t, edit{"  heals_per_minute: 1000\n", "  heals_per_minute: 1000\n  prometheus_url: http://prometheus:9090\n"},
+		edit{"    steps:\n", "    preconditions:\n      - {query: 'up == 1', description: another replica is up}\n    steps:\n"})
+	h := newHarness(t, yaml, quietProm()) // answers no sample: does not hold
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	h.idle()
+	if calls := h.runner.Calls(); len(calls) != 0 || len(h.heals()) != 0 {
+		t.Fatalf("acted although the precondition does not hold: %v", calls)
+	}
+	if h.counter("stopped", "preconditions") != 1 || h.counter("suppressed", ReasonPrecondition) != 1 {
+		t.Fatalf("stopped{preconditions} %v suppressed{precondition} %v, want 1 and 1",
+			h.counter("stopped", "preconditions"), h.counter("suppressed", ReasonPrecondition))
 	}
 }

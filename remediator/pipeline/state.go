@@ -28,12 +28,12 @@ var StateValues = map[string]float64{
 // a person's pause beats everything, a spent budget beats a running heal, and so on.
 //
 //	healthy --alert(warning)--> degraded --alert(critical)--> failing
-//	degraded|failing --heal starts--> recovering --healed--> stabilizing --reset_after--> healthy
+//	degraded|failing --heal starts--> recovering --step verified--> stabilizing --held--> healthy
+//	stabilizing --flapped or not stable--> recovering (next step) | degraded|failing
 //	recovering --failed, alert still firing--> degraded|failing
 //	any --budget spent--> suspended --reset or window ends--> previous
 //	any --pause--> paused --resume or expiry--> previous
 func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
-	pb := p.playbookByName(t.Playbook)
 	switch {
 	case p.global.In(now) || t.Pause.In(now):
 		return StatePaused
@@ -41,6 +41,9 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 		return StateSuspended
 	}
 	if _, ok := p.inFlight[t.Name]; ok {
+		if p.stabilizing[t.Name] {
+			return StateStabilizing
+		}
 		return StateRecovering
 	}
 	if t.Firing.Len() > 0 {
@@ -51,20 +54,79 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 		}
 		return StateDegraded
 	}
-	if !t.HealthySince.IsZero() && !t.LastHealAt.IsZero() && now.Sub(t.HealthySince) < time.Duration(pb.Cooldown.ResetAfter) {
-		return StateStabilizing
-	}
 	return StateHealthy
 }
 
+// setStabilizing marks the target as holding after a verified step, or ends that.
+func (p *Pipeline) setStabilizing(target string, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.stabilizing[target] = true
+	} else {
+		delete(p.stabilizing, target)
+	}
+	t := p.target(target)
+	p.publish(t)
+	p.saveTarget(t)
+}
+
+// refired reports whether an episode of the decision's alert name that started after since
+// fires on its target: the alert came back as a new episode.
+func (p *Pipeline) refired(d *decision, since time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	name := d.alert.Labels["alertname"]
+	for ep, f := range p.target(d.target).Firing.All() {
+		if ep != d.episode && f.Alertname == name && f.Since.After(since) {
+			return true
+		}
+	}
+	return false
+}
+
 // target returns the target's record, creating it. Lock held.
-func (p *Pipeline) target(name string) *store.Target {
-	t, ok := p.targets[name]
+func (p *Pipeline) target(name string) *store.Target { return p.targets.get(name) }
+
+// targetSet is what the pipeline knows of each target, by name. Lock held for every use.
+type targetSet map[string]*store.Target
+
+// get returns the target's record, creating it.
+func (s targetSet) get(name string) *store.Target {
+	t, ok := s[name]
 	if !ok {
 		t = &store.Target{Name: name, State: StateHealthy}
-		p.targets[name] = t
+		s[name] = t
 	}
 	return t
+}
+
+// blastMemory remembers when each playbook's targets last had an alert: match writes it, the
+// guards count it. Lock held for every use.
+type blastMemory map[string]map[string]time.Time
+
+// see notes an alert for the playbook's target.
+func (b blastMemory) see(playbook, target string, at time.Time) {
+	seen := b[playbook]
+	if seen == nil {
+		seen = map[string]time.Time{}
+		b[playbook] = seen
+	}
+	seen[target] = at
+}
+
+// forget drops targets whose last alert is older than any blast-radius window could be.
+func (b blastMemory) forget(now time.Time) {
+	for pb, seen := range b {
+		for target, at := range seen {
+			if now.Sub(at) > 24*time.Hour {
+				delete(seen, target)
+			}
+		}
+		if len(seen) == 0 {
+			delete(b, pb)
+		}
+	}
 }
 
 // playbookByName finds a loaded playbook; a target healed by a playbook that a reload removed
@@ -78,24 +140,6 @@ func (p *Pipeline) playbookByName(name string) *config.Playbook {
 		}
 	}
 	return &config.Playbook{Name: name}
-}
-
-// observeFiring notes a firing alert on the decision's target.
-func (p *Pipeline) observeFiring(d *decision) {
-	t := p.target(d.target)
-	t.Playbook = d.playbook.Name
-	t.Firing.Set(d.episode, store.Firing{
-		Alertname: d.alert.Labels["alertname"],
-		Severity:  d.alert.Labels["severity"],
-		Since:     d.alert.StartsAt,
-	})
-	t.HealthySince = time.Time{}
-	seen := p.blast[d.playbook.Name]
-	if seen == nil {
-		seen = map[string]time.Time{}
-		p.blast[d.playbook.Name] = seen
-	}
-	seen[d.target] = d.now
 }
 
 // publish recomputes the target's state (and lifts a suspension whose budget window moved on);

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+
+	"github.com/selfheal/selfheal/remediator/action"
 )
 
 // Episode states. An episode is one firing of one alert: fingerprint plus startsAt. It is
@@ -49,6 +51,14 @@ const (
 	HealFailed      = "failed"
 	HealInterrupted = "interrupted"
 	HealDryRun      = "dry_run"
+	// HealRestartedOutside: the alert went away because something other than the heal's steps
+	// restarted or replaced the target (its restart policy after an OOM kill or a crash, a
+	// person, another tool). The target may be up, but nothing was healed: the fault is likely
+	// to return.
+	HealRestartedOutside = "restarted_outside"
+	// HealResolved: the alert resolved while the heal waited (a wait step, or between steps);
+	// no step is credited with it.
+	HealResolved = "resolved"
 )
 
 // Step outcomes.
@@ -59,6 +69,12 @@ const (
 	StepSkipped     = "skipped"
 	StepDryRun      = "dry_run"
 	StepInterrupted = "interrupted"
+	// StepUncredited: the step acted and its check passed, but the target had been restarted
+	// outside the heal meanwhile, so the recovery is not the step's. Its statistics count it as
+	// a failure.
+	StepUncredited = "uncredited"
+	// StepCancelled: a wait step cut short because the alert resolved.
+	StepCancelled = "cancelled"
 )
 
 // Heal is one attempt to heal one target for one alert episode.
@@ -72,6 +88,31 @@ type Heal struct {
 	Result   string       `json:"result"`
 	Reason   string       `json:"reason,omitempty"`
 	Steps    []StepRecord `json:"steps"`
+	// Incarnation is the run of the target's process the heal began with, when its platform
+	// tells (see action.IncarnationReporter).
+	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
+	// OutsideRestart is set when that run was replaced during the heal by something other than
+	// its steps; Result is then restarted_outside.
+	OutsideRestart *OutsideRestart `json:"outside_restart,omitempty"`
+	// Relapse is set when the alert came back within the relapse window after this heal was
+	// healed; Result keeps what the heal itself ended with.
+	Relapse *Relapse `json:"relapse,omitempty"`
+}
+
+// OutsideRestart is what happened to a target during a heal without the heal doing it.
+type OutsideRestart struct {
+	// Seen is when the heal noticed: when its alert resolved or a step's check passed.
+	Seen time.Time `json:"seen"`
+	// What says it in a sentence, from the target's state.
+	What   string             `json:"what"`
+	Before action.Incarnation `json:"before"`
+	After  action.Incarnation `json:"after"`
+}
+
+// Relapse is the alert that came back after a healed heal.
+type Relapse struct {
+	At    time.Time `json:"at"`
+	Alert AlertRef  `json:"alert"`
 }
 
 // AlertRef identifies the alert that triggered a heal.
@@ -80,6 +121,9 @@ type AlertRef struct {
 	Fingerprint string            `json:"fingerprint"`
 	StartsAt    time.Time         `json:"startsAt"`
 	Labels      map[string]string `json:"labels,omitempty"`
+	// Annotations are the alert's (summary, description, runbook_url, ...), bounded: alert
+	// content is untrusted and must not grow the history without limit.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // StepRecord is one step of a heal.
@@ -93,6 +137,15 @@ type StepRecord struct {
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Evidence is what the step's target looked like just before its action (state, last log
+	// lines), for steps whose actuator collects it; EvidenceError says why there is none.
+	Evidence      *action.Evidence `json:"evidence,omitempty"`
+	EvidenceError string           `json:"evidence_error,omitempty"`
+	// Incarnation is the run of the target's process the step's action left, for a step of a
+	// platform that tells: the heal expects that run, not another, when its alert resolves.
+	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
+	// StabilizingSince is when the step verified and its hold began (zero: no hold).
+	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
 }
 
 // Pause is a manual override: Active until Until (zero: until resumed).
@@ -128,6 +181,23 @@ type Target struct {
 	LastHealResult string    `json:"last_heal_result,omitempty"`
 	LastHealAt     time.Time `json:"last_heal_at,omitzero"`
 	State          string    `json:"state"`
+	// Healed is the last healed heal while its relapse window is open.
+	Healed *HealedRef `json:"healed,omitempty"`
+}
+
+// HealedRef is what a relapse needs of the heal it counts against.
+type HealedRef struct {
+	HealID   string `json:"heal_id"`
+	Playbook string `json:"playbook"`
+	// Step is the step that healed; its statistics pay for the relapse.
+	Step      string `json:"step"`
+	Alertname string `json:"alertname"`
+	// Episode is the healed episode: its own repeat deliveries are no relapse.
+	Episode string `json:"episode"`
+	// Since is when the healing step's hold began: an alert that started before it is a late
+	// delivery of the fault the heal dealt with, not a relapse.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
 }
 
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.

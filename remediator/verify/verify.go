@@ -233,22 +233,7 @@ func alertnameQuery(a template.Alert) string {
 // fires. Severity is ignored because the degraded and failing levels of one alert are one
 // condition: a target whose critical level cleared but whose warning still fires is not healed.
 func StillFiring(a template.Alert, vec model.Vector) bool {
-	for _, s := range vec {
-		match := true
-		for name, value := range s.Metric {
-			if name == model.MetricNameLabel || name == "alertstate" || name == "severity" {
-				continue
-			}
-			if a.Labels[string(name)] != string(value) {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
+	return matching(a, vec) != nil
 }
 
 // AlertsQuery selects the alert's firing series in Prometheus' ALERTS metric by all its labels.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,10 +101,16 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var state struct{ Faults []any }
+	var state struct {
+		Faults []any
+		Leaked map[string]int64 `json:"memory_leaked_bytes"`
+	}
 	_ = json.NewDecoder(resp.Body).Decode(&state)
 	if len(state.Faults) != 0 {
 		t.Errorf("bad requests started faults: %v", state.Faults)
+	}
+	if want := map[string]int64{"flushable": 0, "unflushable": 0}; !reflect.DeepEqual(state.Leaked, want) {
+		t.Errorf("memory_leaked_bytes = %v, want %v", state.Leaked, want)
 	}
 }
 

@@ -189,11 +189,8 @@ func (s *Service) chaosState() map[string]any {
 		list = []faults.Active{}
 	}
 	st := map[string]any{
-		"faults": list,
-		"memory_leaked_bytes": map[string]int64{
-			faults.Flushable:   s.faults.LeakedBytes(faults.Flushable),
-			faults.Unflushable: s.faults.LeakedBytes(faults.Unflushable),
-		},
+		"faults":              list,
+		"memory_leaked_bytes": s.faults.LeakedBytes(),
 	}
 	if s.pool != nil {
 		st["pool_leaked_connections"] = s.pool.LeakedConnections()

@@ -16,10 +16,10 @@ func TestParseSpec(t *testing.T) {
 		wantErr error
 	}{
 		{spec: "", want: nil},
-		{spec: "errors:1.0", want: []Request{{Errors, url.Values{"ratio": {"1.0"}}}}},
-		{spec: " cpu , latency:250 ", want: []Request{{CPU, url.Values{}}, {Latency, url.Values{"ms": {"250"}}}}},
-		{spec: "memory-leak-unflushable:8", want: []Request{{MemoryLeak, url.Values{"kind": {Unflushable}, "rate_mb": {"8"}}}}},
-		{spec: "memory-leak?rate_mb=2&kind=flushable", want: []Request{{MemoryLeak, url.Values{"kind": {Flushable}, "rate_mb": {"2"}}}}},
+		{spec: "errors:1.0", want: []Request{{"errors", url.Values{"ratio": {"1.0"}}}}},
+		{spec: " cpu , latency:250 ", want: []Request{{"cpu", url.Values{}}, {"latency", url.Values{"ms": {"250"}}}}},
+		{spec: "memory-leak-unflushable:8", want: []Request{{"memory-leak", url.Values{"kind": {Unflushable}, "rate_mb": {"8"}}}}},
+		{spec: "memory-leak?rate_mb=2&kind=flushable", want: []Request{{"memory-leak", url.Values{"kind": {Flushable}, "rate_mb": {"2"}}}}},
 		{spec: "errors:1,bogus", wantErr: ErrUnknownFault},
 		{spec: "bogus?x=1", wantErr: ErrUnknownFault},
 		{spec: "memory-leak?%zz", wantErr: ErrBadParameter},
@@ -45,15 +45,15 @@ func TestStartValidation(t *testing.T) {
 		query   string
 		wantErr error
 	}{
-		{Errors, "ratio=0.3", nil},
-		{Errors, "ratio=1.01", ErrBadParameter},
-		{Errors, "ratio=0.3&x=1", ErrBadParameter},
-		{Latency, "ms=0", ErrBadParameter},
-		{Latency, "ms=10", nil},
-		{MemoryLeak, "kind=both", ErrBadParameter},
-		{CPU, "cores=-1", ErrBadParameter},
-		{Partition, "seconds=1e9", ErrBadParameter},
-		{PoolLeak, "", ErrUnsupported},
+		{"errors", "ratio=0.3", nil},
+		{"errors", "ratio=1.01", ErrBadParameter},
+		{"errors", "ratio=0.3&x=1", ErrBadParameter},
+		{"latency", "ms=0", ErrBadParameter},
+		{"latency", "ms=10", nil},
+		{"memory-leak", "kind=both", ErrBadParameter},
+		{"cpu", "cores=-1", ErrBadParameter},
+		{"partition", "seconds=1e9", ErrBadParameter},
+		{"pool-leak", "", ErrUnsupported},
 		{"nope", "", ErrUnknownFault},
 	}
 	for _, tc := range tests {
@@ -62,7 +62,7 @@ func TestStartValidation(t *testing.T) {
 			t.Errorf("Start(%s?%s) = %v, want %v", tc.name, tc.query, err, tc.wantErr)
 		}
 	}
-	if err := in.Stop(MemoryLeak, url.Values{"kind": {"x"}}); !errors.Is(err, ErrBadParameter) {
+	if err := in.Stop("memory-leak", url.Values{"kind": {"x"}}); !errors.Is(err, ErrBadParameter) {
 		t.Errorf("Stop with a bad kind: %v", err)
 	}
 }
@@ -72,7 +72,7 @@ func TestShouldFailRatio(t *testing.T) {
 	for _, ratio := range []float64{0, 0.05, 0.25, 0.5, 0.75, 1} {
 		in := New(0, 1, nil)
 		if ratio > 0 {
-			if _, err := in.Start(Errors, url.Values{"ratio": {formatFloat(ratio)}}); err != nil {
+			if _, err := in.Start("errors", url.Values{"ratio": {formatFloat(ratio)}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -106,15 +106,35 @@ func TestPartitionEnds(t *testing.T) {
 
 func TestLeakBudget(t *testing.T) {
 	in := New(3<<20, 1, nil)
-	if _, err := in.Start(MemoryLeak, url.Values{"rate_mb": {"100"}}); err != nil {
+	if _, err := in.Start("memory-leak", url.Values{"rate_mb": {"100"}}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	in.StopAll()
-	if got := in.LeakedBytes(Flushable); got > 3<<20 || got == 0 {
+	if got := in.LeakedBytes()[Flushable]; got > 3<<20 || got == 0 {
 		t.Errorf("leaked %d bytes with a budget of %d", got, 3<<20)
 	}
-	if freed := in.FlushCache(); freed == 0 || in.LeakedBytes(Flushable) != 0 {
+	if freed := in.FlushCache(); freed == 0 || in.LeakedBytes()[Flushable] != 0 {
 		t.Errorf("flush freed %d", freed)
 	}
+}
+
+// FuzzParseSpec: FAULTS comes from the environment. Whatever it holds, parsing does not panic
+// and every fault it accepts is one that Start knows.
+func FuzzParseSpec(f *testing.F) {
+	for _, seed := range []string{"", "errors:1.0", " cpu , latency:250 ", "memory-leak-unflushable:8",
+		"memory-leak?rate_mb=2&kind=flushable", "bogus?x=1", "memory-leak?%zz", ":,?:", "pool-leak:2,partition"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		reqs, err := ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		for _, r := range reqs {
+			if _, err := lookup(r.Name); err != nil {
+				t.Errorf("ParseSpec(%q) accepted %q: %v", spec, r.Name, err)
+			}
+		}
+	})
 }

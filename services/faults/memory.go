@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/selfheal/selfheal/services/leak"
 )
 
 // leakBudget caps all leaks together.
@@ -31,43 +33,27 @@ func (b *leakBudget) give(n int64) {
 	b.mu.Unlock()
 }
 
-// leak retains memory at a steady rate. The chunks are written to page by page, because memory
-// that is allocated but never touched is not resident and would not show in RSS.
-type leak struct {
+// memoryLeak retains memory at a steady rate. The chunks are written to page by page, because
+// memory that is allocated but never touched is not resident and would not show in RSS.
+type memoryLeak struct {
 	budget *leakBudget
+	drip   leak.Drip
 
-	mu       sync.Mutex
-	chunks   [][]byte
-	bytes    int64
-	stopGrow chan struct{}
+	mu     sync.Mutex
+	chunks [][]byte
+	bytes  int64
 }
 
-func newLeak(b *leakBudget) *leak { return &leak{budget: b} }
+func newLeak(b *leakBudget) *memoryLeak { return &memoryLeak{budget: b} }
 
 const leakTick = 100 * time.Millisecond
 
-func (l *leak) start(rateMB float64) {
-	l.stop()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	stop := make(chan struct{})
-	l.stopGrow = stop
+func (l *memoryLeak) start(rateMB float64) {
 	chunk := int64(rateMB * (1 << 20) * leakTick.Seconds())
-	go func() {
-		t := time.NewTicker(leakTick)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				l.grow(chunk, stop)
-			}
-		}
-	}()
+	l.drip.Start(leakTick, func(keep leak.Keep) { l.grow(chunk, keep) })
 }
 
-func (l *leak) grow(n int64, stop chan struct{}) {
+func (l *memoryLeak) grow(n int64, keep leak.Keep) {
 	if n = l.budget.take(n); n <= 0 {
 		return
 	}
@@ -75,39 +61,29 @@ func (l *leak) grow(n int64, stop chan struct{}) {
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopGrow != stop { // stopped (or flushed) while this chunk was being made
+	kept := keep(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.chunks = append(l.chunks, b)
+		l.bytes += n
+	})
+	if !kept { // stopped (or flushed) while this chunk was being made
 		l.budget.give(n)
-		return
-	}
-	l.chunks = append(l.chunks, b)
-	l.bytes += n
-}
-
-func (l *leak) stop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.stopGrow != nil {
-		close(l.stopGrow)
-		l.stopGrow = nil
 	}
 }
 
-func (l *leak) running() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stopGrow != nil
-}
+func (l *memoryLeak) stop() { l.drip.Stop() }
 
-func (l *leak) size() int64 {
+func (l *memoryLeak) running() bool { return l.drip.Running() }
+
+func (l *memoryLeak) size() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.bytes
 }
 
 // drop forgets the retained chunks and returns how many bytes they held.
-func (l *leak) drop() int64 {
+func (l *memoryLeak) drop() int64 {
 	l.mu.Lock()
 	n := l.bytes
 	l.chunks, l.bytes = nil, 0

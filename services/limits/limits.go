@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,79 +91,70 @@ func dirsUp(mount, path string) []string {
 	}
 }
 
-func v2Memory(root, path string) (int64, bool) {
-	best, found := int64(math.MaxInt64), false
-	for _, d := range dirsUp(filepath.Join(root, "sys/fs/cgroup"), path) {
-		v, err := readTrimmed(filepath.Join(d, "memory.max"))
-		if err != nil || v == "max" {
-			continue
+// smallest returns the smallest limit read finds in dirs, since every one of them applies.
+func smallest[T int64 | float64](dirs []string, read func(dir string) (T, bool)) (T, bool) {
+	var best T
+	found := false
+	for _, d := range dirs {
+		if v, ok := read(d); ok && (!found || v < best) {
+			best, found = v, true
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			continue
-		}
-		found = true
-		best = min(best, n)
 	}
 	return best, found
+}
+
+func v2Memory(root, path string) (int64, bool) {
+	return smallest(dirsUp(filepath.Join(root, "sys/fs/cgroup"), path), func(d string) (int64, bool) {
+		v, err := readTrimmed(filepath.Join(d, "memory.max"))
+		if err != nil || v == "max" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil && n > 0
+	})
 }
 
 func v2CPU(root, path string) (float64, bool) {
-	best, found := math.Inf(1), false
-	for _, d := range dirsUp(filepath.Join(root, "sys/fs/cgroup"), path) {
+	return smallest(dirsUp(filepath.Join(root, "sys/fs/cgroup"), path), func(d string) (float64, bool) {
 		v, err := readTrimmed(filepath.Join(d, "cpu.max"))
 		if err != nil {
-			continue
+			return 0, false
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[0] == "max" {
-			continue
+			return 0, false
 		}
 		cores, err := quotaCores(f[0], f[1])
-		if err != nil {
-			continue
-		}
-		found = true
-		best = math.Min(best, cores)
-	}
-	return best, found
+		return cores, err == nil
+	})
 }
 
 func v1Memory(root, path string) (int64, bool) {
-	best, found := int64(math.MaxInt64), false
-	for _, d := range dirsUp(filepath.Join(root, "sys/fs/cgroup/memory"), path) {
+	return smallest(dirsUp(filepath.Join(root, "sys/fs/cgroup/memory"), path), func(d string) (int64, bool) {
 		v, err := readTrimmed(filepath.Join(d, "memory.limit_in_bytes"))
 		if err != nil {
-			continue
+			return 0, false
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 || n >= v1Unlimited {
-			continue
-		}
-		found = true
-		best = min(best, n)
-	}
-	return best, found
+		return n, err == nil && n > 0 && n < v1Unlimited
+	})
 }
 
 func v1CPU(root, path string) (float64, bool) {
-	best, found := math.Inf(1), false
+	// The cpu controller is mounted alone on some hosts and together with cpuacct on others.
+	var dirs []string
 	for _, mount := range []string{"sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct"} {
-		for _, d := range dirsUp(filepath.Join(root, mount), path) {
-			q, err1 := readTrimmed(filepath.Join(d, "cpu.cfs_quota_us"))
-			p, err2 := readTrimmed(filepath.Join(d, "cpu.cfs_period_us"))
-			if err1 != nil || err2 != nil || strings.HasPrefix(q, "-") {
-				continue
-			}
-			cores, err := quotaCores(q, p)
-			if err != nil {
-				continue
-			}
-			found = true
-			best = math.Min(best, cores)
-		}
+		dirs = append(dirs, dirsUp(filepath.Join(root, mount), path)...)
 	}
-	return best, found
+	return smallest(dirs, func(d string) (float64, bool) {
+		q, err1 := readTrimmed(filepath.Join(d, "cpu.cfs_quota_us"))
+		p, err2 := readTrimmed(filepath.Join(d, "cpu.cfs_period_us"))
+		if err1 != nil || err2 != nil || strings.HasPrefix(q, "-") {
+			return 0, false
+		}
+		cores, err := quotaCores(q, p)
+		return cores, err == nil
+	})
 }
 
 func quotaCores(quota, period string) (float64, error) {

@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/selfheal/selfheal/services/leak"
 )
 
 var (
@@ -81,9 +83,9 @@ type Pool struct {
 	lastErr     atomic.Pointer[string]
 	waiters     atomic.Int64
 
-	mu       sync.Mutex
-	leaked   []*pgxpool.Conn
-	leakStop chan struct{}
+	drip   leak.Drip
+	mu     sync.Mutex
+	leaked []*pgxpool.Conn
 }
 
 // Open parses the URL and starts connecting in the background: a database that is down at
@@ -201,26 +203,10 @@ func (p *Pool) Ready() (bool, string) {
 // taking once every connection is leaked, so that the leak itself is never a waiter: the
 // waiters are the requests it starves.
 func (p *Pool) StartLeak(perSecond float64) {
-	p.StopLeak()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	stop := make(chan struct{})
-	p.leakStop = stop
-	go func() {
-		t := time.NewTicker(time.Duration(float64(time.Second) / perSecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				p.leakOne(stop)
-			}
-		}
-	}()
+	p.drip.Start(time.Duration(float64(time.Second)/perSecond), p.leakOne)
 }
 
-func (p *Pool) leakOne(stop chan struct{}) {
+func (p *Pool) leakOne(keep leak.Keep) {
 	if !p.schemaReady.Load() {
 		return
 	}
@@ -234,31 +220,21 @@ func (p *Pool) leakOne(stop chan struct{}) {
 	if err != nil {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.leakStop != stop { // stopped or reset while acquiring
+	kept := keep(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.leaked = append(p.leaked, conn)
+	})
+	if !kept { // stopped or reset while acquiring
 		conn.Release()
-		return
 	}
-	p.leaked = append(p.leaked, conn)
 }
 
 // StopLeak stops leaking more connections; leaked ones stay leaked.
-func (p *Pool) StopLeak() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.leakStop != nil {
-		close(p.leakStop)
-		p.leakStop = nil
-	}
-}
+func (p *Pool) StopLeak() { p.drip.Stop() }
 
 // Leaking reports whether the pool-leak fault is running.
-func (p *Pool) Leaking() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.leakStop != nil
-}
+func (p *Pool) Leaking() bool { return p.drip.Running() }
 
 // LeakedConnections counts the connections held by the leak.
 func (p *Pool) LeakedConnections() int {
@@ -270,11 +246,8 @@ func (p *Pool) LeakedConnections() int {
 // Reset is the operator's pool reset: stop the leak, give every leaked connection back and
 // reopen the pool's connections. It returns how many connections it got back.
 func (p *Pool) Reset() int {
+	p.drip.Stop() // first, so that no connection taken by the leak turns up after the release
 	p.mu.Lock()
-	if p.leakStop != nil {
-		close(p.leakStop)
-		p.leakStop = nil
-	}
 	leaked := p.leaked
 	p.leaked = nil
 	p.mu.Unlock()

@@ -20,7 +20,7 @@ defaults:
   cooldown: {initial: 1s, factor: 1, max: 1s, reset_after: 1m}
   budget: {attempts: 5, window: 1h}
   blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 5s, interval: 200ms}
+  verify: {timeout: 5s, interval: 200ms, stable_for: 500ms}
 playbooks:
   - name: memory-high
     match: ['alertname="ServiceMemoryHigh"']

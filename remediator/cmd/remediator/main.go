@@ -45,6 +45,7 @@ func run() int {
 		wTimeout    = app.Flag("web.write-timeout", "Time allowed to write a response.").Default("30s").Duration()
 		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
 		docker      = dockerFlags(app)
+		swarm       = swarmFlags(app)
 		kube        = kubernetesFlags(app)
 	)
 	webFlags := kingpinflag.AddFlags(app, ":9096")
@@ -88,7 +89,7 @@ func run() int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("remediator"),
 	)
-	runner, err := newRunner(logger, docker, kube)
+	runner, err := newRunner(logger, docker, swarm, kube)
 	if err != nil {
 		logger.Error("cannot build the action runner", "err", err)
 		return 1

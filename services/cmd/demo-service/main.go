@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
@@ -26,49 +27,36 @@ import (
 func main() {
 	app := kingpin.New("demo-service", "A demo service whose failures are real, and its load generator.")
 	app.UsageTemplate(kingpin.LongHelpTemplate)
+	var (
+		cfg      demo.Config
+		memLimit units.Base2Bytes
+		lcfg     loadgen.Config
+	)
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
 
 	serve := app.Command("serve", "Run a demo service (the default command).").Default()
-	var cfg demo.Config
-	var memLimit units.Base2Bytes
-	serve.Flag("service.name", "Name of this service (user-service, order-service, payment-service).").
-		Envar("SERVICE_NAME").Default("demo-service").StringVar(&cfg.Service)
-	serve.Flag("web.listen-address", "Address to listen on.").
-		Envar("LISTEN_ADDR").Default(":8080").StringVar(&cfg.ListenAddress)
-	serve.Flag("dependencies", "Services called on each request: comma list of host:port, or name=host1:port|host2:port for several instances of one dependency.").
-		Envar("DEPENDENCIES").Default("").StringVar(&cfg.Dependencies)
-	serve.Flag("database.url", "PostgreSQL URL; orders are stored there when set.").
-		Envar("DATABASE_URL").Default("").StringVar(&cfg.DatabaseURL)
-	serve.Flag("faults", "Faults active from start, comma list of name[:value], e.g. errors:1.0,cpu:1,memory-leak-unflushable:8.").
-		Envar("FAULTS").Default("").StringVar(&cfg.Faults)
-	serve.Flag("memory.limit", "Memory limit reported when no cgroup limits the process.").
-		Envar("MEMORY_LIMIT").Default("512MiB").BytesVar(&memLimit)
-	serve.Flag("cpu.limit", "CPU cores reported (and burnt at most) when no cgroup limits the process.").
-		Envar("CPU_LIMIT").Default(fmt.Sprint(runtime.NumCPU())).Float64Var(&cfg.CPULimit)
-	serve.Flag("database.max-connections", "Size of the connection pool.").
-		Envar("DATABASE_MAX_CONNECTIONS").Default("10").Int32Var(&cfg.DBMaxConns)
-	serve.Flag("database.acquire-timeout", "How long a request waits for a pooled connection before it fails.").
-		Envar("DATABASE_ACQUIRE_TIMEOUT").Default("1s").DurationVar(&cfg.DBAcquireTimeout)
-	serve.Flag("dependency.timeout", "Timeout of one attempt at one endpoint of a dependency.").
-		Envar("DEPENDENCY_TIMEOUT").Default("400ms").DurationVar(&cfg.DependencyTimeout)
-	serve.Flag("dependency.breaker-open-timeout", "How long an open circuit breaker waits before letting a probe through.").
-		Envar("DEPENDENCY_BREAKER_OPEN_TIMEOUT").Default("5s").DurationVar(&cfg.BreakerOpenTimeout)
 	serve.Flag("cgroup.root", "Root under which /proc and /sys/fs/cgroup are read (for tests).").
 		Hidden().Default("/").StringVar(&cfg.CgroupRoot)
-
 	lg := app.Command("loadgen", "Send steady traffic to demo services.")
-	var lcfg loadgen.Config
-	lg.Flag("target", "URL to send GET requests to; repeat for several (LOADGEN_TARGETS: comma list).").
-		Envar("LOADGEN_TARGETS").Default("http://user-service:8080/").StringsVar(&lcfg.Targets)
-	lg.Flag("rate", "Requests per second, per target.").
-		Envar("LOADGEN_RATE").Default("10").Float64Var(&lcfg.Rate)
-	lg.Flag("concurrency", "Requests in flight per target at most; ticks beyond it are skipped and counted.").
-		Envar("LOADGEN_CONCURRENCY").Default("20").IntVar(&lcfg.Concurrency)
-	lg.Flag("timeout", "Timeout of one request.").
-		Envar("LOADGEN_TIMEOUT").Default("5s").DurationVar(&lcfg.Timeout)
-	lg.Flag("web.listen-address", "Address to serve the load generator's /metrics on.").
-		Envar("LOADGEN_LISTEN_ADDR").Default(":8089").StringVar(&lcfg.ListenAddress)
+	addFlags([]envFlag{
+		{serve, "service.name", "SERVICE_NAME", "demo-service", "Name of this service (user-service, order-service, payment-service).", &cfg.Service},
+		{serve, "web.listen-address", "LISTEN_ADDR", ":8080", "Address to listen on.", &cfg.ListenAddress},
+		{serve, "dependencies", "DEPENDENCIES", "", "Services called on each request: comma list of host:port, or name=host1:port|host2:port for several instances of one dependency.", &cfg.Dependencies},
+		{serve, "database.url", "DATABASE_URL", "", "PostgreSQL URL; orders are stored there when set.", &cfg.DatabaseURL},
+		{serve, "faults", "FAULTS", "", "Faults active from start, comma list of name[:value], e.g. errors:1.0,cpu:1,memory-leak-unflushable:8.", &cfg.Faults},
+		{serve, "memory.limit", "MEMORY_LIMIT", "512MiB", "Memory limit reported when no cgroup limits the process.", &memLimit},
+		{serve, "cpu.limit", "CPU_LIMIT", fmt.Sprint(runtime.NumCPU()), "CPU cores reported (and burnt at most) when no cgroup limits the process.", &cfg.CPULimit},
+		{serve, "database.max-connections", "DATABASE_MAX_CONNECTIONS", "10", "Size of the connection pool.", &cfg.DBMaxConns},
+		{serve, "database.acquire-timeout", "DATABASE_ACQUIRE_TIMEOUT", "1s", "How long a request waits for a pooled connection before it fails.", &cfg.DBAcquireTimeout},
+		{serve, "dependency.timeout", "DEPENDENCY_TIMEOUT", "400ms", "Timeout of one attempt at one endpoint of a dependency.", &cfg.DependencyTimeout},
+		{serve, "dependency.breaker-open-timeout", "DEPENDENCY_BREAKER_OPEN_TIMEOUT", "5s", "How long an open circuit breaker waits before letting a probe through.", &cfg.BreakerOpenTimeout},
+		{lg, "target", "LOADGEN_TARGETS", "http://user-service:8080/", "URL to send GET requests to; repeat for several (LOADGEN_TARGETS: comma list).", &lcfg.Targets},
+		{lg, "rate", "LOADGEN_RATE", "10", "Requests per second, per target.", &lcfg.Rate},
+		{lg, "concurrency", "LOADGEN_CONCURRENCY", "20", "Requests in flight per target at most; ticks beyond it are skipped and counted.", &lcfg.Concurrency},
+		{lg, "timeout", "LOADGEN_TIMEOUT", "5s", "Timeout of one request.", &lcfg.Timeout},
+		{lg, "web.listen-address", "LOADGEN_LISTEN_ADDR", ":8089", "Address to serve the load generator's /metrics on.", &lcfg.ListenAddress},
+	})
 
 	hc := app.Command("healthcheck", "Exit 0 when a URL answers 2xx (the container healthcheck; the image has no curl).")
 	hcURL := hc.Flag("url", "URL to check.").Default("http://127.0.0.1:8080/healthz").String()
@@ -102,5 +90,37 @@ func main() {
 	if err != nil {
 		logger.Error("exiting", "err", err)
 		os.Exit(1)
+	}
+}
+
+// envFlag is a flag that an environment variable can set too, which is how the compose file
+// configures each service.
+type envFlag struct {
+	cmd                    *kingpin.CmdClause
+	name, envar, def, help string
+	dest                   any
+}
+
+func addFlags(flags []envFlag) {
+	for _, f := range flags {
+		c := f.cmd.Flag(f.name, f.help).Envar(f.envar).Default(f.def)
+		switch d := f.dest.(type) {
+		case *string:
+			c.StringVar(d)
+		case *[]string:
+			c.StringsVar(d)
+		case *float64:
+			c.Float64Var(d)
+		case *int:
+			c.IntVar(d)
+		case *int32:
+			c.Int32Var(d)
+		case *time.Duration:
+			c.DurationVar(d)
+		case *units.Base2Bytes:
+			c.BytesVar(d)
+		default:
+			kingpin.Fatalf("flag --%s: no parser for %T", f.name, d)
+		}
 	}
 }
