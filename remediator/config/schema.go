@@ -46,6 +46,8 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Verify{}):        "verify",
 	reflect.TypeOf(Precondition{}):  "a precondition",
 	reflect.TypeOf(TimeWindow{}):    "a time window",
+
+	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
 }
 
 type schema struct {

@@ -47,6 +47,7 @@ func run() int {
 		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
 		docker      = dockerFlags(app)
 		swarm       = swarmFlags(app)
+		kube        = kubernetesFlags(app)
 	)
 	webFlags := kingpinflag.AddFlags(app, ":9096")
 	// The image has no shell or curl, so the binary is its own container healthcheck.
@@ -93,7 +94,7 @@ func run() int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("remediator"),
 	)
-	runner, err := newRunner(logger, docker, swarm)
+	runner, err := newRunner(logger, docker, swarm, kube)
 	if err != nil {
 		logger.Error("cannot build the action runner", "err", err)
 		return 1
