@@ -5,20 +5,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // --config.check knows the kubernetes actions next to the docker ones.
 func TestConfigCheckKubernetesSteps(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	good := writeFile(t, dir, "mixed.yml", "playbooks:\n"+
+	good := testutil.WriteFile(t, dir, "mixed.yml", "playbooks:\n"+
 		"  - {name: mismatch, match: ['alertname=\"KubeDeploymentReplicasMismatch\"'], steps: [{kubernetes: {action: rollback}}]}\n"+
 		"  - {name: memory-high, match: ['alertname=\"ServiceMemoryHigh\"'], steps: [{docker: {action: restart}}, {kubernetes: {action: scale, by: 1, max: 4}}]}\n")
 	out, err := exec.Command(bin, "--config.check", "--config.file", good).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != good+": 2 playbooks, 3 steps, OK" {
 		t.Fatalf("mixed playbooks: %v\n%s", err, out)
 	}
-	bad := writeFile(t, dir, "bad.yml", "playbooks:\n  - name: x\n    match: ['a=\"b\"']\n    target: x\n    steps:\n      - kubernetes: {action: drain}\n")
+	bad := testutil.WriteFile(t, dir, "bad.yml", "playbooks:\n  - name: x\n    match: ['a=\"b\"']\n    target: x\n    steps:\n      - kubernetes: {action: drain}\n")
 	out, err = exec.Command(bin, "--config.check", "--config.file", bad).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), bad+`:6: playbook "x": step 1: kubernetes.action "drain" is not supported (hint: use one of rollout-restart, delete-pod, scale, rollback)`) {
 		t.Fatalf("unknown kubernetes action: %v\n%s", err, out)
