@@ -18,7 +18,7 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)
 
-	stages, stepStages := p.currentStages()
+	stages, _ := p.currentStages()
 	if v := runStages(ctx, stages, beforeAct, d); v.stop {
 		p.mu.Lock()
 		p.finishDecision(d, v)
@@ -30,8 +30,18 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		p.logger.Error("cannot record heal start; not acting", "target", d.target, "err", err)
 		return
 	}
-	start := p.now()
-	for i, st := range d.playbook.Steps {
+	d.ap.heal = h
+	p.runSteps(ctx, j, h, 0, p.now())
+}
+
+// runSteps runs the heal's steps from the first'th on (a restart resumes a heal that awaited
+// approval at its step) and records the end.
+func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first int, start time.Time) {
+	d := j.d
+	_, stepStages := p.currentStages()
+	declinedBy := ""
+	for i := first; i < len(d.playbook.Steps); i++ {
+		st := d.playbook.Steps[i]
 		if p.isResolved(j) {
 			// Nothing proved that a step healed it: the alert went away by itself, or by
 			// something else, between steps. No further step runs.
@@ -62,6 +72,9 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
 		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Reason == reasonApprovalShutdown {
+			return // the heal stays running in the store and awaits approval again after the restart
+		}
 		if rec.Reason == reasonWaitCancelled {
 			// A wait is no action: its cut-short end says nothing of the step's worth.
 			rec.Outcome = store.StepCancelled
@@ -69,9 +82,18 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
 			break
 		}
-		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
+		acted := !declined(&rec)
+		p.recordStep(h, d, rec, p.now().Sub(rec.Start), acted)
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
+			break
+		}
+		if !acted {
+			declinedBy = rec.Reason
+		}
+		if rec.Reason == ReasonApprovalRejected {
+			// A person said no: no further step runs in this heal.
+			h.Result, h.Reason = store.HealFailed, "step "+rec.Name+" "+rec.Error
 			break
 		}
 		if ctx.Err() != nil {
@@ -87,6 +109,9 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			return
 		default:
 			h.Result = store.HealFailed
+			if h.Reason == "" && declinedBy != "" {
+				h.Reason = declinedBy
+			}
 			if h.Reason == "" {
 				h.Reason = "no step healed the target"
 			}

@@ -72,6 +72,8 @@ type Pipeline struct {
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
+	// approvals are the heals awaiting a person (see approval.go).
+	approvals *approvals
 
 	wg sync.WaitGroup
 }
@@ -118,6 +120,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		parked:      map[string]*decision{},
 		blast:       blastMemory{},
 		dirty:       map[string]bool{},
+		approvals:   newApprovals(o.Registerer),
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.SetConfig(cfg)
@@ -171,6 +174,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if len(inbox) > 0 {
 		p.logger.Info("deciding alerts accepted before the restart", "count", len(inbox))
 	}
+	p.resumeApprovals(ctx)
 	p.Submit(inbox)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.decideLoop(ctx) }()
@@ -299,6 +303,9 @@ func (p *Pipeline) restore() error {
 		return err
 	}
 	now := p.now()
+	if err := p.loadApprovals(); err != nil {
+		return err
+	}
 	if err := p.closeInterrupted(now); err != nil {
 		return err
 	}
@@ -336,6 +343,9 @@ func (p *Pipeline) closeInterrupted(now time.Time) error {
 	}
 	for i := range running {
 		h := &running[i]
+		if p.resuming(h.ID) {
+			continue
+		}
 		for k := range h.Steps {
 			if h.Steps[k].Outcome == store.StepRunning {
 				h.Steps[k].Outcome = store.StepInterrupted
