@@ -42,7 +42,9 @@ func (e *events) states() string {
 // awaiting waits until c1's heal awaits approval and returns its id.
 func (h *harness) awaiting() string {
 	h.t.Helper()
-	waitFor(h.t, func() bool { return h.targetGauge("remediator_target_state", "c1") == StateValues[StateAwaitingApproval] })
+	waitFor(h.t, func() bool {
+		return h.targetGauge("remediator_target_state", "c1") == StateValues[StateAwaitingApproval]
+	})
 	hs := h.heals()
 	if len(hs) == 0 || hs[0].Result != store.HealRunning {
 		h.t.Fatalf("no running heal while awaiting approval: %+v", hs)

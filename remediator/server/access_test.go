@@ -1,43 +1,27 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// approvalPlaybooks: one playbook whose step waits for a person an hour, one whose step waits
-// 300ms, then escalates to a second step.
-const approvalPlaybooks = `
-global:
-  heals_per_minute: 1000
-  max_concurrent_heals: 4
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {skip: true}
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-        approval: {required: true, timeout: 1h}
-  - name: down
+// approvalPlaybooks are the playbooks of server_test.go with a step that waits for a person an
+// hour, and one more playbook whose step waits 300ms, then escalates to a second step.
+var approvalPlaybooks = strings.NewReplacer(
+	"heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4",
+	"/recover/flush-cache'}", "/recover/flush-cache'}\n        approval: {required: true, timeout: 1h}",
+).Replace(playbooks) + `  - name: down
     match: ['alertname="ServiceDown"']
     steps:
       - name: restart
@@ -99,22 +83,8 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	if err := os.WriteFile(cfgFile, []byte(approvalPlaybooks), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	r := &recordingRunner{}
-	srv, err := New(Options{
-		ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"),
-		WebhookTokenFile: filepath.Join(dir, "legacy-token"), CredentialsFile: c.file, ReadAuth: true,
-		Runner: r, Registerer: reg, Gatherer: reg, Tick: 20 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, dir: dir, srv: srv, http: httptest.NewServer(srv.Handler()), runner: r, reg: reg, cancel: cancel}
-	t.Cleanup(e.stop)
+	e := launch(t, dir, Options{ConfigFile: cfgFile, WebhookTokenFile: filepath.Join(dir, "legacy-token"),
+		CredentialsFile: c.file, ReadAuth: true}, true)
 	return &accessEnv{env: e, creds: c}
 }
 
@@ -166,7 +136,9 @@ func (e *accessEnv) awaiting(alertname, container string) store.Heal {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var ts struct{ Targets []struct{ Name, State string } }
+		var ts struct {
+			Targets []struct{ Name, State string }
+		}
 		e.decode(readerCred, "/api/v1/targets", &ts)
 		for _, t := range ts.Targets {
 			if t.Name == container && t.State == "awaiting_approval" {

@@ -78,12 +78,17 @@ func newEnv(t *testing.T, dir string, start bool) *env {
 	if err := os.WriteFile(tok, []byte("t0ken"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, dir, Options{ConfigFile: cfgFile, WebhookTokenFile: tok}, start)
+}
+
+// launch builds a remediator with o (its store in dir, a recording runner, a fresh registry, a
+// short tick) and serves it with httptest; start runs its pipeline too.
+func launch(t *testing.T, dir string, o Options, start bool) *env {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	r := &recordingRunner{}
-	srv, err := New(Options{
-		ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), WebhookTokenFile: tok,
-		Runner: r, Registerer: reg, Gatherer: reg, Tick: 20 * time.Millisecond,
-	})
+	o.StoragePath, o.Runner, o.Registerer, o.Gatherer, o.Tick = filepath.Join(dir, "data"), r, reg, reg, 20*time.Millisecond
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,15 +140,7 @@ playbooks:
 func TestClientCertificateNamesTheActor(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	ca := newCert(t, "test-ca", nil, false)
-	caFile, _ := ca.write(t, dir, "ca")
-	srvCert, srvKey := newCert(t, "remediator", ca, true).write(t, dir, "server")
-	webCfg := writeFile(t, dir, "web.yml", fmt.Sprintf(`tls_server_config:
-  cert_file: %s
-  key_file: %s
-  client_auth_type: RequireAndVerifyClientCert
-  client_ca_file: %s
-`, srvCert, srvKey, caFile))
+	ca, webCfg := mutualTLSConfig(t, dir)
 	creds := writeFile(t, dir, "credentials.yml", `credentials:
   - {name: deploy-bot, role: operator, client_certificate_cn: deploy.example}
   - {name: alertmanager, role: webhook, client_certificate_cn: alertmanager.example}
