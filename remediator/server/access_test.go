@@ -89,7 +89,7 @@ func newAccessEnv(t *testing.T) *accessEnv {
 }
 
 // as makes a request with a credential: "bearer:<token>", "basic:<user>:<password>" or "".
-func (e *accessEnv) as(cred, method, path, body string) (int, string) {
+func (e *env) as(cred, method, path, body string) (int, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

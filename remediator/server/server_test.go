@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -121,18 +120,10 @@ func notification(status, container string, startsAt time.Time) string {
 
 func (e *env) do(method, path, token, body string) (int, string) {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		token = "bearer:" + token
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return e.as(token, method, path, body)
 }
 
 func (e *env) idle() {
