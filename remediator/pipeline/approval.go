@@ -207,6 +207,9 @@ func (p *Pipeline) awaitApproval(ctx context.Context, d *decision, st *config.St
 		if forPlaybook {
 			d.ap.approved = true
 		}
+		// The step's action starts now: its duration, and the hold's question whether the
+		// alert came back since the step began, must not count the time a person took.
+		rec.Start = ans.at
 		return "", nil
 	case store.ApprovalRejected:
 		return ReasonApprovalRejected, fmt.Errorf("rejected by %s%s", ans.by, commentSuffix(ans.comment))
