@@ -60,7 +60,8 @@ const ApprovalWithdrawn = "withdrawn"
 type approvalState struct {
 	// heal is the heal's record, so the wait can be written into it while the step is running.
 	heal *store.Heal
-	// approved: the playbook's approval was given; it is asked once per heal.
+	// approved: a person approved a step of this heal (or it acted before a restart), so the
+	// playbook's approval, asked once per heal, is given.
 	approved bool
 	// resumed is the wait a restart found in the store: its step asks no second time.
 	resumed *store.PendingApproval
@@ -204,9 +205,8 @@ func (p *Pipeline) awaitApproval(ctx context.Context, d *decision, st *config.St
 	observe(p.approvalEvent(pa, *rec.Approval))
 	switch ans.state {
 	case store.ApprovalApproved:
-		if forPlaybook {
-			d.ap.approved = true
-		}
+		// Any approval in the heal covers the playbook's: a person has looked at this heal.
+		d.ap.approved = true
 		// The step's action starts now: its duration, and the hold's question whether the
 		// alert came back since the step began, must not count the time a person took.
 		rec.Start = ans.at
@@ -406,8 +406,19 @@ func (p *Pipeline) resumable(pa store.PendingApproval) (*job, bool) {
 	h.Steps = h.Steps[:len(h.Steps)-1]
 	d := &decision{inboxKey: pa.InboxKey, alert: pa.Alert, episode: pa.Episode, playbook: pb, target: pa.Target,
 		now: p.now(), resolved: make(chan struct{})}
-	d.ap = approvalState{heal: &h, resumed: &pa, approved: false}
+	d.ap = approvalState{heal: &h, resumed: &pa, approved: approvedBefore(h)}
 	return &job{d: d}, true
+}
+
+// approvedBefore reports whether a person approved the heal, or it acted, before the restart:
+// the playbook's approval is not asked again.
+func approvedBefore(h store.Heal) bool {
+	for _, st := range h.Steps {
+		if (st.Approval != nil && st.Approval.State == store.ApprovalApproved) || st.Outcome == store.StepSucceeded || st.Outcome == store.StepFailed {
+			return true
+		}
+	}
+	return false
 }
 
 // resuming reports whether the restart resumes the heal. Lock held.

@@ -210,3 +210,17 @@ func TestApprovalDeadlinePassedDuringRestart(t *testing.T) {
 		t.Fatalf("heal = %+v", hs)
 	}
 }
+
+// A step's own approval counts as the playbook's: the next step asks nothing more.
+func TestStepApprovalCoversThePlaybooks(t *testing.T) {
+	h := newHarness(t, playbooks(t, fastVerify, approvalOn("1h"), edit{"    steps:\n", "    approval: {required: true}\n    steps:\n"}),
+		firingProm("ServiceMemoryHigh"))
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	if err := h.p.Approve(h.awaiting(), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	h.idle()
+	if hs := h.heals(); len(hs) != 1 || steps(hs[0]) != "flush-cache=failed;restart=failed;" || hs[0].Steps[1].Approval != nil {
+		t.Fatalf("heal = %+v", hs)
+	}
+}
