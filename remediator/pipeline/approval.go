@@ -130,6 +130,23 @@ func (p *Pipeline) awaitsApproval(target string) bool {
 	return ok
 }
 
+// AwaitingApproval is what the targets API shows of a heal waiting for a person: what to
+// approve (POST /api/v1/heals/{heal}/approve) and by when.
+type AwaitingApproval struct {
+	Heal     string    `json:"heal"`
+	Step     string    `json:"step"`
+	Deadline time.Time `json:"deadline"`
+}
+
+// awaitingView is the target's waiting heal, nil if none. Lock held.
+func (p *Pipeline) awaitingView(target string) *AwaitingApproval {
+	if !p.awaitsApproval(target) {
+		return nil
+	}
+	pa := p.approvals.byHeal[p.approvals.byTarget[target]]
+	return &AwaitingApproval{Heal: pa.HealID, Step: pa.StepName, Deadline: pa.Deadline}
+}
+
 // approvalGate is the step stage before act.
 type approvalGate struct {
 	await func(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error)

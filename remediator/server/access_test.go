@@ -228,6 +228,10 @@ func TestApprovalFlowThroughTheAPI(t *testing.T) {
 	if a := rejected.Steps[0].Approval; a == nil || a.State != store.ApprovalAwaiting || !a.Deadline.After(a.Requested) {
 		t.Fatalf("awaiting heal: %+v", rejected)
 	}
+	_, targets := e.as(readerCred, "GET", "/api/v1/targets", "")
+	if want := `"awaiting_approval":{"heal":"` + rejected.ID + `","step":"flush-cache","deadline":`; !strings.Contains(targets, want) {
+		t.Errorf("targets do not say which heal awaits approval: %s", targets)
+	}
 	if m := getMetrics(t, e.http.URL); !strings.Contains(m, "remediator_heals_awaiting_approval 1") ||
 		!strings.Contains(m, `remediator_target_state{target="c1"} 7`) {
 		t.Fatalf("metrics do not show the wait:\n%s", grepLines(m, "awaiting", "target_state"))
