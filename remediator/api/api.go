@@ -24,7 +24,7 @@ import (
 type Controller interface {
 	Targets() []pipeline.TargetView
 	Heals(store.HealFilter) ([]store.Heal, error)
-	Heal(id string) (store.Heal, error)
+	Heal(id string) (pipeline.HealView, error)
 	History(target string, all bool, limit int) ([]store.Override, error)
 	PauseBy(actor, target string, d time.Duration, reason string) error
 	ResumeBy(actor, target string) error

@@ -356,13 +356,26 @@ func (p *Pipeline) answer(healID string, ans answer) error {
 	return ErrNotAwaiting
 }
 
+// HealView is a heal as GET /api/v1/heals/{id} shows it: the record, and what it awaits.
+type HealView struct {
+	store.Heal
+	// AwaitingApproval is set while the heal waits for a person.
+	AwaitingApproval *AwaitingApproval `json:"awaiting_approval,omitempty"`
+}
+
 // Heal reads one heal.
-func (p *Pipeline) Heal(id string) (store.Heal, error) {
+func (p *Pipeline) Heal(id string) (HealView, error) {
 	h, ok, err := p.store.Heal(id)
 	if err == nil && !ok {
 		err = ErrUnknownHeal
 	}
-	return h, err
+	v := HealView{Heal: h}
+	p.mu.Lock()
+	if p.approvals.byTarget[h.Target] == h.ID {
+		v.AwaitingApproval = p.awaitingView(h.Target)
+	}
+	p.mu.Unlock()
+	return v, err
 }
 
 // declined marks a step the approval stage stopped as declined: it did not act. It reports

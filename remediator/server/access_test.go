@@ -180,6 +180,7 @@ func TestRolesAndActors(t *testing.T) {
 		{"the flag's token is the webhook role", legacyCred, "POST", "/api/v1/pause", `{}`, 403, `credential \"webhook\" has the webhook role`},
 		{"the flag's token posts notifications", legacyCred, "POST", "/webhook", unmatched("c8"), 202, "accepted"},
 		{"reader reads", readerCred, "GET", "/api/v1/heals/" + h.ID, ``, 200, `"state":"awaiting"`},
+		{"the heal says what it awaits", readerCred, "GET", "/api/v1/heals/" + h.ID, ``, 200, `"awaiting_approval":{"heal":"` + h.ID + `","step":"flush-cache"`},
 		{"reader cannot reset", readerCred, "POST", "/api/v1/targets/c1/reset", ``, 403, "operator role"},
 		{"unknown token", "bearer:nope", "POST", "/api/v1/pause", `{}`, 401, "invalid credentials"},
 		{"wrong password", "basic:alice:wrong", "POST", "/api/v1/pause", `{}`, 401, "invalid credentials"},
