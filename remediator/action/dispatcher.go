@@ -30,7 +30,11 @@ type Dispatcher struct {
 	logger    *slog.Logger
 }
 
-var _ Runner = (*Dispatcher)(nil)
+var (
+	_ Runner              = (*Dispatcher)(nil)
+	_ EvidenceCollector   = (*Dispatcher)(nil)
+	_ IncarnationReporter = (*Dispatcher)(nil)
+)
 
 // NewDispatcher builds a Dispatcher.
 func NewDispatcher(o DispatcherOptions) *Dispatcher {
@@ -85,6 +89,46 @@ func (d *Dispatcher) Run(ctx context.Context, req Request) (string, error) {
 	d.logger.Debug("action done", "playbook", playbookName(req), "step", req.Step.Name, "action", kind,
 		"target", req.Target, "duration", time.Since(start), "detail", detail, "err", err)
 	return detail, err
+}
+
+// ErrNothingToObserve is returned by Evidence and Incarnation for a step whose platform keeps no
+// state of its target (http, command, wait), or whose actuator collects none.
+var ErrNothingToObserve = errors.New("nothing to observe for this step")
+
+// Evidence asks the actuator of req.Step, when it is an EvidenceCollector, for the state and
+// last output of the step's target; ErrNothingToObserve otherwise.
+func (d *Dispatcher) Evidence(ctx context.Context, req Request) (*Evidence, error) {
+	if req.Step == nil {
+		return nil, errors.New("no step to observe")
+	}
+	c, ok := d.actuators[req.Step.Action()].(EvidenceCollector)
+	if !ok {
+		return nil, ErrNothingToObserve
+	}
+	return c.Evidence(ctx, req)
+}
+
+// Incarnation asks which run of the target's process is current. The target of an http or
+// command step is the one the playbook's platform steps act on (a flush before a restart is
+// about the same container), so the question goes to the actuator of req.Step or else of the
+// playbook's first step with an IncarnationReporter, with that step in the request: its
+// container template, if any, is what names the target. ErrNothingToObserve when the playbook
+// has no such step.
+func (d *Dispatcher) Incarnation(ctx context.Context, req Request) (Incarnation, error) {
+	if req.Step == nil {
+		return Incarnation{}, errors.New("no step to observe")
+	}
+	steps := []*config.Step{req.Step}
+	if req.Playbook != nil {
+		steps = append(steps, req.Playbook.Steps...)
+	}
+	for _, st := range steps {
+		if r, ok := d.actuators[st.Action()].(IncarnationReporter); ok {
+			req.Step = st
+			return r.Incarnation(ctx, req)
+		}
+	}
+	return Incarnation{}, ErrNothingToObserve
 }
 
 func playbookName(r Request) string {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,7 +25,10 @@ import (
 type Controller interface {
 	Targets() []pipeline.TargetView
 	Heals(store.HealFilter) ([]store.Heal, error)
-	Heal(id string) (pipeline.HealView, error)
+	// Heal is one heal by ID; false when there is none.
+	Heal(id string) (store.Heal, bool, error)
+	// Awaiting is what the heal awaits, nil when it awaits no approval.
+	Awaiting(healID string) *pipeline.AwaitingApproval
 	History(target string, all bool, limit int) ([]store.Override, error)
 	PauseBy(actor, target string, d time.Duration, reason string) error
 	ResumeBy(actor, target string) error
@@ -99,16 +103,42 @@ func (a *api) heals(w http.ResponseWriter, r *http.Request) {
 		intake.WriteError(w, http.StatusInternalServerError, "reading heal history: "+err.Error())
 		return
 	}
+	for i := range hs {
+		withoutLogs(&hs[i])
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"heals": hs})
 }
 
+// heal shows one heal whole: with the evidence its steps collected, logs included.
 func (a *api) heal(w http.ResponseWriter, r *http.Request) {
-	h, err := a.c.Heal(r.PathValue("id"))
-	if err != nil {
-		writeErr(w, err)
+	id := r.PathValue("id")
+	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		intake.WriteError(w, http.StatusBadRequest, "heal id must be a number, as in the heal list")
 		return
 	}
-	writeJSON(w, http.StatusOK, h)
+	h, ok, err := a.c.Heal(id)
+	switch {
+	case err != nil:
+		intake.WriteError(w, http.StatusInternalServerError, "reading heal "+id+": "+err.Error())
+	case !ok:
+		intake.WriteError(w, http.StatusNotFound, "no heal "+id+" in the history (it may have been pruned)")
+	default:
+		writeJSON(w, http.StatusOK, pipeline.HealView{Heal: h, AwaitingApproval: a.c.Awaiting(id)})
+	}
+}
+
+// withoutLogs leaves the evidence logs out of a heal in a list: up to 64 KiB per step, times a
+// history of heals, is not a list. GET /api/v1/heals/{id} has them. The heal's own steps are
+// left as they were.
+func withoutLogs(h *store.Heal) {
+	h.Steps = slices.Clone(h.Steps)
+	for i := range h.Steps {
+		if ev := h.Steps[i].Evidence; ev != nil && ev.Log != "" {
+			short := *ev
+			short.Log = ""
+			h.Steps[i].Evidence = &short
+		}
+	}
 }
 
 // history lists the overrides of ?target= ("" for the global pause), or of all without it.

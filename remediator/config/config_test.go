@@ -20,6 +20,10 @@ var invalidFiles = []struct {
 	{"invalid-adaptive-ratio.yml", []string{
 		`invalid-adaptive-ratio.yml:6: playbook "memory-high": adaptive.min_success_ratio must be between 0 and 1, got -0.1 (hint: e.g. 0.2)`,
 	}},
+	{"invalid-adaptive-decay.yml", []string{
+		`invalid-adaptive-decay.yml:3: defaults: adaptive.half_life must be greater than 0 (hint: e.g. 24h)`,
+		`invalid-adaptive-decay.yml:9: playbook "memory-high": adaptive.explore_every must not be negative, got -1 (hint: e.g. 10; 0 never tries a skipped step)`,
+	}},
 	{"invalid-blast-ratio.yml", []string{
 		`invalid-blast-ratio.yml:5: playbook "memory-high": blast_radius.max_ratio must be between 0 and 1, got 1.5 (hint: 0 turns the limit off, 0.5 means half of the playbook's targets)`,
 	}},
@@ -293,7 +297,7 @@ func TestParseGoodMergesDefaults(t *testing.T) {
 		t.Errorf("memory-high budget = %+v", mem.Budget)
 	}
 	// `adaptive: true` keeps the defaults' thresholds.
-	if mem.Adaptive != (Adaptive{Enabled: true, MinSamples: 4, MinSuccessRatio: 0.25}) {
+	if mem.Adaptive != (Adaptive{Enabled: true, MinSamples: 4, MinSuccessRatio: 0.25, HalfLife: dur("24h"), ExploreEvery: 10}) {
 		t.Errorf("memory-high adaptive = %+v", mem.Adaptive)
 	}
 	if mem.Cooldown != (Cooldown{Initial: dur("30s"), Factor: 1.5, Max: dur("10m"), ResetAfter: dur("5m")}) {
@@ -408,7 +412,7 @@ func TestBuiltinDefaults(t *testing.T) {
 	if p.Budget != (Budget{Attempts: 3, Window: dur("1h")}) || p.BlastRadius != (BlastRadius{MaxRatio: 0.5, Window: dur("5m")}) {
 		t.Errorf("budget %+v blast %+v", p.Budget, p.BlastRadius)
 	}
-	if p.Adaptive != (Adaptive{MinSamples: 5, MinSuccessRatio: 0.2}) || p.StepTimeout != dur("30s") {
+	if p.Adaptive != (Adaptive{MinSamples: 5, MinSuccessRatio: 0.2, HalfLife: dur("24h"), ExploreEvery: 10}) || p.StepTimeout != dur("30s") {
 		t.Errorf("adaptive %+v step timeout %s", p.Adaptive, p.StepTimeout)
 	}
 	s := p.Steps[0]

@@ -35,7 +35,7 @@ func DefaultGlobal() Global {
 func DefaultDefaults() Defaults {
 	return Defaults{
 		Target:      defaultTarget,
-		Adaptive:    Adaptive{MinSamples: 5, MinSuccessRatio: 0.2},
+		Adaptive:    Adaptive{MinSamples: 5, MinSuccessRatio: 0.2, HalfLife: model.Duration(24 * time.Hour), ExploreEvery: 10},
 		Cooldown:    Cooldown{Initial: model.Duration(time.Minute), Factor: 2, Max: model.Duration(15 * time.Minute), ResetAfter: model.Duration(10 * time.Minute)},
 		Budget:      Budget{Attempts: 3, Window: model.Duration(time.Hour)},
 		BlastRadius: BlastRadius{MaxRatio: 0.5, Window: model.Duration(5 * time.Minute)},

@@ -107,6 +107,12 @@ type Adaptive struct {
 	Enabled         bool    `yaml:"enabled"`
 	MinSamples      int     `yaml:"min_samples"`
 	MinSuccessRatio float64 `yaml:"min_success_ratio"`
+	// HalfLife is how fast outcomes fade: one HalfLife old, an outcome weighs half, so a bad
+	// week stops deciding once it is a few half-lives old.
+	HalfLife model.Duration `yaml:"half_life"`
+	// ExploreEvery tries a skipped step anyway on every ExploreEvery-th decision (0: never), so
+	// a step that recovered can show it.
+	ExploreEvery int `yaml:"explore_every"`
 }
 
 // Precondition is a PromQL expression (templated from the alert) that must return at least one

@@ -159,6 +159,12 @@ func (v *validator) policy(s scope, target Template, cd Cooldown, b Budget, br B
 	if a.MinSuccessRatio < 0 || a.MinSuccessRatio > 1 {
 		s.report([]string{"adaptive.min_success_ratio"}, "e.g. 0.2", "adaptive.min_success_ratio must be between 0 and 1, got %g", a.MinSuccessRatio)
 	}
+	if a.HalfLife <= 0 {
+		s.report([]string{"adaptive.half_life"}, "e.g. 24h", "adaptive.half_life must be greater than 0")
+	}
+	if a.ExploreEvery < 0 {
+		s.report([]string{"adaptive.explore_every"}, "e.g. 10; 0 never tries a skipped step", "adaptive.explore_every must not be negative, got %d", a.ExploreEvery)
+	}
 	if stepTimeout <= 0 {
 		s.report([]string{"step_timeout"}, "e.g. 30s", "step_timeout must be greater than 0")
 	}

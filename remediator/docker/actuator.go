@@ -124,20 +124,11 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	defer cancel()
 	start := time.Now()
 
-	explicit := ""
-	if !da.Container.IsZero() {
-		var err error
-		explicit, err = config.RenderContainerName(da.Container, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
-		if err != nil {
-			return "", err
-		}
-	}
-	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
+	t, err := a.target(ctx, req, start)
 	if err != nil {
-		return "", a.engineError(ctx, err, "resolve target", start)
-	}
-	if err := a.guard(t); err != nil {
-		a.logger.Warn("docker action refused", "action", act, "container", t.name, "reason", err)
+		if errors.As(err, new(*refusal)) {
+			a.logger.Warn("docker action refused", "action", act, "reason", err)
+		}
 		return "", err
 	}
 	a.logger.Info("docker action starting", "action", act, "container", t.name, "id", shortID(t.id))
@@ -150,6 +141,28 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	detail = fmt.Sprintf("%s in %s", detail, time.Since(start).Round(100*time.Millisecond))
 	a.logger.Info("docker action done", "action", act, "container", t.name, "detail", detail)
 	return detail, nil
+}
+
+// target resolves the step's container (its container template, else the alert's labels) and
+// refuses what must not be touched. Run, Evidence and Incarnation all go through it, so nothing
+// is read of a container the actuator would not act on.
+func (a *Actuator) target(ctx context.Context, req action.Request, start time.Time) (*target, error) {
+	explicit := ""
+	if da := req.Step.Docker; !da.Container.IsZero() {
+		var err error
+		explicit, err = config.RenderContainerName(da.Container, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
+		if err != nil {
+			return nil, err
+		}
+	}
+	t, err := a.resolve(ctx, explicit, req.Alert.Labels)
+	if err != nil {
+		return nil, a.engineError(ctx, err, "resolve target", start)
+	}
+	if err := a.guard(t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 type actionFunc func(a *Actuator, ctx context.Context, t *target, da *config.DockerAction) (string, error)

@@ -14,12 +14,13 @@ import (
 )
 
 // leastPrivilegeProxy stands for the compose stack's socket proxy with what the default
-// playbooks need: reads on containers, ping and version; POST only on start, stop, restart and
-// kill. Everything else is 403, as the proxy answers.
+// playbooks need: ping, version, the container list, a container's inspect and its log (the
+// evidence before an action); POST only on start, stop, restart and kill. Everything else is
+// 403, as the proxy answers.
 func leastPrivilegeProxy(t *testing.T) string {
 	t.Helper()
 	return testutil.SocketProxy(t,
-		regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers(/.*)?)$`),
+		regexp.MustCompile(`^(/v[\d.]+)?/(_ping|version|containers/json|containers/[a-zA-Z0-9_.-]+/(json|logs))$`),
 		regexp.MustCompile(`^(/v[\d.]+)?/containers/[a-zA-Z0-9_.-]+/(start|stop|restart|kill)$`))
 }
 

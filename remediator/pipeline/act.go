@@ -40,12 +40,26 @@ func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first in
 	d := j.d
 	_, stepStages := p.currentStages()
 	declinedBy := ""
+	// expect is the run of the target's process the heal answers for: the one it began with,
+	// then the one each platform step's action left (a resumed heal's record has them).
+	expect := h.Incarnation
+	if first == 0 {
+		expect = p.observeStart(ctx, d, h)
+	}
+	for _, done := range h.Steps {
+		if done.Incarnation != nil {
+			expect = done.Incarnation
+		}
+	}
 	for i := first; i < len(d.playbook.Steps); i++ {
 		st := d.playbook.Steps[i]
 		if p.isResolved(j) {
 			// Nothing proved that a step healed it: the alert went away by itself, or by
-			// something else, between steps. No further step runs.
-			h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
+			// something else, between steps. No further step runs. A restart the heal did not
+			// make is named as what did.
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved before step "+stepName(st, i)
+			}
 			break
 		}
 		rec := store.StepRecord{Name: stepName(st, i), Action: st.Action(), Start: p.now()}
@@ -55,7 +69,7 @@ func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first in
 			p.recordStep(h, d, rec, 0, false)
 			continue
 		}
-		if reason, skip := p.adaptiveSkip(d, st, i); skip {
+		if reason, skip := p.adaptiveSkip(d, st, i, &rec); skip {
 			rec.Outcome, rec.Reason, rec.End = store.StepSkipped, reason, rec.Start
 			p.recordStep(h, d, rec, 0, false)
 			continue
@@ -79,11 +93,22 @@ func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first in
 			// A wait is no action: its cut-short end says nothing of the step's worth.
 			rec.Outcome = store.StepCancelled
 			p.recordStep(h, d, rec, 0, false)
-			h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			if !p.restartedOutside(ctx, d, h, st, expect) {
+				h.Result, h.Reason = store.HealResolved, "the alert resolved during "+rec.Name
+			}
 			break
+		}
+		if rec.Incarnation != nil {
+			expect = rec.Incarnation
+		}
+		if rec.Outcome == store.StepSucceeded && p.restartedOutside(ctx, d, h, st, expect) {
+			rec.Outcome, rec.Reason = store.StepUncredited, ReasonRestartedOutside
 		}
 		acted := !declined(&rec)
 		p.recordStep(h, d, rec, p.now().Sub(rec.Start), acted)
+		if h.OutsideRestart != nil {
+			break
+		}
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
 			break
@@ -139,6 +164,8 @@ type act struct{ runner action.Runner }
 func newAct(r action.Runner) act { return act{runner: r} }
 
 func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.StepRecord) (string, error) {
+	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
+	s.collectEvidence(ctx, req, rec)
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
 	if st.Wait != nil && d.resolved != nil {
 		// A wait gives the target time to recover; once the alert resolved there is nothing
@@ -151,11 +178,18 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 			}
 		}()
 	}
-	detail, err := s.runner.Run(actx, action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target})
+	detail, err := s.runner.Run(actx, req)
 	cancel()
 	rec.Detail = detail
 	if err != nil && st.Wait != nil && isClosed(d.resolved) {
 		return reasonWaitCancelled, err
+	}
+	if actsOnPlatform(st) {
+		// Whatever this action did to the target's process is the heal's own doing, even if
+		// it failed half-way: the run it left is the one the heal answers for from now on.
+		if inc, ok := observe(ctx, s.runner, req); ok {
+			rec.Incarnation = &inc
+		}
 	}
 	if err != nil {
 		reason := "action failed"
@@ -165,6 +199,26 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 		return reason, err
 	}
 	return "", nil
+}
+
+// collectEvidence keeps, before the action, what the step's actuator can tell of its target
+// (state, last log lines), when it collects any. A failure is recorded and never stops the step:
+// evidence serves the person reading the heal, the heal serves the target.
+func (s act) collectEvidence(ctx context.Context, req action.Request, rec *store.StepRecord) {
+	c, ok := s.runner.(action.EvidenceCollector)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
+	defer cancel()
+	ev, err := c.Evidence(ctx, req)
+	switch {
+	case errors.Is(err, action.ErrNothingToObserve):
+	case err != nil:
+		rec.EvidenceError = err.Error()
+	default:
+		rec.Evidence = boundEvidence(ev)
+	}
 }
 
 // reasonWaitCancelled is the reason of a wait step cut short by the alert resolving.
@@ -213,29 +267,4 @@ func describeStep(st *config.Step) string {
 		return "would wait " + st.Wait.String()
 	}
 	return "would do nothing"
-}
-
-// adaptiveSkip skips a step whose recent success ratio for this alert name is too low. The last
-// step is never skipped: a heal must try something.
-func (p *Pipeline) adaptiveSkip(d *decision, st *config.Step, i int) (string, bool) {
-	a := d.playbook.Adaptive
-	if !a.Enabled || i == len(d.playbook.Steps)-1 {
-		return "", false
-	}
-	p.mu.Lock()
-	stats := p.stats[statsKey(d.playbook.Name, stepName(st, i), d.alert.Labels["alertname"])]
-	p.mu.Unlock()
-	ratio, n := stats.Ratio()
-	minSamples := a.MinSamples
-	if minSamples <= 0 {
-		minSamples = 5
-	}
-	if n >= minSamples && ratio < a.MinSuccessRatio {
-		return fmt.Sprintf("adaptive: success ratio %.2f over %d heals is below %.2f", ratio, n, a.MinSuccessRatio), true
-	}
-	return "", false
-}
-
-func statsKey(playbook, step, alertname string) string {
-	return playbook + "\x00" + step + "\x00" + alertname
 }

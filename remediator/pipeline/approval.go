@@ -363,19 +363,15 @@ type HealView struct {
 	AwaitingApproval *AwaitingApproval `json:"awaiting_approval,omitempty"`
 }
 
-// Heal reads one heal.
-func (p *Pipeline) Heal(id string) (HealView, error) {
-	h, ok, err := p.store.Heal(id)
-	if err == nil && !ok {
-		err = ErrUnknownHeal
-	}
-	v := HealView{Heal: h}
+// Awaiting is what the heal awaits, nil when it awaits no approval.
+func (p *Pipeline) Awaiting(healID string) *AwaitingApproval {
 	p.mu.Lock()
-	if p.approvals.byTarget[h.Target] == h.ID {
-		v.AwaitingApproval = p.awaitingView(h.Target)
+	defer p.mu.Unlock()
+	pa, ok := p.approvals.byHeal[healID]
+	if !ok {
+		return nil
 	}
-	p.mu.Unlock()
-	return v, err
+	return p.awaitingView(pa.Target)
 }
 
 // declined marks a step the approval stage stopped as declined: it did not act. It reports

@@ -126,8 +126,8 @@ func TestApproveUnknownHeal(t *testing.T) {
 	if err := h.p.Approve("42", "alice", ""); !errors.Is(err, ErrUnknownHeal) {
 		t.Fatalf("Approve(42) = %v, want ErrUnknownHeal", err)
 	}
-	if _, err := h.p.Heal("nope"); !errors.Is(err, ErrUnknownHeal) {
-		t.Fatalf("Heal(nope) = %v, want ErrUnknownHeal", err)
+	if a := h.p.Awaiting("42"); a != nil {
+		t.Fatalf("Awaiting(42) = %+v", a)
 	}
 }
 

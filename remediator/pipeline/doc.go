@@ -31,4 +31,8 @@
 // and step to the store before and after each action, so that after a crash restore finds the heal
 // and records it as interrupted rather than repeating it. A tick (reevaluate) ends expired pauses,
 // resets cooldowns, derives target states and retries held-back alerts whose block has lifted.
+// adaptive.go keeps each step's outcomes, weighted by age, skips a step with a poor record and
+// tries it anyway now and then; recordOutcome is the one way an outcome (a step's result, a
+// relapse) reaches them. windows.go keeps what the guards need to outlive a restart: the rate
+// limit's recent starts, the blast radius' memory and the held-back alerts.
 package pipeline

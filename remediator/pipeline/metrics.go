@@ -114,14 +114,14 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 		return
 	}
 	for _, pb := range cfg.Playbooks {
-		for _, r := range []string{"healed", "failed", "interrupted", "dry_run", "resolved"} {
+		for _, r := range []string{"healed", "failed", "interrupted", "dry_run", "resolved", "restarted_outside"} {
 			m.heals.WithLabelValues(pb.Name, r)
 		}
 		m.relapsed.WithLabelValues(pb.Name)
 		m.healDuration.WithLabelValues(pb.Name)
 		m.timeToHeal.WithLabelValues(pb.Name)
 		for i, st := range pb.Steps {
-			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run", "cancelled"} {
+			for _, r := range []string{"succeeded", "failed", "skipped", "dry_run", "cancelled", "uncredited"} {
 				m.steps.WithLabelValues(pb.Name, stepName(st, i), st.Action(), r)
 			}
 			m.stepDuration.WithLabelValues(pb.Name, st.Action())

@@ -43,6 +43,7 @@ type Pipeline struct {
 	now      func() time.Time
 	tick     time.Duration
 	m        *metrics
+	adaptive *adaptiveMetrics
 
 	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
 	stages []namedStage
@@ -74,6 +75,11 @@ type Pipeline struct {
 	closes []store.Close
 	// approvals are the heals awaiting a person (see approval.go).
 	approvals *approvals
+
+	// healStarts are the starts the limiter was charged for inside its window, and heldDirty
+	// the targets whose held-back alert changed since the last write (windows.go).
+	healStarts []time.Time
+	heldDirty  map[string]bool
 
 	wg sync.WaitGroup
 }
@@ -108,6 +114,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 	p := &Pipeline{
 		store: o.Store, runner: o.Runner, verifier: o.Verifier, logger: o.Logger, now: o.Now, tick: o.Tick,
 		m:           newMetrics(o.Registerer, alerts),
+		adaptive:    newAdaptiveMetrics(o.Registerer),
 		signal:      make(chan struct{}, 1),
 		kick:        make(chan struct{}, 1),
 		limiter:     rate.NewLimiter(rate.Inf, 1),
@@ -151,6 +158,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.limiter.SetLimit(limit)
 	p.limiter.SetBurst(max(1, p.maxConcurrent()))
 	p.m.resetPlaybooks(cfg)
+	p.adaptive.reset(cfg)
 	p.kickDispatcher()
 }
 
@@ -283,10 +291,10 @@ func (p *Pipeline) resolve(d *decision) {
 		t.Firing.Delete(d.episode)
 		if t.Firing.Len() == 0 {
 			t.HealthySince = d.now
-			delete(p.parked, target)
+			p.release(target)
 		}
 		if pd, ok := p.parked[target]; ok && pd.episode == d.episode {
-			delete(p.parked, target)
+			p.release(target)
 		}
 		p.publish(t)
 		p.saveTarget(t)
@@ -304,6 +312,10 @@ func (p *Pipeline) restore() error {
 	}
 	now := p.now()
 	if err := p.loadApprovals(); err != nil {
+		return err
+	}
+	p.datePastOutcomes(now)
+	if err := p.restoreGuards(now); err != nil {
 		return err
 	}
 	if err := p.closeInterrupted(now); err != nil {
@@ -412,7 +424,7 @@ func (p *Pipeline) reevaluate(ctx context.Context) {
 	p.refreshTargets(now)
 	p.retryParked(ctx, now)
 	p.flushWrites()
-	p.blast.forget(now)
+	p.forgetBlast(now)
 }
 
 // expireGlobalPause ends a global pause whose time is up. Lock held.
@@ -443,16 +455,20 @@ func (p *Pipeline) refreshTargets(now time.Time) {
 // retryParked decides held-back alerts again and queues those whose block has lifted; it drops
 // those whose target has a heal waiting or whose alert no longer fires. Lock held.
 func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
+	blastHolds := p.blastStillHolds(now)
 	for target, d := range p.parked {
 		if _, busy := p.waiting[target]; busy {
-			delete(p.parked, target)
+			p.release(target)
 			continue
 		}
 		if !p.target(target).Firing.Has(d.episode) {
-			delete(p.parked, target)
+			p.release(target)
 			continue
 		}
 		d.now = now
+		if d.blockedBy == ReasonBlastRadius && blastHolds[d.playbook.Name] {
+			continue
+		}
 		if v := p.gate(ctx, d); v.stop {
 			if v.reason != d.blockedBy {
 				d.blockedBy = v.reason
@@ -461,7 +477,7 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
-		delete(p.parked, target)
+		p.release(target)
 		d.unpack()
 		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
@@ -513,7 +529,7 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 	}
 	for _, name := range gone {
 		delete(p.targets, name)
-		delete(p.parked, name)
+		p.release(name)
 	}
 	p.logger.Debug("forgot idle targets", "count", len(gone))
 }

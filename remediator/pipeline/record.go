@@ -1,7 +1,12 @@
 package pipeline
 
 import (
+	"slices"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/prometheus/alertmanager/template"
 
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -28,6 +33,7 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 			Fingerprint: d.alert.Fingerprint,
 			StartsAt:    d.alert.StartsAt,
 			Labels:      d.alert.Labels,
+			Annotations: keptAnnotations(d.alert.Annotations),
 		},
 		Started: now,
 		Result:  store.HealRunning,
@@ -44,8 +50,50 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 	return h, nil
 }
 
-// statsKept is how many recent outcomes each step's statistics keep.
-const statsKept = 20
+// Bounds on the alert annotations a heal record keeps: they come from the alert, so they are
+// untrusted and must not grow the history without limit.
+const (
+	maxAnnotations     = 16
+	maxAnnotationValue = 2 << 10
+	maxAnnotationName  = 128
+)
+
+// firstAnnotations are kept before any other, whatever their names sort like.
+var firstAnnotations = []string{"summary", "description", "runbook_url"}
+
+// keptAnnotations copies the alert's annotations within the bounds: summary, description and
+// runbook_url first, then the others by name (long names left out); long values cut, marked with "…".
+func keptAnnotations(a template.KV) map[string]string {
+	if len(a) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(a))
+	for _, n := range firstAnnotations {
+		if _, ok := a[n]; ok {
+			names = append(names, n)
+		}
+	}
+	rest := make([]string, 0, len(a))
+	for n := range a {
+		if !slices.Contains(firstAnnotations, n) && len(n) <= maxAnnotationName {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	names = append(names, rest...)
+	kept := make(map[string]string, min(len(names), maxAnnotations))
+	for _, n := range names[:min(len(names), maxAnnotations)] {
+		v := a[n]
+		if len(v) > maxAnnotationValue {
+			v = strings.ToValidUTF8(v[:maxAnnotationValue], "") + "…"
+		}
+		kept[n] = v
+	}
+	return kept
+}
+
+// Heal is one heal of the history, by ID; false when there is none.
+func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
 
 // recordStep appends a finished (or skipped) step and counts it. acted says whether the action
 // really ran, so its outcome feeds the adaptive statistics.
@@ -61,18 +109,9 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 		return
 	}
 	p.m.stepDuration.WithLabelValues(d.playbook.Name, rec.Action).Observe(dur.Seconds())
-	alertname := d.alert.Labels["alertname"]
-	key := statsKey(d.playbook.Name, rec.Name, alertname)
 	p.mu.Lock()
-	st := p.stats[key]
-	st.Add(rec.Outcome == store.StepSucceeded, statsKept)
-	p.stats[key] = st
+	p.recordOutcome(d.playbook.Name, rec.Name, d.alert.Labels["alertname"], outcomeOf(rec), rec.End)
 	p.mu.Unlock()
-	if err := p.store.PutStepStats(key, st); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
-	ratio, _ := st.Ratio()
-	p.m.successRatio.WithLabelValues(d.playbook.Name, rec.Name, alertname).Set(ratio)
 }
 
 func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
@@ -151,9 +190,10 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 func (p *Pipeline) park(d *decision) {
 	d.pack()
 	p.parked[d.target] = d
+	p.heldChanged(d.target)
 }
 
-var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true}
+var parkable = map[string]bool{ReasonPaused: true, ReasonTimeWindow: true, ReasonCooldown: true, ReasonBudget: true, ReasonBlastRadius: true}
 
 // closeDecision closes the episode in the store and removes its inbox entry.
 func (p *Pipeline) closeDecision(d *decision, outcome, detail string) {

@@ -78,26 +78,5 @@ func (p *Pipeline) recordRelapse(ref store.HealedRef, d *decision) {
 			p.logger.Error("record the relapse", "heal", ref.HealID, "err", err)
 		}
 	}
-	key := statsKey(ref.Playbook, ref.Step, ref.Alertname)
-	st := p.stats[key]
-	takeBackSuccess(&st)
-	p.stats[key] = st
-	if err := p.store.PutStepStats(key, st); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
-	ratio, _ := st.Ratio()
-	p.m.successRatio.WithLabelValues(ref.Playbook, ref.Step, ref.Alertname).Set(ratio)
-}
-
-// takeBackSuccess turns the newest success into a failure, so a relapsed heal weighs as a
-// failed one, not as a success and a failure. When the success already left the kept outcomes,
-// the relapse is added as a failure.
-func takeBackSuccess(st *store.StepStats) {
-	for i := len(st.Outcomes) - 1; i >= 0; i-- {
-		if st.Outcomes[i] {
-			st.Outcomes[i] = false
-			return
-		}
-	}
-	st.Add(false, statsKept)
+	p.recordOutcome(ref.Playbook, ref.Step, ref.Alertname, stepRelapsed, d.now)
 }

@@ -71,9 +71,10 @@ func TestRelapse(t *testing.T) {
 	// Three successes of flush-cache, one taken back.
 	key := statsKey("memory-high", "flush-cache", "ServiceMemoryHigh")
 	h.p.mu.Lock()
-	ratio, n := h.p.stats[key].Ratio()
+	stats := h.p.stats[key]
+	ratio, _ := weigh(stats, clock.Now(), halfLife(h.p.playbookByName("memory-high").Adaptive))
 	h.p.mu.Unlock()
-	if n != 3 || ratio < 0.66 || ratio > 0.67 {
+	if n := len(stats.Outcomes); n != 3 || ratio < 0.66 || ratio > 0.67 {
 		t.Errorf("flush-cache statistics: ratio %.2f over %d, want 2/3 over 3", ratio, n)
 	}
 	if got := testutil.ToFloat64(h.p.m.successRatio.WithLabelValues("memory-high", "flush-cache", "ServiceMemoryHigh")); got != ratio {
@@ -83,27 +84,5 @@ func TestRelapse(t *testing.T) {
 	stored, _, err := h.st.Heal(second.ID)
 	if err != nil || stored.Relapse == nil {
 		t.Errorf("stored heal has no relapse: %+v %v", stored, err)
-	}
-}
-
-func TestTakeBackSuccess(t *testing.T) {
-	tests := []struct{ in, want []bool }{
-		{[]bool{true, false, true, false}, []bool{true, false, false, false}},
-		{[]bool{false}, []bool{false, false}},
-		{nil, []bool{false}},
-	}
-	for _, tc := range tests {
-		st := store.StepStats{Outcomes: append([]bool(nil), tc.in...)}
-		takeBackSuccess(&st)
-		if len(st.Outcomes) != len(tc.want) {
-			t.Errorf("%v: got %v, want %v", tc.in, st.Outcomes, tc.want)
-			continue
-		}
-		for i := range tc.want {
-			if st.Outcomes[i] != tc.want[i] {
-				t.Errorf("%v: got %v, want %v", tc.in, st.Outcomes, tc.want)
-				break
-			}
-		}
 	}
 }

@@ -99,6 +99,7 @@ func (p *Pipeline) startWaiting(ctx context.Context) time.Duration {
 				}
 				return delay
 			}
+			p.noteHealStart(now)
 		}
 		p.removeWaiting(idx)
 		p.inFlight[target] = j

@@ -60,13 +60,18 @@ func (d *decision) pack() {
 
 // unpack undoes pack.
 func (d *decision) unpack() {
-	if d.packed == nil {
-		return
+	d.alert, d.packed = d.fullAlert(), nil
+}
+
+// fullAlert is the alert with what pack took out of it.
+func (d *decision) fullAlert() template.Alert {
+	a := d.alert
+	if d.packed != nil {
+		var pa parkedAlert
+		_ = json.Unmarshal(d.packed, &pa) // what json.Marshal wrote always decodes
+		a.GeneratorURL, a.Labels, a.Annotations = pa.GeneratorURL, pa.Labels, pa.Annotations
 	}
-	var pa parkedAlert
-	_ = json.Unmarshal(d.packed, &pa) // what json.Marshal wrote always decodes
-	d.alert.GeneratorURL, d.alert.Labels, d.alert.Annotations = pa.GeneratorURL, pa.Labels, pa.Annotations
-	d.packed = nil
+	return a
 }
 
 // verdict is a stage's answer: go on (zero value) or stop with an outcome.

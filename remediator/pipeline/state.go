@@ -120,18 +120,22 @@ func (b blastMemory) see(playbook, target string, at time.Time) {
 	seen[target] = at
 }
 
-// forget drops targets whose last alert is older than any blast-radius window could be.
-func (b blastMemory) forget(now time.Time) {
+// forget drops targets whose last alert is older than any blast-radius window could be, and
+// returns them.
+func (b blastMemory) forget(now time.Time) []store.TargetSeen {
+	var gone []store.TargetSeen
 	for pb, seen := range b {
 		for target, at := range seen {
-			if now.Sub(at) > 24*time.Hour {
+			if now.Sub(at) > blastMemoryKept {
 				delete(seen, target)
+				gone = append(gone, store.TargetSeen{Playbook: pb, Target: target, At: at})
 			}
 		}
 		if len(seen) == 0 {
 			delete(b, pb)
 		}
 	}
+	return gone
 }
 
 // playbookByName finds a loaded playbook; a target healed by a playbook that a reload removed
@@ -162,6 +166,7 @@ func (p *Pipeline) saveTarget(t *store.Target) { p.dirty[t.Name] = true }
 // after each batch of decisions and before any direct write (a heal's start or end), so writes
 // reach the store in the order they were made. Lock held.
 func (p *Pipeline) flushWrites() {
+	p.saveGuards()
 	if len(p.dirty) == 0 && len(p.closes) == 0 {
 		return
 	}

@@ -1,10 +1,9 @@
 package server
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,23 +12,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/store"
 )
-
-// approvalPlaybooks are the playbooks of server_test.go with a step that waits for a person an
-// hour, and one more playbook whose step waits 300ms, then escalates to a second step.
-var approvalPlaybooks = strings.NewReplacer(
-	"heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4",
-	"/recover/flush-cache'}", "/recover/flush-cache'}\n        approval: {required: true, timeout: 1h}",
-).Replace(playbooks) + `  - name: down
-    match: ['alertname="ServiceDown"']
-    steps:
-      - name: restart
-        docker: {action: restart}
-        approval: {required: true, timeout: 300ms}
-      - name: recreate
-        docker: {action: recreate}
-`
 
 // Credentials of the tests: Alertmanager's webhook token (the flag's, and one in the file), a
 // reader, and an operator with basic auth.
@@ -40,9 +25,7 @@ type creds struct {
 func writeCreds(t *testing.T, dir, extra string) *creds {
 	t.Helper()
 	for name, secret := range map[string]string{"am-token": "am-s3cret", "reader-token": "r3ader", "legacy-token": "t0ken"} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		testutil.WriteFile(t, dir, name, secret+"\n")
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
 	if err != nil {
@@ -65,9 +48,7 @@ func writeCreds(t *testing.T, dir, extra string) *creds {
 
 func (c *creds) write(t *testing.T, content string) {
 	t.Helper()
-	if err := os.WriteFile(c.file, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFile(t, c.dir, filepath.Base(c.file), content)
 }
 
 type accessEnv struct {
@@ -79,34 +60,25 @@ func newAccessEnv(t *testing.T) *accessEnv {
 	t.Helper()
 	dir := t.TempDir()
 	c := writeCreds(t, dir, "")
-	cfgFile := filepath.Join(dir, "playbooks.yml")
-	if err := os.WriteFile(cfgFile, []byte(approvalPlaybooks), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := launch(t, dir, Options{ConfigFile: cfgFile, WebhookTokenFile: filepath.Join(dir, "legacy-token"),
-		CredentialsFile: c.file, ReadAuth: true}, true)
-	return &accessEnv{env: e, creds: c}
+	r := &recordingRunner{}
+	ts := newTestServer(t, dir, testutil.Testdata(t, "approval-playbooks.yml"), Options{
+		WebhookTokenFile: filepath.Join(dir, "legacy-token"), CredentialsFile: c.file, ReadAuth: true,
+		Runner: r, Tick: 20 * time.Millisecond,
+	}, true)
+	return &accessEnv{env: &env{testServer: ts, runner: r}, creds: c}
 }
 
 // as makes a request with a credential: "bearer:<token>", "basic:<user>:<password>" or "".
 func (e *env) as(cred, method, path, body string) (int, string) {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	var header map[string]string
 	switch kind, rest, _ := strings.Cut(cred, ":"); kind {
 	case "bearer":
-		req.Header.Set("Authorization", "Bearer "+rest)
+		header = testutil.Bearer(rest)
 	case "basic":
-		u, p, _ := strings.Cut(rest, ":")
-		req.SetBasicAuth(u, p)
+		header = map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(rest))}
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return testutil.Do(e.t, method, e.http.URL+path, body, header)
 }
 
 const (
@@ -233,7 +205,7 @@ func TestApprovalFlowThroughTheAPI(t *testing.T) {
 	if want := `"awaiting_approval":{"heal":"` + rejected.ID + `","step":"flush-cache","deadline":`; !strings.Contains(targets, want) {
 		t.Errorf("targets do not say which heal awaits approval: %s", targets)
 	}
-	if m := getMetrics(t, e.http.URL); !strings.Contains(m, "remediator_heals_awaiting_approval 1") ||
+	if m := testutil.GetText(t, e.http.URL+"/metrics"); !strings.Contains(m, "remediator_heals_awaiting_approval 1") ||
 		!strings.Contains(m, `remediator_target_state{target="c1"} 7`) {
 		t.Fatalf("metrics do not show the wait:\n%s", grepLines(m, "awaiting", "target_state"))
 	}
@@ -258,7 +230,7 @@ func TestApprovalFlowThroughTheAPI(t *testing.T) {
 	if n := e.runner.count(); n != 1 {
 		t.Fatalf("%d actions, want 1 (recreate after the timeout; nothing for the rejected heal)", n)
 	}
-	m := getMetrics(t, e.http.URL)
+	m := testutil.GetText(t, e.http.URL+"/metrics")
 	for _, want := range []string{"remediator_heals_awaiting_approval 0", `remediator_approvals_total{result="rejected"} 1`,
 		`remediator_approvals_total{result="timed_out"} 1`} {
 		if !strings.Contains(m, want) {
@@ -301,17 +273,6 @@ func TestCredentialsReload(t *testing.T) {
 // unmatched is a notification no playbook matches: it leaves nothing waiting.
 func unmatched(container string) string {
 	return strings.ReplaceAll(notification("firing", container, startsAt), "ServiceMemoryHigh", "Unrelated")
-}
-
-func getMetrics(t *testing.T, base string) string {
-	t.Helper()
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
 }
 
 func grepLines(text string, words ...string) string {

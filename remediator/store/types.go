@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+
+	"github.com/selfheal/selfheal/remediator/action"
 )
 
 // Episode states. An episode is one firing of one alert: fingerprint plus startsAt. It is
@@ -49,6 +51,11 @@ const (
 	HealFailed      = "failed"
 	HealInterrupted = "interrupted"
 	HealDryRun      = "dry_run"
+	// HealRestartedOutside: the alert went away because something other than the heal's steps
+	// restarted or replaced the target (its restart policy after an OOM kill or a crash, a
+	// person, another tool). The target may be up, but nothing was healed: the fault is likely
+	// to return.
+	HealRestartedOutside = "restarted_outside"
 	// HealResolved: the alert resolved while the heal waited (a wait step, or between steps);
 	// no step is credited with it.
 	HealResolved = "resolved"
@@ -62,6 +69,10 @@ const (
 	StepSkipped     = "skipped"
 	StepDryRun      = "dry_run"
 	StepInterrupted = "interrupted"
+	// StepUncredited: the step acted and its check passed, but the target had been restarted
+	// outside the heal meanwhile, so the recovery is not the step's. Its statistics count it as
+	// a failure.
+	StepUncredited = "uncredited"
 	// StepCancelled: a wait step cut short because the alert resolved.
 	StepCancelled = "cancelled"
 )
@@ -77,9 +88,25 @@ type Heal struct {
 	Result   string       `json:"result"`
 	Reason   string       `json:"reason,omitempty"`
 	Steps    []StepRecord `json:"steps"`
+	// Incarnation is the run of the target's process the heal began with, when its platform
+	// tells (see action.IncarnationReporter).
+	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
+	// OutsideRestart is set when that run was replaced during the heal by something other than
+	// its steps; Result is then restarted_outside.
+	OutsideRestart *OutsideRestart `json:"outside_restart,omitempty"`
 	// Relapse is set when the alert came back within the relapse window after this heal was
 	// healed; Result keeps what the heal itself ended with.
 	Relapse *Relapse `json:"relapse,omitempty"`
+}
+
+// OutsideRestart is what happened to a target during a heal without the heal doing it.
+type OutsideRestart struct {
+	// Seen is when the heal noticed: when its alert resolved or a step's check passed.
+	Seen time.Time `json:"seen"`
+	// What says it in a sentence, from the target's state.
+	What   string             `json:"what"`
+	Before action.Incarnation `json:"before"`
+	After  action.Incarnation `json:"after"`
 }
 
 // Relapse is the alert that came back after a healed heal.
@@ -94,6 +121,9 @@ type AlertRef struct {
 	Fingerprint string            `json:"fingerprint"`
 	StartsAt    time.Time         `json:"startsAt"`
 	Labels      map[string]string `json:"labels,omitempty"`
+	// Annotations are the alert's (summary, description, runbook_url, ...), bounded: alert
+	// content is untrusted and must not grow the history without limit.
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // StepRecord is one step of a heal.
@@ -103,10 +133,19 @@ type StepRecord struct {
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end,omitzero"`
 	Outcome string    `json:"outcome"`
+	// Exploration says why a step that adaptive statistics would skip was tried anyway.
+	Exploration string `json:"exploration,omitempty"`
 	// Reason says why a step was skipped or failed verification.
 	Reason string `json:"reason,omitempty"`
 	Error  string `json:"error,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// Evidence is what the step's target looked like just before its action (state, last log
+	// lines), for steps whose actuator collects it; EvidenceError says why there is none.
+	Evidence      *action.Evidence `json:"evidence,omitempty"`
+	EvidenceError string           `json:"evidence_error,omitempty"`
+	// Incarnation is the run of the target's process the step's action left, for a step of a
+	// platform that tells: the heal expects that run, not another, when its alert resolves.
+	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
 	// StabilizingSince is when the step verified and its hold began (zero: no hold).
 	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
 	// Approval is the person's answer when the step needed one (see approval.go).
@@ -168,26 +207,10 @@ type HealedRef struct {
 // StepStats are the recent outcomes (true = healed) of one playbook step for one alert name.
 type StepStats struct {
 	Outcomes []bool `json:"outcomes"`
-}
-
-// Ratio is the success ratio and the number of samples.
-func (s StepStats) Ratio() (float64, int) {
-	if len(s.Outcomes) == 0 {
-		return 0, 0
-	}
-	ok := 0
-	for _, o := range s.Outcomes {
-		if o {
-			ok++
-		}
-	}
-	return float64(ok) / float64(len(s.Outcomes)), len(s.Outcomes)
-}
-
-// Add appends an outcome, keeping the newest max.
-func (s *StepStats) Add(ok bool, max int) {
-	s.Outcomes = append(s.Outcomes, ok)
-	if len(s.Outcomes) > max {
-		s.Outcomes = s.Outcomes[len(s.Outcomes)-max:]
-	}
+	// At is when each outcome was recorded, index by index, so that old outcomes can weigh
+	// less. State files of older versions have none: their outcomes are dated when loaded.
+	At []time.Time `json:"at,omitempty"`
+	// Skipped counts the decisions that skipped the step since it last ran, for trying it
+	// anyway every so often.
+	Skipped int `json:"skipped,omitempty"`
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -38,16 +38,19 @@ func do(t *testing.T, client *http.Client, method, url, token, body string) (int
 // targetState reads a target's state through the API with a reader's token.
 func targetState(t *testing.T, base, token, target string) string {
 	t.Helper()
-	code, body := do(t, http.DefaultClient, "GET", base+"/api/v1/targets", token, "")
-	if code != 200 {
+	var r struct {
+		Targets []struct{ Name, State string }
+	}
+	code, body := testutil.Do(t, "GET", base+"/api/v1/targets", "", testutil.Bearer(token))
+	if code != 200 || json.Unmarshal([]byte(body), &r) != nil {
 		t.Fatalf("targets: %d %s", code, body)
 	}
-	i := strings.Index(body, `"name":"`+target+`","state":"`)
-	if i < 0 {
-		return ""
+	for _, tg := range r.Targets {
+		if tg.Name == target {
+			return tg.State
+		}
 	}
-	rest := body[i+len(`"name":"`+target+`","state":"`):]
-	return rest[:strings.IndexByte(rest, '"')]
+	return ""
 }
 
 // A heal awaiting approval survives a kill -9: the restarted remediator awaits it again, a
@@ -59,7 +62,7 @@ func TestApprovalSurvivesRestartOfTheProcess(t *testing.T) {
 	defer endpoint.Close()
 
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", fmt.Sprintf(`
+	playbooks := fmt.Sprintf(`
 defaults:
   verify: {skip: true}
 playbooks:
@@ -69,65 +72,65 @@ playbooks:
     steps:
       - name: flush-cache
         http: {method: POST, url: '%s/recover/flush-cache'}
-`, endpoint.URL))
-	writeFile(t, dir, "am-token", "am")
-	writeFile(t, dir, "reader-token", "rd")
-	writeFile(t, dir, "ops-token", "op")
+`, endpoint.URL)
+	testutil.WriteFile(t, dir, "am-token", "am")
+	testutil.WriteFile(t, dir, "reader-token", "rd")
+	testutil.WriteFile(t, dir, "ops-token", "op")
 	credentials := `credentials:
   - {name: alertmanager, role: webhook, bearer_token_file: am-token}
   - {name: grafana, role: reader, bearer_token_file: reader-token}
 `
-	creds := writeFile(t, dir, "credentials.yml", credentials)
-	args := []string{"--config.file=" + cfg, "--storage.path=" + dir + "/data", "--web.credentials-file=" + creds, "--web.api.read-auth"}
+	creds := testutil.WriteFile(t, dir, "credentials.yml", credentials)
+	args := []string{"--web.credentials-file=" + creds, "--web.api.read-auth"}
 	notification := `{"version":"4","groupKey":"g","status":"firing","receiver":"remediator","alerts":[
 {"status":"firing","labels":{"alertname":"ServiceMemoryHigh","container":"c1","severity":"critical"},
 "startsAt":"2026-01-02T03:04:05Z","fingerprint":"f1"}]}`
 
-	first := start(t, "remediator", bin, "/-/ready", args...)
-	if code, body := post(t, first.url+"/webhook", "am", notification); code != 202 {
+	first := testutil.StartRemediator(t, bin, dir, playbooks, args...)
+	if code, body := testutil.Do(t, "POST", first.URL+"/webhook", notification, testutil.Bearer("am")); code != 202 {
 		t.Fatalf("webhook: %d %s", code, body)
 	}
-	eventually(t, 10*time.Second, "the heal to await approval", func() bool {
-		return targetState(t, first.url, "rd", "c1") == "awaiting_approval"
+	testutil.Eventually(t, 10*time.Second, "the heal to await approval", func() bool {
+		return targetState(t, first.URL, "rd", "c1") == "awaiting_approval"
 	})
-	first.kill()
+	first.Kill()
 
-	second := start(t, "remediator", bin, "/-/ready", args...)
-	if s := targetState(t, second.url, "rd", "c1"); s != "awaiting_approval" {
+	second := testutil.StartRemediator(t, bin, dir, playbooks, args...)
+	if s := targetState(t, second.URL, "rd", "c1"); s != "awaiting_approval" {
 		t.Fatalf("after the restart c1 is %q, want awaiting_approval", s)
 	}
-	if m := getText(t, second.url+"/metrics"); !strings.Contains(m, "remediator_heals_awaiting_approval 1") {
+	if m := testutil.GetText(t, second.URL+"/metrics"); !strings.Contains(m, "remediator_heals_awaiting_approval 1") {
 		t.Fatal("remediator_heals_awaiting_approval is not 1 after the restart")
 	}
-	id := "1"
-	if code, _ := do(t, http.DefaultClient, "POST", second.url+"/api/v1/heals/"+id+"/approve", "op", ""); code != 401 {
+	heal := second.URL + "/api/v1/heals/1"
+	if code, _ := testutil.Do(t, "POST", heal+"/approve", "", testutil.Bearer("op")); code != 401 {
 		t.Fatalf("an unknown token approved: %d", code)
 	}
-	writeFile(t, dir, "credentials.yml", credentials+"  - {name: oncall, role: operator, bearer_token_file: ops-token}\n")
-	if err := second.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testutil.WriteFile(t, dir, "credentials.yml", credentials+"  - {name: oncall, role: operator, bearer_token_file: ops-token}\n")
+	if err := second.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the SIGHUP reload to add the operator", func() bool {
-		code, _ := do(t, http.DefaultClient, "GET", second.url+"/api/v1/heals/"+id, "op", "")
+	testutil.Eventually(t, 10*time.Second, "the SIGHUP reload to add the operator", func() bool {
+		code, _ := testutil.Do(t, "GET", heal, "", testutil.Bearer("op"))
 		return code == 200
 	})
-	if code, body := do(t, http.DefaultClient, "POST", second.url+"/api/v1/heals/"+id+"/approve", "am", ""); code != 403 {
+	if code, body := testutil.Do(t, "POST", heal+"/approve", "", testutil.Bearer("am")); code != 403 {
 		t.Fatalf("the webhook credential approved: %d %s", code, body)
 	}
-	if code, body := do(t, http.DefaultClient, "POST", second.url+"/api/v1/heals/"+id+"/approve", "op", `{"comment":"after the restart"}`); code != 200 {
+	if code, body := testutil.Do(t, "POST", heal+"/approve", `{"comment":"after the restart"}`, testutil.Bearer("op")); code != 200 {
 		t.Fatalf("approve: %d %s", code, body)
 	}
-	eventually(t, 10*time.Second, "the approved step to act", func() bool { return hits.Load() == 1 })
-	eventually(t, 10*time.Second, "the heal to end", func() bool {
-		_, body := do(t, http.DefaultClient, "GET", second.url+"/api/v1/heals/"+id, "rd", "")
+	testutil.Eventually(t, 10*time.Second, "the approved step to act", func() bool { return hits.Load() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the heal to end", func() bool {
+		_, body := testutil.Do(t, "GET", heal, "", testutil.Bearer("rd"))
 		return strings.Contains(body, `"result":"healed"`)
 	})
-	_, body := do(t, http.DefaultClient, "GET", second.url+"/api/v1/heals/"+id, "rd", "")
+	_, body := testutil.Do(t, "GET", heal, "", testutil.Bearer("rd"))
 	if !strings.Contains(body, `"by":"oncall"`) || !strings.Contains(body, `"comment":"after the restart"`) {
 		t.Fatalf("the heal record lacks the approval: %s", body)
 	}
-	if !strings.Contains(second.out.String(), `actor=oncall`) {
-		t.Errorf("the approval is not logged with its actor:\n%s", second.out)
+	if !strings.Contains(second.Output(), `actor=oncall`) {
+		t.Errorf("the approval is not logged with its actor:\n%s", second.Tail(30))
 	}
 	time.Sleep(300 * time.Millisecond)
 	if n := hits.Load(); n != 1 {
@@ -141,25 +144,14 @@ func TestClientCertificateNamesTheActor(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
 	ca, webCfg := mutualTLSConfig(t, dir)
-	creds := writeFile(t, dir, "credentials.yml", `credentials:
+	creds := testutil.WriteFile(t, dir, "credentials.yml", `credentials:
   - {name: deploy-bot, role: operator, client_certificate_cn: deploy.example}
   - {name: alertmanager, role: webhook, client_certificate_cn: alertmanager.example}
 `)
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	port := testutil.FreePort(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"), "--web.credentials-file="+creds,
-		"--web.config.file="+webCfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	defer func() {
-		if t.Failed() {
-			t.Log(out.String())
-		}
-	}()
+	proc := testutil.StartProcess(t, "remediator", nil, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+		"--web.credentials-file="+creds, "--web.config.file="+webCfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	client := func(cn string) *http.Client {
@@ -170,7 +162,7 @@ func TestClientCertificateNamesTheActor(t *testing.T) {
 	}
 	bot, am, stranger := client("deploy.example"), client("alertmanager.example"), client("stranger.example")
 	base := fmt.Sprintf("https://127.0.0.1:%d", port)
-	eventually(t, 15*time.Second, "the TLS listener", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the TLS listener", func() bool {
 		res, err := bot.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -191,7 +183,7 @@ func TestClientCertificateNamesTheActor(t *testing.T) {
 	if !strings.Contains(body, `"actor":"deploy-bot"`) || !strings.Contains(body, `"action":"pause"`) {
 		t.Fatalf("history does not name the certificate's actor: %s", body)
 	}
-	if !strings.Contains(out.String(), "actor=deploy-bot") {
+	if !strings.Contains(proc.Output(), "actor=deploy-bot") {
 		t.Error("the pause is not logged with the certificate's actor")
 	}
 }
