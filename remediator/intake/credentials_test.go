@@ -6,28 +6,19 @@ import (
 	"crypto/x509/pkix"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
-)
 
-func writeTestFile(t *testing.T, dir, name, content string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+	"github.com/selfheal/selfheal/internal/testutil"
+)
 
 func TestCredentialsFileErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, dir, "tok", "same")
-	writeTestFile(t, dir, "tok2", "same\n")
-	writeTestFile(t, dir, "empty", "\n")
+	testutil.WriteFile(t, dir, "tok", "same")
+	testutil.WriteFile(t, dir, "tok2", "same\n")
+	testutil.WriteFile(t, dir, "empty", "\n")
 	tests := []struct{ name, file, want string }{
 		{"empty", "", "no credentials: list them under credentials:"},
 		{"unknown key", "credentials:\n  - name: a\n    role: operator\n    token: x\n", "field token not found"},
@@ -43,7 +34,7 @@ func TestCredentialsFileErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := writeTestFile(t, dir, "credentials.yml", tc.file)
+			f := testutil.WriteFile(t, dir, "credentials.yml", tc.file)
 			_, err := NewAuth(AuthOptions{CredentialsFile: f})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), f) {
 				t.Fatalf("error = %v, want one naming %s and saying %q", err, f, tc.want)
@@ -54,12 +45,12 @@ func TestCredentialsFileErrors(t *testing.T) {
 
 func TestIdentify(t *testing.T) {
 	dir := t.TempDir()
-	writeTestFile(t, dir, "op-token", "op")
+	testutil.WriteFile(t, dir, "op-token", "op")
 	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := writeTestFile(t, dir, "credentials.yml", `credentials:
+	f := testutil.WriteFile(t, dir, "credentials.yml", `credentials:
   - name: ops
     role: operator
     bearer_token_file: op-token
@@ -70,7 +61,7 @@ func TestIdentify(t *testing.T) {
     role: operator
     client_certificate_cn: deploy.example
 `)
-	legacy := writeTestFile(t, dir, "legacy", "am")
+	legacy := testutil.WriteFile(t, dir, "legacy", "am")
 	a, err := NewAuth(AuthOptions{TokenFile: legacy, CredentialsFile: f})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +102,7 @@ func TestIdentify(t *testing.T) {
 // Without a credentials file the flag's credential keeps every permission it had; without any
 // credential everyone is Anonymous.
 func TestCompatibility(t *testing.T) {
-	tok := writeTestFile(t, t.TempDir(), "tok", "am")
+	tok := testutil.WriteFile(t, t.TempDir(), "tok", "am")
 	a, err := LoadAuth(tok, "", "")
 	if err != nil {
 		t.Fatal(err)
