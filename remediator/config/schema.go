@@ -46,6 +46,7 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Verify{}):        "verify",
 	reflect.TypeOf(Precondition{}):  "a precondition",
 	reflect.TypeOf(TimeWindow{}):    "a time window",
+	reflect.TypeOf(Approval{}):      "approval",
 
 	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
 }

@@ -67,7 +67,9 @@ type Playbook struct {
 	TimeWindows   []TimeWindow   `yaml:"time_windows"`
 	Verify        Verify         `yaml:"verify"`
 	StepTimeout   model.Duration `yaml:"step_timeout"`
-	Steps         []*Step        `yaml:"steps"`
+	// Approval asks a person once per heal, before its first action.
+	Approval Approval `yaml:"approval"`
+	Steps    []*Step  `yaml:"steps"`
 
 	// Line is where the playbook starts in the file, for messages.
 	Line int `yaml:"-"`
@@ -160,17 +162,18 @@ type Verify struct {
 
 // Step is one escalation level: exactly one of HTTP, Docker, Command or Wait.
 type Step struct {
-	Name    string          `yaml:"name"`
-	HTTP    *HTTPAction     `yaml:"http"`
-	Docker  *DockerAction   `yaml:"docker"`
-	Command *CommandAction  `yaml:"command"`
-	Swarm   *SwarmAction    `yaml:"swarm"`
-	Wait    *model.Duration `yaml:"wait"`
-	Verify  Verify          `yaml:"verify"`
-	Timeout model.Duration  `yaml:"timeout"`
-
+	Name    string         `yaml:"name"`
+	HTTP    *HTTPAction    `yaml:"http"`
+	Docker  *DockerAction  `yaml:"docker"`
+	Command *CommandAction `yaml:"command"`
+	Swarm   *SwarmAction   `yaml:"swarm"`
 	// Kubernetes acts on a workload or pod of a cluster.
 	Kubernetes *KubernetesAction `yaml:"kubernetes"`
+	Wait       *model.Duration   `yaml:"wait"`
+	Verify     Verify            `yaml:"verify"`
+	Timeout    model.Duration    `yaml:"timeout"`
+	// Approval asks a person before this step acts.
+	Approval Approval `yaml:"approval"`
 
 	Line int `yaml:"-"`
 	// named: the file gave the step its name; else it is DefaultStepName.
@@ -211,4 +214,23 @@ type DockerAction struct {
 type CommandAction struct {
 	Argv []Template        `yaml:"argv"`
 	Env  map[string]string `yaml:"env"`
+}
+
+// Approval makes a heal wait for a person (POST /api/v1/heals/{id}/approve or /reject) before it
+// acts. Unanswered for Timeout (default DefaultApprovalTimeout), the step is declined and the heal
+// escalates as if the step had failed.
+type Approval struct {
+	Required bool           `yaml:"required"`
+	Timeout  model.Duration `yaml:"timeout"`
+}
+
+// DefaultApprovalTimeout is how long an approval waits when the file gives no timeout.
+const DefaultApprovalTimeout = 15 * time.Minute
+
+// Wait is how long the approval waits for an answer.
+func (a Approval) Wait() time.Duration {
+	if a.Timeout > 0 {
+		return time.Duration(a.Timeout)
+	}
+	return DefaultApprovalTimeout
 }

@@ -73,6 +73,8 @@ type Pipeline struct {
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
+	// approvals are the heals awaiting a person (see approval.go).
+	approvals *approvals
 
 	// healStarts are the starts the limiter was charged for inside its window, and heldDirty
 	// the targets whose held-back alert changed since the last write (windows.go).
@@ -125,6 +127,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		parked:      map[string]*decision{},
 		blast:       blastMemory{},
 		dirty:       map[string]bool{},
+		approvals:   newApprovals(o.Registerer),
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.SetConfig(cfg)
@@ -179,6 +182,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if len(inbox) > 0 {
 		p.logger.Info("deciding alerts accepted before the restart", "count", len(inbox))
 	}
+	p.resumeApprovals(ctx)
 	p.Submit(inbox)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.decideLoop(ctx) }()
@@ -307,6 +311,9 @@ func (p *Pipeline) restore() error {
 		return err
 	}
 	now := p.now()
+	if err := p.loadApprovals(); err != nil {
+		return err
+	}
 	p.datePastOutcomes(now)
 	if err := p.restoreGuards(now); err != nil {
 		return err
@@ -348,6 +355,9 @@ func (p *Pipeline) closeInterrupted(now time.Time) error {
 	}
 	for i := range running {
 		h := &running[i]
+		if p.resuming(h.ID) {
+			continue
+		}
 		for k := range h.Steps {
 			if h.Steps[k].Outcome == store.StepRunning {
 				h.Steps[k].Outcome = store.StepInterrupted

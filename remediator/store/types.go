@@ -148,6 +148,8 @@ type StepRecord struct {
 	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
 	// StabilizingSince is when the step verified and its hold began (zero: no hold).
 	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
+	// Approval is the person's answer when the step needed one (see approval.go).
+	Approval *Approval `json:"approval,omitempty"`
 }
 
 // Pause is a manual override: Active until Until (zero: until resumed).
