@@ -56,6 +56,7 @@ func playbookFromDefaults(d Defaults) *Playbook {
 		BlastRadius: d.BlastRadius,
 		Verify:      d.Verify,
 		StepTimeout: d.StepTimeout,
+		Silence:     d.Silence,
 	}
 }
 

@@ -46,6 +46,7 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Verify{}):        "verify",
 	reflect.TypeOf(Precondition{}):  "a precondition",
 	reflect.TypeOf(TimeWindow{}):    "a time window",
+	reflect.TypeOf(Alertmanager{}):  "alertmanager",
 }
 
 type schema struct {
@@ -149,6 +150,9 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	case t == typeDuration:
 		s.duration(n, path)
+		return
+	case t == typeHTTPClientConfig:
+		s.httpConfig(n, path)
 		return
 	case t == typeAdaptive && n.Kind == yaml.ScalarNode:
 		s.scalar(n, reflect.TypeOf(true), path)
