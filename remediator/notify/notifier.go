@@ -356,6 +356,9 @@ func (n *Notifier) annotations(nt Notice) models.LabelSet {
 // Run delivers until ctx ends: holding alerts every refresh, changes at once, and after a
 // failure again with exponential backoff.
 func (n *Notifier) Run(ctx context.Context) {
+	if n == nil {
+		return
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = time.Second, n.o.Refresh
 	var retryAt time.Time

@@ -30,6 +30,8 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		p.logger.Error("cannot record heal start; not acting", "target", d.target, "err", err)
 		return
 	}
+	p.noticeHealStarted(d)
+	p.silenceWhileHealing(ctx, d, h)
 	start := p.now()
 	for i, st := range d.playbook.Steps {
 		if p.isResolved(j) {

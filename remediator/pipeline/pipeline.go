@@ -15,6 +15,7 @@ import (
 
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
@@ -32,6 +33,8 @@ type Options struct {
 	// Tick is how often states, suspensions, pauses and parked decisions are re-evaluated
 	// (default 1s).
 	Tick time.Duration
+	// Notifier tells people of heals through Alertmanager (see notices.go); nil: nobody.
+	Notifier *notify.Notifier
 }
 
 // Pipeline is the remediator's decision and healing engine.
@@ -43,6 +46,7 @@ type Pipeline struct {
 	now      func() time.Time
 	tick     time.Duration
 	m        *metrics
+	notifier *notify.Notifier
 
 	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
 	stages []namedStage
@@ -70,6 +74,8 @@ type Pipeline struct {
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
+	// suspended holds the targets RemediationSuspended was raised for (see noticeSuspension).
+	suspended map[string]bool
 
 	wg sync.WaitGroup
 }
@@ -115,6 +121,8 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		parked:    map[string]*decision{},
 		blast:     blastMemory{},
 		dirty:     map[string]bool{},
+		suspended: map[string]bool{},
+		notifier:  o.Notifier,
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.SetConfig(cfg)
@@ -145,6 +153,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.limiter.SetLimit(limit)
 	p.limiter.SetBurst(max(1, p.maxConcurrent()))
 	p.m.resetPlaybooks(cfg)
+	p.configureNotices(cfg)
 	p.kickDispatcher()
 }
 
@@ -169,6 +178,7 @@ func (p *Pipeline) Start(ctx context.Context) error {
 		p.logger.Info("deciding alerts accepted before the restart", "count", len(inbox))
 	}
 	p.Submit(inbox)
+	p.startNotices(ctx)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.decideLoop(ctx) }()
 	go func() { defer p.wg.Done(); p.dispatch(ctx) }()
@@ -283,6 +293,7 @@ func (p *Pipeline) resolve(d *decision) {
 		}
 		p.publish(t)
 		p.saveTarget(t)
+		p.noticeResolved(target, d.alert.Labels["alertname"])
 	}
 	p.closeDecision(d, outcomeResolved, "")
 }

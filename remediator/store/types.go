@@ -72,6 +72,8 @@ type Heal struct {
 	Result   string       `json:"result"`
 	Reason   string       `json:"reason,omitempty"`
 	Steps    []StepRecord `json:"steps"`
+	// Silences are the Alertmanager silences the heal made for its alert while it acted.
+	Silences []string `json:"silences,omitempty"`
 }
 
 // AlertRef identifies the alert that triggered a heal.
