@@ -22,6 +22,7 @@ import (
 type Controller interface {
 	Targets() []pipeline.TargetView
 	Heals(store.HealFilter) ([]store.Heal, error)
+	Heal(id string) (store.Heal, bool, error)
 	Pause(target string, d time.Duration, reason string) error
 	Resume(target string) error
 	Reset(target string) error
@@ -46,6 +47,8 @@ func Register(mux *http.ServeMux, o Options) {
 	}
 	mux.Handle("GET /api/v1/targets", read(a.targets))
 	mux.Handle("GET /api/v1/heals", read(a.heals))
+	// One heal: the link in the remediator's silences and alerts at Alertmanager.
+	mux.Handle("GET /api/v1/heals/{id}", read(a.heal))
 	mux.Handle("POST /api/v1/pause", o.Auth.Require(http.HandlerFunc(a.pause)))
 	mux.Handle("POST /api/v1/resume", o.Auth.Require(http.HandlerFunc(a.resume)))
 	mux.Handle("POST /api/v1/targets/{target}/reset", o.Auth.Require(http.HandlerFunc(a.reset)))
@@ -74,6 +77,18 @@ func (a *api) heals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"heals": hs})
+}
+
+func (a *api) heal(w http.ResponseWriter, r *http.Request) {
+	h, ok, err := a.c.Heal(r.PathValue("id"))
+	switch {
+	case err != nil:
+		intake.WriteError(w, http.StatusInternalServerError, "reading heal history: "+err.Error())
+	case !ok:
+		intake.WriteError(w, http.StatusNotFound, "no heal with this id (the history keeps heals for history_max_age)")
+	default:
+		writeJSON(w, http.StatusOK, h)
+	}
 }
 
 // override is the body of pause and resume; every field is optional.

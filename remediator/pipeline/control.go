@@ -79,6 +79,9 @@ func (p *Pipeline) Targets() []TargetView {
 // Heals lists heals, newest first.
 func (p *Pipeline) Heals(f store.HealFilter) ([]store.Heal, error) { return p.store.Heals(f) }
 
+// Heal is one heal of the history, by id.
+func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.Heal(id) }
+
 // Pause stops healing globally (target "") or for one target, for d (0: until resumed).
 func (p *Pipeline) Pause(target string, d time.Duration, reason string) error {
 	p.mu.Lock()
