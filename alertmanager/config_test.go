@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,67 +134,6 @@ func TestRoutesOfEveryRule(t *testing.T) {
 	checkRoutes(t, cases)
 }
 
-// notification is the part of Alertmanager's webhook payload the live test reads.
-type notification struct {
-	Receiver      string                `json:"receiver"`
-	Status        string                `json:"status"`
-	Alerts        []alertInNotification `json:"alerts"`
-	Authorization string                `json:"-"`
-}
-
-type alertInNotification struct {
-	Status string            `json:"status"`
-	Labels map[string]string `json:"labels"`
-}
-
-// recorder stands in for a webhook receiver and keeps what it was sent.
-type recorder struct {
-	mu   sync.Mutex
-	got  []notification
-	srv  *httptest.Server
-	errs []string
-}
-
-func newRecorder(t *testing.T) *recorder {
-	r := &recorder{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var n notification
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if err := json.Unmarshal(body, &n); err != nil {
-			r.errs = append(r.errs, fmt.Sprintf("undecodable notification: %v: %s", err, body))
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		n.Authorization = req.Header.Get("Authorization")
-		r.got = append(r.got, n)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// waitFor returns the first notification that satisfies ok, or fails after timeout.
-func (r *recorder) waitFor(t *testing.T, what string, timeout time.Duration, ok func(notification) bool) notification {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		r.mu.Lock()
-		for _, n := range r.got {
-			if ok(n) {
-				r.mu.Unlock()
-				return n
-			}
-		}
-		got, errs := fmt.Sprintf("%+v", r.got), r.errs
-		r.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no notification %s within %s; got %s; errors %v", what, timeout, got, errs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // testConfig turns the shipped configuration into the live test's. Differences, and only these:
 // the remediator's webhook URL and the placeholder URLs of the people's receivers point at recorders on
 // 127.0.0.1, and credentials_file at a token file of the test. Routes, grouping, timings and
@@ -290,14 +227,14 @@ func waitInhibits(t *testing.T, amURL string, warning map[string]string, start t
 // TestAlertmanagerDeliversAsRouted runs the real Alertmanager with the shipped configuration and
 // follows one healable incident and one escalation through it.
 func TestAlertmanagerDeliversAsRouted(t *testing.T) {
-	remediator, oncall := newRecorder(t), newRecorder(t)
+	remediator, oncall := testutil.NewWebhookReceiver(t), testutil.NewWebhookReceiver(t)
 	token := "test-token-" + fmt.Sprint(time.Now().UnixNano())
 	tokenFile := filepath.Join(t.TempDir(), "webhook-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	chat := newRecorder(t)
-	am := testutil.StartAlertmanager(t, testConfig(t, remediator.srv.URL+"/webhook", oncall.srv.URL+"/oncall", chat.srv.URL+"/chat", tokenFile))
+	chat := testutil.NewWebhookReceiver(t)
+	am := testutil.StartAlertmanager(t, testConfig(t, remediator.URL+"/webhook", oncall.URL+"/oncall", chat.URL+"/chat", tokenFile))
 
 	target := map[string]string{"service": "user-service", "instance": "user-service:8080", "container": "user-service", "job": "demo-services"}
 	memory := func(severity string) map[string]string {
@@ -320,7 +257,7 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 
 	// The healable incident reaches the remediator with the token, and only its critical alert:
 	// the warning of the same alert and instance is inhibited.
-	n := remediator.waitFor(t, "firing at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "firing" })
+	n := remediator.WaitFor(t, "firing at the remediator", 30*time.Second, func(n testutil.Notification) bool { return n.Status == "firing" })
 	if n.Receiver != "remediator" {
 		t.Errorf("receiver %q, want remediator", n.Receiver)
 	}
@@ -334,8 +271,8 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 	// The escalation reaches a person, not the remediator, in a notification of its own. (The
 	// healable alert reaches oncall too, on its own route: it started a minute ago, so
 	// Alertmanager flushes it without waiting; see docs/alerting.md.)
-	e := oncall.waitFor(t, "the escalation at oncall", 30*time.Second, func(n notification) bool {
-		return n.Status == "firing" && slices.ContainsFunc(n.Alerts, func(a alertInNotification) bool { return a.Labels["alertname"] == "RemediatorBudgetExhausted" })
+	e := oncall.WaitFor(t, "the escalation at oncall", 30*time.Second, func(n testutil.Notification) bool {
+		return n.Status == "firing" && slices.ContainsFunc(n.Alerts, func(a testutil.NotifiedAlert) bool { return a.Labels["alertname"] == "RemediatorBudgetExhausted" })
 	})
 	if len(e.Alerts) != 1 {
 		t.Errorf("oncall got %+v, want RemediatorBudgetExhausted only", e.Alerts)
@@ -350,11 +287,9 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 		postedAlert{Labels: memory("warning"), StartsAt: start, EndsAt: end},
 		postedAlert{Labels: memory("critical"), StartsAt: start, EndsAt: end},
 	)
-	remediator.waitFor(t, "resolved at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "resolved" })
+	remediator.WaitFor(t, "resolved at the remediator", 30*time.Second, func(n testutil.Notification) bool { return n.Status == "resolved" })
 
-	remediator.mu.Lock()
-	defer remediator.mu.Unlock()
-	for _, n := range remediator.got {
+	for _, n := range remediator.Notifications() {
 		for _, a := range n.Alerts {
 			if strings.HasPrefix(a.Labels["alertname"], "Remediator") {
 				t.Errorf("the remediator was sent its own alert %v", a.Labels)

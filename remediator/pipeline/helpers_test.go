@@ -21,6 +21,7 @@ import (
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
@@ -183,6 +184,12 @@ func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
 // newHarnessIn is newHarness on the store in dir (to start again after a stop) with runner.
 func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner) *harness {
 	t.Helper()
+	return startHarness(t, dir, mustConfig(t, yaml), prom, runner, nil)
+}
+
+// startHarness is newHarnessIn with a parsed configuration and a notifier (nil: none).
+func startHarness(t *testing.T, dir string, cfg *config.Config, prom *fakeProm, runner *fakeRunner, n *notify.Notifier) *harness {
+	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +199,7 @@ func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRu
 		q = prom
 	}
 	reg := prometheus.NewRegistry()
-	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}, mustConfig(t, yaml))
+	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond, Notifier: n}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,45 +1,27 @@
 package pipeline
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	commoncfg "github.com/prometheus/common/config"
 
 	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/store"
-	"github.com/selfheal/selfheal/remediator/verify"
 )
 
 // newNoticeHarness is newHarness with a notifier that tells the Alertmanager at am.
 func newNoticeHarness(t *testing.T, dir, yaml, am string, prom *fakeProm, runner *fakeRunner) *harness {
 	t.Helper()
-	st, err := store.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
 	cfg := mustConfig(t, yaml)
 	cfg.Global.Alertmanager = &config.Alertmanager{URL: am, HTTPConfig: commoncfg.DefaultHTTPClientConfig}
-	n := notify.New(notify.Options{Registerer: reg, ExternalURL: "http://remediator.test", Refresh: time.Second})
-	p, err := New(Options{Store: st, Runner: runner, Verifier: verify.New(prom), Registerer: reg, Tick: 20 * time.Millisecond, Notifier: n}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, p: p, st: st, runner: runner, prom: prom, reg: reg, cancel: cancel, dir: dir}
-	t.Cleanup(h.stop)
-	return h
+	n := notify.New(notify.Options{ExternalURL: "http://remediator.test", Refresh: time.Second})
+	return startHarness(t, dir, cfg, prom, runner, n)
 }
 
 type amSilence struct {

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,86 +54,16 @@ playbooks:
         verify: {skip: true}
 `
 
-// received is a notification a person's receiver got, and when.
-type received struct {
-	At       time.Time
-	Receiver string `json:"receiver"`
-	Status   string `json:"status"`
-	Alerts   []struct {
-		Status      string            `json:"status"`
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-	} `json:"alerts"`
-}
-
-// receiver is a person's webhook receiver: it keeps what Alertmanager sends it.
-type receiver struct {
-	mu  sync.Mutex
-	got []received
-	srv *httptest.Server
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var n received
-		b, _ := io.ReadAll(req.Body)
-		if err := json.Unmarshal(b, &n); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		n.At = time.Now()
-		r.mu.Lock()
-		r.got = append(r.got, n)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// first returns when the receiver was first sent a firing alert with these labels.
-func (r *receiver) first(labels map[string]string) (time.Time, map[string]string, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, n := range r.got {
-		for _, a := range n.Alerts {
-			if a.Status != "firing" {
-				continue
-			}
-			ok := true
-			for k, v := range labels {
-				ok = ok && a.Labels[k] == v
-			}
-			if ok {
-				return n.At, a.Annotations, true
-			}
-		}
-	}
-	return time.Time{}, nil, false
-}
-
 // shippedAlertmanagerConfig is alertmanager/alertmanager.yml with the receivers' URLs and the
 // token file pointed at the test's; routes and timings are the shipped ones.
 func shippedAlertmanagerConfig(t *testing.T, remediatorURL, oncallURL, chatURL, tokenFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "alertmanager", "alertmanager.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := string(b)
-	for _, r := range []struct{ re, with string }{
-		{`http://remediator:9096/webhook`, remediatorURL + "/webhook"},
-		{`credentials_file: \S+`, "credentials_file: " + tokenFile},
-		{`http://127.0.0.1:5001/oncall`, oncallURL},
-		{`http://127.0.0.1:5002/chat`, chatURL},
-	} {
-		re := regexp.MustCompile(r.re)
-		if !re.MatchString(cfg) {
-			t.Fatalf("alertmanager.yml no longer contains %q; update this test's derivation", r.re)
-		}
-		cfg = re.ReplaceAllLiteralString(cfg, r.with)
-	}
-	return cfg
+	return deriveAlertmanagerConfig(t,
+		replacement{`http://remediator:9096/webhook`, remediatorURL + "/webhook"},
+		replacement{`credentials_file: \S+`, "credentials_file: " + tokenFile},
+		replacement{`http://127.0.0.1:5001/oncall`, oncallURL},
+		replacement{`http://127.0.0.1:5002/chat`, chatURL},
+	)
 }
 
 // TestPeopleInTheLoop runs the whole loop for real: a demo service's fault, Prometheus' rule,
@@ -161,8 +84,8 @@ func TestPeopleInTheLoop(t *testing.T) {
 	rem := start(t, "remediator", bins+"/remediator", "/-/ready",
 		"--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"), "--webhook.token-file="+token,
 		"--web.external-url=http://remediator.test", "--log.level=debug")
-	oncall, chat := newReceiver(t), newReceiver(t)
-	am := testutil.StartAlertmanager(t, shippedAlertmanagerConfig(t, rem.url, oncall.srv.URL+"/oncall", chat.srv.URL+"/chat", token))
+	oncall, chat := testutil.NewWebhookReceiver(t), testutil.NewWebhookReceiver(t)
+	am := testutil.StartAlertmanager(t, shippedAlertmanagerConfig(t, rem.url, oncall.URL+"/oncall", chat.URL+"/chat", token))
 	rules := writeFile(t, dir, "rules.yml", peopleRules)
 	prom := testutil.StartPrometheus(t, fmt.Sprintf(`
 global: {scrape_interval: 1s, evaluation_interval: 1s}
@@ -217,12 +140,12 @@ scrape_configs:
 		}
 		// The person's route would have flushed by group_wait plus a group interval.
 		time.Sleep(time.Until(fired.Add(20*time.Second + groupInterval + margin)))
-		if at, _, paged := oncall.first(map[string]string{"alertname": "LeakFlushable"}); paged {
+		if at, _, paged := oncall.FirstFiring(map[string]string{"alertname": "LeakFlushable"}); paged {
 			t.Errorf("a person was paged at %s for an alert the remediator healed", at)
 		}
-		if _, ann, ok := chat.first(map[string]string{"alertname": "RemediationPerformed", "target": "demo-flush", "original_alertname": "LeakFlushable"}); !ok {
+		if _, a, ok := chat.FirstFiring(map[string]string{"alertname": "RemediationPerformed", "target": "demo-flush", "original_alertname": "LeakFlushable"}); !ok {
 			t.Error("chat never heard that the heal was performed")
-		} else if ann["heal_url"] != "http://remediator.test/api/v1/heals/"+h.ID {
+		} else if ann := a.Annotations; ann["heal_url"] != "http://remediator.test/api/v1/heals/"+h.ID {
 			t.Errorf("RemediationPerformed annotations %v", ann)
 		}
 	})
@@ -246,7 +169,7 @@ scrape_configs:
 		var at time.Time
 		eventually(t, groupInterval+margin+5*time.Second, "the person to be paged with the original alert", func() bool {
 			var ok bool
-			at, _, ok = oncall.first(map[string]string{"alertname": "LeakUnflushable", "container": "demo-stuck"})
+			at, _, ok = oncall.FirstFiring(map[string]string{"alertname": "LeakUnflushable", "container": "demo-stuck"})
 			return ok
 		})
 		if at.Before(ended) {
@@ -259,9 +182,9 @@ scrape_configs:
 		if s := silenceState(h.Silences[0]); s != "expired" {
 			t.Errorf("the heal's silence is %s after it failed, want expired", s)
 		}
-		if _, ann, ok := oncall.first(map[string]string{"alertname": "RemediationFailed", "target": "demo-stuck", "original_alertname": "LeakUnflushable"}); !ok {
+		if _, a, ok := oncall.FirstFiring(map[string]string{"alertname": "RemediationFailed", "target": "demo-stuck", "original_alertname": "LeakUnflushable"}); !ok {
 			t.Error("no RemediationFailed at the person's receiver")
-		} else if ann["runbook_url"] != "https://runbooks.example/leak" {
+		} else if ann := a.Annotations; ann["runbook_url"] != "https://runbooks.example/leak" {
 			t.Errorf("RemediationFailed annotations %v, want the original runbook_url", ann)
 		}
 	})
@@ -272,7 +195,7 @@ scrape_configs:
 				"service": c, "instance": c + ":8080", "container": c}, StartsAt: time.Now()})
 		}
 		eventually(t, 30*time.Second, "RemediationDeclined at the person's receiver", func() bool {
-			_, _, ok := oncall.first(map[string]string{"alertname": "RemediationDeclined", "reason": "blast_radius", "original_alertname": "PoolSaturated"})
+			_, _, ok := oncall.FirstFiring(map[string]string{"alertname": "RemediationDeclined", "reason": "blast_radius", "original_alertname": "PoolSaturated"})
 			return ok
 		})
 	})
