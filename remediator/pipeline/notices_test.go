@@ -189,3 +189,25 @@ func TestSweepAfterRestart(t *testing.T) {
 		return false
 	})
 }
+
+// TestDeclinedInvalidTarget: an alert whose target cannot be named is declined with
+// invalid_target, and the notice ends when the alert resolves though it names no target.
+func TestDeclinedInvalidTarget(t *testing.T) {
+	am := testutil.StartAlertmanager(t, "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+	h := newNoticeHarness(t, t.TempDir(), playbooks(t), am, quietProm(), newFakeRunner())
+	h.deliver(alert("ServiceMemoryHigh", "../etc", "firing"))
+	h.idle()
+	var declined []amAlertJSON
+	waitFor(t, func() bool {
+		declined = withAlertname(alertsAtAM(t, am), notify.AlertDeclined)
+		return len(declined) == 1
+	})
+	if l := declined[0].Labels; l["reason"] != ReasonInvalidTarget || l["playbook"] != "memory-high" || l["target"] != "" {
+		t.Errorf("RemediationDeclined labels %v", l)
+	}
+	if len(h.runner.Calls()) != 0 {
+		t.Errorf("acted on an alert without a valid target: %v", h.runner.Calls())
+	}
+	h.deliver(alert("ServiceMemoryHigh", "../etc", "resolved"))
+	waitFor(t, func() bool { return len(withAlertname(alertsAtAM(t, am), notify.AlertDeclined)) == 0 })
+}

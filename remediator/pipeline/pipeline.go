@@ -280,7 +280,11 @@ func (p *Pipeline) resolve(d *decision) {
 	if j := p.dropWaitingEpisode(d.episode); j != nil {
 		p.closeDecision(j.d, outcomeResolved, "")
 	}
-	if pb, target, err := matchPlaybook(p.cfg, d); err == nil && pb != nil {
+	pb, target, err := matchPlaybook(p.cfg, d)
+	if err != nil && pb != nil {
+		p.noticeResolved("", d.alert.Labels["alertname"]) // declined as invalid_target, without a target
+	}
+	if err == nil && pb != nil {
 		d.playbook, d.target = pb, target
 		t := p.target(target)
 		t.Firing.Delete(d.episode)
