@@ -100,6 +100,8 @@ type held struct {
 	endsAt time.Time
 	dirty  bool
 	sent   time.Time
+	// changes counts changes, so a post that raced with one does not mark it delivered.
+	changes int
 }
 
 // New builds a Notifier without an Alertmanager; Configure gives it one.
@@ -270,11 +272,13 @@ func (n *Notifier) Raise(nt Notice) {
 		if reflect.DeepEqual(h.labels, labels) {
 			if !reflect.DeepEqual(h.annotations, ann) {
 				h.annotations, h.dirty = ann, true
+				h.changes++
 				n.kick()
 			}
 			return
 		}
 		h.endsAt, h.dirty = now, true
+		h.changes++
 		n.alerts[k+"\x00ended\x00"+now.String()] = h
 	}
 	h := &held{labels: labels, annotations: ann, startsAt: now, dirty: true}
@@ -302,6 +306,7 @@ func (n *Notifier) End(alertname, target, original string) {
 			continue
 		}
 		h.endsAt, h.dirty = now, true
+		h.changes++
 		n.kick()
 	}
 	n.count(now)
@@ -395,7 +400,11 @@ func (n *Notifier) deliver(ctx context.Context) bool {
 	}
 	now := n.o.Now()
 	var posts models.PostableAlerts
-	var sent []*held
+	type post struct {
+		h       *held
+		changes int
+	}
+	var sent []post
 	for k, h := range n.alerts {
 		if !h.endsAt.IsZero() && !h.dirty && !now.Before(h.endsAt) {
 			delete(n.alerts, k)
@@ -414,7 +423,7 @@ func (n *Notifier) deliver(ctx context.Context) bool {
 			StartsAt:    strfmt.DateTime(h.startsAt),
 			EndsAt:      strfmt.DateTime(ends),
 		})
-		sent = append(sent, h)
+		sent = append(sent, post{h, h.changes})
 	}
 	expiring := make(map[string]time.Time, len(n.expiring))
 	for id, until := range n.expiring {
@@ -441,8 +450,11 @@ func (n *Notifier) deliver(ctx context.Context) bool {
 			n.o.Logger.Warn("cannot post alerts to Alertmanager; retrying", "alerts", len(posts), "err", err)
 		} else {
 			n.mu.Lock()
-			for _, h := range sent {
-				h.dirty, h.sent = false, now
+			for _, s := range sent {
+				s.h.sent = now
+				if s.h.changes == s.changes {
+					s.h.dirty = false
+				}
 			}
 			n.mu.Unlock()
 		}
