@@ -30,25 +30,25 @@ const (
 
 // nouns name a mapping's type in messages.
 var nouns = map[reflect.Type]string{
-	reflect.TypeOf(Config{}):        "the top level",
-	reflect.TypeOf(Global{}):        "global",
-	reflect.TypeOf(Defaults{}):      "defaults",
-	reflect.TypeOf(Playbook{}):      "a playbook",
-	reflect.TypeOf(Step{}):          "a step",
-	reflect.TypeOf(HTTPAction{}):    "an http action",
-	reflect.TypeOf(DockerAction{}):  "a docker action",
-	reflect.TypeOf(CommandAction{}): "a command action",
-	reflect.TypeOf(SwarmAction{}):   "a swarm action",
-	reflect.TypeOf(Cooldown{}):      "cooldown",
-	reflect.TypeOf(Budget{}):        "budget",
-	reflect.TypeOf(BlastRadius{}):   "blast_radius",
-	reflect.TypeOf(Adaptive{}):      "adaptive",
-	reflect.TypeOf(Verify{}):        "verify",
-	reflect.TypeOf(Precondition{}):  "a precondition",
-	reflect.TypeOf(TimeWindow{}):    "a time window",
-	reflect.TypeOf(Approval{}):      "approval",
-
+	reflect.TypeOf(Config{}):           "the top level",
+	reflect.TypeOf(Global{}):           "global",
+	reflect.TypeOf(Defaults{}):         "defaults",
+	reflect.TypeOf(Playbook{}):         "a playbook",
+	reflect.TypeOf(Step{}):             "a step",
+	reflect.TypeOf(HTTPAction{}):       "an http action",
+	reflect.TypeOf(DockerAction{}):     "a docker action",
+	reflect.TypeOf(CommandAction{}):    "a command action",
+	reflect.TypeOf(SwarmAction{}):      "a swarm action",
+	reflect.TypeOf(Cooldown{}):         "cooldown",
+	reflect.TypeOf(Budget{}):           "budget",
+	reflect.TypeOf(BlastRadius{}):      "blast_radius",
+	reflect.TypeOf(Adaptive{}):         "adaptive",
+	reflect.TypeOf(Verify{}):           "verify",
+	reflect.TypeOf(Precondition{}):     "a precondition",
+	reflect.TypeOf(TimeWindow{}):       "a time window",
+	reflect.TypeOf(Approval{}):         "approval",
 	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
+	reflect.TypeOf(Alertmanager{}):     "alertmanager",
 }
 
 type schema struct {
@@ -152,6 +152,9 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	case t == typeDuration:
 		s.duration(n, path)
+		return
+	case t == typeHTTPClientConfig:
+		s.httpConfig(n, path)
 		return
 	case t == typeAdaptive && n.Kind == yaml.ScalarNode:
 		s.scalar(n, reflect.TypeOf(true), path)

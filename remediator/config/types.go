@@ -35,6 +35,9 @@ type Global struct {
 	// HistoryMaxAge and HistoryMaxEntries bound the stored heal history.
 	HistoryMaxAge     model.Duration `yaml:"history_max_age"`
 	HistoryMaxEntries int            `yaml:"history_max_entries"`
+	// Alertmanager, when set, is told about heals: silences while they act, alerts when they
+	// fail, are declined or suspended (see alertmanager.go).
+	Alertmanager *Alertmanager `yaml:"alertmanager"`
 }
 
 // Defaults are copied into every playbook before the playbook's own keys are read, so a playbook
@@ -48,6 +51,7 @@ type Defaults struct {
 	BlastRadius BlastRadius    `yaml:"blast_radius"`
 	Verify      Verify         `yaml:"verify"`
 	StepTimeout model.Duration `yaml:"step_timeout"`
+	Silence     bool           `yaml:"silence"`
 }
 
 // Playbook maps matching alerts to ordered escalation steps.
@@ -70,6 +74,9 @@ type Playbook struct {
 	// Approval asks a person once per heal, before its first action.
 	Approval Approval `yaml:"approval"`
 	Steps    []*Step  `yaml:"steps"`
+	// Silence silences the alert in Alertmanager while a heal acts on it, so people are paged
+	// only when the heal fails (needs global.alertmanager).
+	Silence bool `yaml:"silence"`
 
 	// Line is where the playbook starts in the file, for messages.
 	Line int `yaml:"-"`

@@ -31,6 +31,8 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		return
 	}
 	d.ap.heal = h
+	p.noticeHealStarted(d)
+	p.silenceWhileHealing(ctx, d, h)
 	p.runSteps(ctx, j, h, 0, p.now())
 }
 

@@ -157,6 +157,7 @@ func (p *Pipeline) publish(t *store.Target) {
 	now := p.now()
 	budgetUse(t, p.playbookByName(t.Playbook).Budget, now)
 	t.State = p.stateOf(t, now)
+	p.noticeSuspension(t)
 }
 
 // saveTarget marks the target for the next flushWrites. Lock held.

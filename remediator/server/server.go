@@ -21,6 +21,7 @@ import (
 	"github.com/selfheal/selfheal/remediator/api"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/pipeline"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
@@ -54,6 +55,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Tick of the pipeline (tests shorten it).
 	Tick time.Duration
+	// ExternalURL is where people reach this remediator; the links to heals in Alertmanager
+	// silences and alerts start with it.
+	ExternalURL string
 }
 
 // Server is a running remediator.
@@ -116,9 +120,10 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.verifier = verify.New(q)
+	notifier := notify.New(notify.Options{Logger: o.Logger.With("component", "notify"), Registerer: o.Registerer, ExternalURL: o.ExternalURL})
 	s.pipeline, err = pipeline.New(pipeline.Options{
 		Store: st, Runner: o.Runner, Verifier: s.verifier, Logger: o.Logger.With("component", "pipeline"),
-		Registerer: o.Registerer, Tick: o.Tick,
+		Registerer: o.Registerer, Tick: o.Tick, Notifier: notifier,
 	}, cfg)
 	if err != nil {
 		st.Close()
