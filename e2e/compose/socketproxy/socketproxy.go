@@ -4,6 +4,11 @@
 // only when the method's socket-proxy.allow.<method> label (a regular expression matched against
 // the whole path) admits them, and bind mounts in a create request only from the directory its
 // socket-proxy.allow.bindmountfrom label names. Everything else is refused with 403.
+//
+// One thing the real proxy does not do: it shows its clients, and lets them act on, only the
+// containers of its own Compose project. Tests share an engine, and other tests' containers
+// carry the same opt-in labels; without this the stack under test would discover them, count
+// their failures in its blast radius, and try to heal them.
 package socketproxy
 
 import (
@@ -21,6 +26,14 @@ import (
 	"regexp"
 	"strings"
 	"time"
+)
+
+// projectLabel names a container's Compose project.
+const projectLabel = "com.docker.compose.project"
+
+var (
+	listPath      = regexp.MustCompile(`^(/v[0-9.]+)?/containers/json$`)
+	containerPath = regexp.MustCompile(`^(/v[0-9.]+)?/containers/([^/]+)(/.*)?$`)
 )
 
 // LabelPrefix starts every allowlist label on a client container.
@@ -144,23 +157,36 @@ type container struct {
 	}
 }
 
-// client finds the container that owns ip on one of the proxy's networks. It asks the engine on
-// every request: a recreated client comes back with a new address and possibly new labels.
-func (p *Proxy) client(ctx context.Context, ip string) (*container, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/containers/json", nil)
+// engineGet decodes the engine's answer to a GET of path into v.
+func (p *Proxy) engineGet(ctx context.Context, path string, v any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker"+path, nil)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	resp, err := p.engine.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return 0, fmt.Errorf("GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return resp.StatusCode, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// client finds the container that owns ip on one of the proxy's networks, and the proxy's own
+// Compose project. It asks the engine on every request: a recreated client comes back with a
+// new address and possibly new labels.
+func (p *Proxy) client(ctx context.Context, ip string) (*container, string, error) {
 	var cs []container
-	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+	if _, err := p.engineGet(ctx, "/containers/json", &cs); err != nil {
+		return nil, "", err
 	}
 	var own map[string]bool
+	project := ""
 	for _, c := range cs {
 		for _, n := range c.Names {
 			if strings.TrimPrefix(n, "/") == p.Self {
@@ -168,25 +194,59 @@ func (p *Proxy) client(ctx context.Context, ip string) (*container, error) {
 				for net := range c.NetworkSettings.Networks {
 					own[net] = true
 				}
+				project = c.Labels[projectLabel]
 			}
 		}
 	}
 	if own == nil {
-		return nil, fmt.Errorf("the proxy's own container %q is not running", p.Self)
+		return nil, "", fmt.Errorf("the proxy's own container %q is not running", p.Self)
 	}
 	for i, c := range cs {
 		for net, n := range c.NetworkSettings.Networks {
 			if own[net] && n.IPAddress == ip {
-				return &cs[i], nil
+				return &cs[i], project, nil
 			}
 		}
 	}
-	return nil, fmt.Errorf("no container on the proxy's networks has address %s", ip)
+	return nil, "", fmt.Errorf("no container on the proxy's networks has address %s", ip)
+}
+
+// listOwn answers a container list with the containers of project only.
+func (p *Proxy) listOwn(w http.ResponseWriter, r *http.Request, project string) {
+	var cs []map[string]any
+	if code, err := p.engineGet(r.Context(), r.URL.RequestURI(), &cs); err != nil {
+		if code == 0 {
+			code = http.StatusBadGateway
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	own := []map[string]any{}
+	for _, c := range cs {
+		if labels, _ := c["Labels"].(map[string]any); labels[projectLabel] == project {
+			own = append(own, c)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(own)
+}
+
+// inProject reports whether the container ref (a name or id) belongs to project; an unknown
+// container is let through, for the engine to answer 404.
+func (p *Proxy) inProject(ctx context.Context, ref, project string) bool {
+	var c struct {
+		Config struct{ Labels map[string]string }
+	}
+	code, err := p.engineGet(ctx, "/containers/"+url.PathEscape(ref)+"/json", &c)
+	if code == http.StatusNotFound {
+		return true
+	}
+	return err == nil && c.Config.Labels[projectLabel] == project
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
-	c, err := p.client(r.Context(), ip)
+	c, project, err := p.client(r.Context(), ip)
 	if err != nil {
 		p.refuse(w, r, ip, err.Error())
 		return
@@ -208,6 +268,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, why := allow.Allows(r.Method, r.URL.Path, body); !ok {
 		p.refuse(w, r, ip+" "+strings.Join(c.Names, ","), why)
 		return
+	}
+	if project != "" {
+		if listPath.MatchString(r.URL.Path) {
+			p.listOwn(w, r, project)
+			return
+		}
+		if m := containerPath.FindStringSubmatch(r.URL.Path); m != nil && m[2] != "json" && m[2] != "create" && !p.inProject(r.Context(), m[2], project) {
+			p.refuse(w, r, strings.Join(c.Names, ","), "container "+m[2]+" is not in project "+project)
+			return
+		}
 	}
 	p.Logger.Info("allowed", "client", strings.Join(c.Names, ","), "method", r.Method, "path", r.URL.Path)
 	p.fwd.ServeHTTP(w, r)
