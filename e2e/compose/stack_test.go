@@ -260,27 +260,14 @@ func getJSON(url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// del sends a README curl command's DELETE, which clears a fault.
-func del(url string) error {
-	req, err := http.NewRequest(http.MethodDelete, url, nil)
-	if err != nil {
-		return err
-	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("DELETE %s: %s", url, resp.Status)
-	}
-	return nil
-}
-
 // post sends a README curl command's POST; token, when set, is the bearer token.
-func post(url, token, body string) error {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+func post(url, token, body string) error { return send(http.MethodPost, url, token, body) }
+
+// del sends a README curl command's DELETE, which clears a fault.
+func del(url string) error { return send(http.MethodDelete, url, "", "") }
+
+func send(method, url, token, body string) error {
+	req, err := http.NewRequest(method, url, bytes.NewBufferString(body))
 	if err != nil {
 		return err
 	}
@@ -295,7 +282,7 @@ func post(url, token, body string) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, b)
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
 	}
 	return nil
 }
