@@ -143,9 +143,40 @@ func poolExhaustion(t *testing.T, s *stack, tl *timeline) {
 	tl.Status = "passed"
 }
 
+// settled waits until no alert of container is pending or firing, so that a scenario's fault is
+// not cleared by a heal of the one before it.
+func settled(t *testing.T, container string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		var r struct {
+			Data struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		if err := getJSON(promURL+"/api/v1/alerts", &r); err != nil {
+			continue
+		}
+		quiet := true
+		for _, a := range r.Data.Alerts {
+			if a.Labels["container"] == container {
+				quiet = false
+			}
+		}
+		if quiet {
+			return true
+		}
+	}
+	return false
+}
+
 // README scenario 3: a restart through the socket proxy heals a CPU burn.
 func cpuExhaustion(t *testing.T, s *stack, tl *timeline) {
 	*tl = timeline{Scenario: "3. CPU exhaustion: restart", Target: "order-service", Alert: "ServiceCPUHigh"}
+	if !settled(t, tl.Target, 4*time.Minute) {
+		fail(t, tl, "order-service's alerts from the previous scenario did not clear within 4m")
+		return
+	}
 	before := startedAt(t, tl.Target)
 	if !inject(t, tl, "http://127.0.0.1:8082/chaos/cpu?cores=1") {
 		return
