@@ -28,6 +28,9 @@ const (
 	AlertSuspended = "RemediationSuspended"
 	// AlertPerformed says a heal healed its target: informational, it ends by itself.
 	AlertPerformed = "RemediationPerformed"
+	// AlertAwaitingApproval holds while a heal waits for a person to approve or reject its step;
+	// its annotations carry the two endpoints.
+	AlertAwaitingApproval = "RemediationAwaitingApproval"
 )
 
 // Notice is one thing people should hear of: about one target, and the alert that led to it.
@@ -354,6 +357,10 @@ func (n *Notifier) annotations(nt Notice) models.LabelSet {
 	}
 	if nt.HealID != "" {
 		a["heal_url"] = n.HealURL(nt.HealID)
+		if nt.Alertname == AlertAwaitingApproval {
+			a["approve_url"] = a["heal_url"] + "/approve"
+			a["reject_url"] = a["heal_url"] + "/reject"
+		}
 	}
 	return a
 }

@@ -253,7 +253,8 @@ func (p *Pipeline) writeRunningStep(d *decision, rec store.StepRecord) error {
 	return err
 }
 
-// startAwaiting registers the wait and returns the observer to tell.
+// startAwaiting registers the wait and returns the observer to tell: the one NotifyApprovals
+// set, after people are told through Alertmanager.
 func (p *Pipeline) startAwaiting(pa *pendingApproval) func(ApprovalEvent) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -263,7 +264,11 @@ func (p *Pipeline) startAwaiting(pa *pendingApproval) func(ApprovalEvent) {
 	t := p.target(pa.Target)
 	p.publish(t)
 	p.saveTarget(t)
-	return p.approvals.observe
+	observe := p.approvals.observe
+	return func(ev ApprovalEvent) {
+		p.noticeApproval(ev)
+		observe(ev)
+	}
 }
 
 // waitForAnswer waits for a person, the deadline, the alert resolving or the shutdown; stopped

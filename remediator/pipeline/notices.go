@@ -169,3 +169,19 @@ func (p *Pipeline) noticeSuspension(t *store.Target) {
 		Summary: fmt.Sprintf("Healing %s is suspended: its attempt budget is spent; a person resets it (POST /api/v1/targets/<target>/reset) or the budget window moves on", t.Name),
 	})
 }
+
+// noticeApproval raises RemediationAwaitingApproval while a heal waits for a person, with the
+// approve and reject endpoints, and ends it when the wait ends, however it ends.
+func (p *Pipeline) noticeApproval(ev ApprovalEvent) {
+	name := ev.Alert.Labels["alertname"]
+	if ev.State != store.ApprovalAwaiting {
+		p.notifier.End(notify.AlertAwaitingApproval, ev.Target, name)
+		return
+	}
+	p.notifier.Raise(notify.Notice{
+		Alertname: notify.AlertAwaitingApproval, Target: ev.Target, Playbook: ev.Playbook, HealID: ev.HealID,
+		Alert: notify.AlertRef{Name: name, Severity: ev.Alert.Labels["severity"], RunbookURL: ev.Alert.Annotations["runbook_url"]},
+		Summary: fmt.Sprintf("Heal %s of %s (%s) waits for approval of step %q until %s; approve or reject it with an operator credential",
+			ev.HealID, ev.Target, name, ev.Step, ev.Deadline.UTC().Format(time.RFC3339)),
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,4 +211,30 @@ func TestDeclinedInvalidTarget(t *testing.T) {
 	}
 	h.deliver(alert("ServiceMemoryHigh", "../etc", "resolved"))
 	waitFor(t, func() bool { return len(withAlertname(alertsAtAM(t, am), notify.AlertDeclined)) == 0 })
+}
+
+// TestAwaitingApprovalReachesPeople: a heal that waits for approval raises
+// RemediationAwaitingApproval at Alertmanager with the approve and reject endpoints; the answer
+// ends it.
+func TestAwaitingApprovalReachesPeople(t *testing.T) {
+	am := testutil.StartAlertmanager(t, "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+	h := newNoticeHarness(t, t.TempDir(), playbooks(t, fastVerify, approvalOn("1h")), am, quietProm(), newFakeRunner())
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	id := h.awaiting()
+	var waiting []amAlertJSON
+	waitFor(t, func() bool {
+		waiting = withAlertname(alertsAtAM(t, am), notify.AlertAwaitingApproval)
+		return len(waiting) > 0
+	})
+	l, a := waiting[0].Labels, waiting[0].Annotations
+	if l["target"] != "c1" || l["original_alertname"] != "ServiceMemoryHigh" {
+		t.Errorf("RemediationAwaitingApproval labels %v", l)
+	}
+	if want := "http://remediator.test/api/v1/heals/" + id + "/approve"; a["approve_url"] != want || a["reject_url"] != strings.TrimSuffix(want, "approve")+"reject" {
+		t.Errorf("RemediationAwaitingApproval annotations %v, want approve_url %s", a, want)
+	}
+	if err := h.p.Approve(id, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(withAlertname(alertsAtAM(t, am), notify.AlertAwaitingApproval)) == 0 })
 }
