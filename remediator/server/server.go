@@ -142,12 +142,18 @@ func New(o Options) (*Server, error) {
 	limited.Handle("/webhook", hook)
 	limited.Handle("POST /-/reload", auth.Require(http.HandlerFunc(s.reloadHandler)))
 	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth})
+	if err := s.registerPages(limited, auth); err != nil {
+		st.Close()
+		return nil, err
+	}
 	limitedHandler := limitRequests(limited, o.MaxRequests)
 
 	mux := http.NewServeMux()
 	mux.Handle("/webhook", limitedHandler)
 	mux.Handle("/api/", limitedHandler)
 	mux.Handle("/-/reload", limitedHandler)
+	mux.Handle("GET /{$}", limitedHandler)
+	mux.Handle("GET /heals", limitedHandler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK\n")) })
 	mux.HandleFunc("GET /-/ready", s.readyHandler)
