@@ -32,6 +32,7 @@ const (
 var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Config{}):        "the top level",
 	reflect.TypeOf(Global{}):        "global",
+	reflect.TypeOf(Prometheus{}):    "global.prometheus",
 	reflect.TypeOf(Defaults{}):      "defaults",
 	reflect.TypeOf(Playbook{}):      "a playbook",
 	reflect.TypeOf(Step{}):          "a step",
@@ -149,6 +150,9 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	case t == typeDuration:
 		s.duration(n, path)
+		return
+	case t == typeHTTPClientConfig:
+		s.httpClientConfig(n, path)
 		return
 	case t == typeAdaptive && n.Kind == yaml.ScalarNode:
 		s.scalar(n, reflect.TypeOf(true), path)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -26,6 +27,8 @@ type Global struct {
 	// PrometheusURL is queried for verification and preconditions. Empty means: verify by
 	// resolved notifications instead.
 	PrometheusURL string `yaml:"prometheus_url"`
+	// Prometheus is the newer spelling, with client settings; its URL fills PrometheusURL.
+	Prometheus Prometheus `yaml:"prometheus"`
 	// DryRun decides and records everything but acts on nothing.
 	DryRun bool `yaml:"dry_run"`
 	// MaxConcurrentHeals bounds heals in flight across all targets (default 1).
@@ -68,6 +71,8 @@ type Playbook struct {
 	Verify        Verify         `yaml:"verify"`
 	StepTimeout   model.Duration `yaml:"step_timeout"`
 	Steps         []*Step        `yaml:"steps"`
+	// HTTPConfig is the client of the playbook's http steps that give none of their own.
+	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
 
 	// Line is where the playbook starts in the file, for messages.
 	Line int `yaml:"-"`
@@ -191,6 +196,8 @@ type HTTPAction struct {
 	Headers      map[string]string `yaml:"headers"`
 	Body         string            `yaml:"body"`
 	ExpectStatus []int             `yaml:"expect_status"`
+	// HTTPConfig is the client's authorization, TLS and proxy (nil: a plain client).
+	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
 }
 
 // DockerAction acts on the target's container through the Docker engine.

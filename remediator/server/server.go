@@ -169,7 +169,7 @@ func querier(cfg *config.Config) (verify.Querier, error) {
 	if cfg.Global.PrometheusURL == "" {
 		return nil, nil
 	}
-	return verify.NewPrometheus(cfg.Global.PrometheusURL)
+	return verify.NewPrometheusWithConfig(cfg.Global.PrometheusURL, cfg.Global.Prometheus.HTTPConfig)
 }
 
 // Handler is the remediator's HTTP handler (tests serve it with httptest).
