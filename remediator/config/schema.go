@@ -46,7 +46,7 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Adaptive{}):      "adaptive",
 	reflect.TypeOf(Verify{}):        "verify",
 	reflect.TypeOf(Precondition{}):  "a precondition",
-	reflect.TypeOf(TimeWindow{}):    "a time window",
+	typeOlderTimeWindow:             "a time window",
 }
 
 type schema struct {
@@ -153,6 +153,9 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	case t == typeHTTPClientConfig:
 		s.httpClientConfig(n, path)
+		return
+	case t == typeTimeWindow:
+		s.timeWindow(n, path, depth)
 		return
 	case t == typeAdaptive && n.Kind == yaml.ScalarNode:
 		s.scalar(n, reflect.TypeOf(true), path)

@@ -3,9 +3,8 @@
 package config
 
 import (
-	"time"
-
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/alertmanager/timeinterval"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
@@ -125,19 +124,15 @@ type Precondition struct {
 	Description string   `yaml:"description"`
 }
 
-// TimeWindow allows healing only on the given weekdays between Start and End ("HH:MM") in Location.
+// TimeWindow allows healing inside one Alertmanager time interval (see timewindow.go). The
+// older form's fields are kept as written; Intervals is what the window is once loaded.
 type TimeWindow struct {
-	Weekdays []string `yaml:"weekdays"`
-	Start    string   `yaml:"start"`
-	End      string   `yaml:"end"`
-	Location string   `yaml:"location"`
+	Weekdays []string `yaml:"-"`
+	Start    string   `yaml:"-"`
+	End      string   `yaml:"-"`
+	Location string   `yaml:"-"`
 
-	// Parsed forms, filled by Parse.
-	days      [7]bool // indexed by time.Weekday
-	startMin  int     // minutes after midnight
-	endMin    int
-	loc       *time.Location
-	validated bool
+	Intervals []timeinterval.TimeInterval `yaml:"-"`
 }
 
 // Verify says how a step's success is judged. By default the triggering alert must stop firing
