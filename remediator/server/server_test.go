@@ -68,6 +68,12 @@ type env struct {
 
 func newEnv(t *testing.T, dir string, start bool) *env {
 	t.Helper()
+	return newEnvWith(t, dir, start, func(*Options) {})
+}
+
+// newEnvWith is newEnv with options changed by set before the server is built.
+func newEnvWith(t *testing.T, dir string, start bool, set func(*Options)) *env {
+	t.Helper()
 	cfgFile := filepath.Join(dir, "playbooks.yml")
 	if _, err := os.Stat(cfgFile); err != nil {
 		if err := os.WriteFile(cfgFile, []byte(playbooks), 0o600); err != nil {
@@ -80,10 +86,12 @@ func newEnv(t *testing.T, dir string, start bool) *env {
 	}
 	reg := prometheus.NewRegistry()
 	r := &recordingRunner{}
-	srv, err := New(Options{
+	o := Options{
 		ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), WebhookTokenFile: tok,
 		Runner: r, Registerer: reg, Gatherer: reg, Tick: 20 * time.Millisecond,
-	})
+	}
+	set(&o)
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
