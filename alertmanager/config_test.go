@@ -1,19 +1,14 @@
 package alertmanager
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,10 +81,6 @@ func TestRoutesOfEveryRule(t *testing.T) {
 	}
 	var cases []routeCase
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var rf struct {
 			Groups []struct {
 				Rules []struct {
@@ -98,9 +89,7 @@ func TestRoutesOfEveryRule(t *testing.T) {
 				} `yaml:"rules"`
 			} `yaml:"groups"`
 		}
-		if err := yaml.Unmarshal(b, &rf); err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
+		testutil.ReadYAML(t, p, &rf)
 		for _, g := range rf.Groups {
 			for _, r := range g.Rules {
 				if r.Alert == "" {
@@ -126,79 +115,14 @@ func TestRoutesOfEveryRule(t *testing.T) {
 	checkRoutes(t, cases)
 }
 
-// notification is the part of Alertmanager's webhook payload the live test reads.
-type notification struct {
-	Receiver string `json:"receiver"`
-	Status   string `json:"status"`
-	Alerts   []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	} `json:"alerts"`
-	Authorization string `json:"-"`
-}
-
-// recorder stands in for a webhook receiver and keeps what it was sent.
-type recorder struct {
-	mu   sync.Mutex
-	got  []notification
-	srv  *httptest.Server
-	errs []string
-}
-
-func newRecorder(t *testing.T) *recorder {
-	r := &recorder{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		var n notification
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if err := json.Unmarshal(body, &n); err != nil {
-			r.errs = append(r.errs, fmt.Sprintf("undecodable notification: %v: %s", err, body))
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		n.Authorization = req.Header.Get("Authorization")
-		r.got = append(r.got, n)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// waitFor returns the first notification that satisfies ok, or fails after timeout.
-func (r *recorder) waitFor(t *testing.T, what string, timeout time.Duration, ok func(notification) bool) notification {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		r.mu.Lock()
-		for _, n := range r.got {
-			if ok(n) {
-				r.mu.Unlock()
-				return n
-			}
-		}
-		got, errs := fmt.Sprintf("%+v", r.got), r.errs
-		r.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no notification %s within %s; got %s; errors %v", what, timeout, got, errs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // testConfig turns the shipped configuration into the live test's. Differences, and only these:
 // the remediator's webhook URL and the human receiver's placeholder URL point at recorders on
 // 127.0.0.1, and credentials_file at a token file of the test. Routes, grouping, timings and
 // inhibition are the shipped ones.
 func testConfig(t *testing.T, remediatorURL, oncallURL, tokenFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
+	testutil.ReadYAML(t, configFile, &cfg)
 	seen := map[string]bool{}
 	for _, r := range cfg["receivers"].([]any) {
 		r := r.(map[string]any)
@@ -235,15 +159,8 @@ type postedAlert struct {
 
 func postAlerts(t *testing.T, amURL string, alerts ...postedAlert) {
 	t.Helper()
-	body, _ := json.Marshal(alerts)
-	resp, err := http.Post(amURL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("post alerts: %s: %s", resp.Status, b)
+	if code, body := testutil.DoJSON(t, http.MethodPost, amURL+"/api/v2/alerts", alerts, nil); code != http.StatusOK {
+		t.Fatalf("post alerts: %d: %s", code, body)
 	}
 }
 
@@ -252,37 +169,31 @@ func postAlerts(t *testing.T, amURL string, alerts ...postedAlert) {
 func waitInhibits(t *testing.T, amURL string, warning map[string]string, start time.Time) {
 	t.Helper()
 	postAlerts(t, amURL, postedAlert{Labels: warning, StartsAt: start})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(amURL + "/api/v2/alerts?filter=" + url.QueryEscape(`severity="warning"`))
-		if err == nil {
-			var alerts []struct {
-				Status struct {
-					State       string   `json:"state"`
-					InhibitedBy []string `json:"inhibitedBy"`
-				} `json:"status"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&alerts)
-			resp.Body.Close()
-			if err == nil && len(alerts) == 1 && alerts[0].Status.State == "suppressed" && len(alerts[0].Status.InhibitedBy) > 0 {
-				return
-			}
+	inhibited := testutil.Poll(15*time.Second, 100*time.Millisecond, func() bool {
+		var alerts []struct {
+			Status struct {
+				State       string   `json:"state"`
+				InhibitedBy []string `json:"inhibitedBy"`
+			} `json:"status"`
 		}
-		time.Sleep(100 * time.Millisecond)
+		testutil.GetJSON(t, amURL+"/api/v2/alerts?filter="+url.QueryEscape(`severity="warning"`), &alerts)
+		return len(alerts) == 1 && alerts[0].Status.State == "suppressed" && len(alerts[0].Status.InhibitedBy) > 0
+	})
+	if !inhibited {
+		t.Fatalf("the warning %v was never inhibited by its critical alert", warning)
 	}
-	t.Fatalf("the warning %v was never inhibited by its critical alert", warning)
 }
 
 // TestAlertmanagerDeliversAsRouted runs the real Alertmanager with the shipped configuration and
 // follows one healable incident and one escalation through it.
 func TestAlertmanagerDeliversAsRouted(t *testing.T) {
-	remediator, oncall := newRecorder(t), newRecorder(t)
+	remediator, oncall := testutil.StartReceiver(t), testutil.StartReceiver(t)
 	token := "test-token-" + fmt.Sprint(time.Now().UnixNano())
 	tokenFile := filepath.Join(t.TempDir(), "webhook-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	am := testutil.StartAlertmanager(t, testConfig(t, remediator.srv.URL+"/webhook", oncall.srv.URL+"/oncall", tokenFile))
+	am := testutil.StartAlertmanager(t, testConfig(t, remediator.URL+"/webhook", oncall.URL+"/oncall", tokenFile))
 
 	target := map[string]string{"service": "user-service", "instance": "user-service:8080", "container": "user-service", "job": "demo-services"}
 	memory := func(severity string) map[string]string {
@@ -305,7 +216,7 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 
 	// The healable incident reaches the remediator with the token, and only its critical alert:
 	// the warning of the same alert and instance is inhibited.
-	n := remediator.waitFor(t, "firing at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "firing" })
+	n := remediator.WaitFor(t, "firing at the remediator", 30*time.Second, func(n testutil.Notification) bool { return n.Status == "firing" })
 	if n.Receiver != "remediator" {
 		t.Errorf("receiver %q, want remediator", n.Receiver)
 	}
@@ -317,7 +228,7 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 	}
 
 	// The escalation reaches a person, not the remediator.
-	e := oncall.waitFor(t, "firing at oncall", 30*time.Second, func(n notification) bool { return n.Status == "firing" })
+	e := oncall.WaitFor(t, "firing at oncall", 30*time.Second, func(n testutil.Notification) bool { return n.Status == "firing" })
 	if len(e.Alerts) != 1 || e.Alerts[0].Labels["alertname"] != "RemediatorBudgetExhausted" {
 		t.Errorf("oncall got %+v, want RemediatorBudgetExhausted only", e.Alerts)
 	}
@@ -331,11 +242,9 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 		postedAlert{Labels: memory("warning"), StartsAt: start, EndsAt: end},
 		postedAlert{Labels: memory("critical"), StartsAt: start, EndsAt: end},
 	)
-	remediator.waitFor(t, "resolved at the remediator", 30*time.Second, func(n notification) bool { return n.Status == "resolved" })
+	remediator.WaitFor(t, "resolved at the remediator", 30*time.Second, func(n testutil.Notification) bool { return n.Status == "resolved" })
 
-	remediator.mu.Lock()
-	defer remediator.mu.Unlock()
-	for _, n := range remediator.got {
+	for _, n := range remediator.Notifications() {
 		for _, a := range n.Alerts {
 			if strings.HasPrefix(a.Labels["alertname"], "Remediator") {
 				t.Errorf("the remediator was sent its own alert %v", a.Labels)

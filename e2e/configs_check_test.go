@@ -16,7 +16,7 @@ import (
 // shipped files, as the end-to-end run does, and has promtool and amtool check the result, so a
 // change to a shipped file that the generator cannot follow fails fast, not after a 10-minute run.
 func TestGeneratedConfigs(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	dir := t.TempDir()
 	a := stackAddrs{
 		Prometheus: "127.0.0.1:19090", Alertmanager: "127.0.0.1:19093", Remediator: "127.0.0.1:19096",

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // scenario is one fault, healed (or not) by the whole loop.
@@ -120,8 +122,8 @@ func TestEndToEnd(t *testing.T) {
 
 // healthyStack reports whether the stack's own processes still run.
 func (s *stack) healthyStack(t *testing.T) bool {
-	if s.remProc.exited() {
-		t.Errorf("the remediator exited:\n%s", tail(s.remProc.log, 30))
+	if s.remProc.Exited() {
+		t.Errorf("the remediator exited:\n%s", s.remProc.Tail(30))
 		return false
 	}
 	for _, u := range []string{s.promURL + "/-/ready", s.amURL + "/-/ready", s.remURL + "/-/healthy"} {
@@ -145,7 +147,7 @@ func (s *stack) healthyStack(t *testing.T) bool {
 func (s *stack) settle(t *testing.T) {
 	t.Helper()
 	var firing []string
-	ok := eventually(3*time.Minute, func() bool {
+	ok := testutil.Poll(3*time.Minute, poll, func() bool {
 		firing = nil
 		// Alerts pending or firing, and what is about to become one: the rule windows (1m) still
 		// hold the previous scenario's, or the start's, slow or failed requests.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,12 +14,10 @@ import (
 	"time"
 
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-)
 
-type dtoFamily = dto.MetricFamily
+	"github.com/selfheal/selfheal/internal/testutil"
+)
 
 var httpc = &http.Client{Timeout: 10 * time.Second}
 
@@ -45,6 +42,16 @@ const watchInterval = 500 * time.Millisecond
 
 func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 	w := &alertWatch{episodes: map[string][]*episode{}}
+	watch(t, func(ctx context.Context) {
+		if res, err := api.Alerts(ctx); err == nil {
+			w.observe(time.Now(), res.Alerts)
+		}
+	})
+	return w
+}
+
+// watch calls poll every watchInterval, each call bounded to five seconds, until the test ends.
+func watch(t *testing.T, poll func(ctx context.Context)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -53,11 +60,8 @@ func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 		defer tick.Stop()
 		for {
 			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-			res, err := api.Alerts(qctx)
+			poll(qctx)
 			qcancel()
-			if err == nil {
-				w.observe(time.Now(), res.Alerts)
-			}
 			select {
 			case <-ctx.Done():
 				return
@@ -66,7 +70,6 @@ func watchAlerts(t *testing.T, api promv1.API) *alertWatch {
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return w
 }
 
 func labelKey(ls model.LabelSet) string {
@@ -156,7 +159,7 @@ func (w *alertWatch) find(alertname string, match map[string]string, since time.
 func (w *alertWatch) waitFiring(t *testing.T, alertname string, match map[string]string, since time.Time, timeout time.Duration) episode {
 	t.Helper()
 	var got episode
-	ok := eventually(timeout, func() bool {
+	ok := testutil.Poll(timeout, poll, func() bool {
 		for _, e := range w.find(alertname, match, since) {
 			if !e.Firing.IsZero() && (got.Firing.IsZero() || e.Firing.Before(got.Firing)) {
 				got = e
@@ -175,7 +178,7 @@ func (w *alertWatch) waitFiring(t *testing.T, alertname string, match map[string
 func (w *alertWatch) waitAllGone(t *testing.T, alertname string, match map[string]string, since time.Time, timeout time.Duration) time.Time {
 	t.Helper()
 	var last time.Time
-	ok := eventually(timeout, func() bool {
+	ok := testutil.Poll(timeout, poll, func() bool {
 		last = time.Time{}
 		for _, e := range w.find(alertname, match, since) {
 			if e.Gone.IsZero() {
@@ -223,19 +226,9 @@ func clock(t time.Time) string {
 	return t.UTC().Format("15:04:05.0")
 }
 
-// eventually polls cond every half second until it holds or timeout passes.
-func eventually(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-}
+// poll is how often the suite checks a condition: each check may query Prometheus, and the
+// stack shares the machine with the suite.
+const poll = 500 * time.Millisecond
 
 // query runs an instant PromQL query and returns its vector.
 func (s *stack) query(t *testing.T, q string) model.Vector {
@@ -262,102 +255,6 @@ func (s *stack) scalarOf(t *testing.T, q string) (float64, bool) {
 	return float64(vec[0].Value), true
 }
 
-// metrics scrapes a target directly and returns its metric families.
-func metrics(t *testing.T, url string) map[string]*dtoFamily {
-	t.Helper()
-	resp, err := httpc.Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse %s: %v", url, err)
-	}
-	return fams
-}
-
-// sample returns the value of the metric name with labels match from a scrape, summing when
-// several series match; false when none does.
-func sample(fams map[string]*dtoFamily, name string, match map[string]string) (float64, bool) {
-	f, ok := fams[name]
-	if !ok {
-		return 0, false
-	}
-	var sum float64
-	found := false
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range match {
-			if have[k] != v {
-				continue next
-			}
-		}
-		found = true
-		switch {
-		case m.Gauge != nil:
-			sum += m.GetGauge().GetValue()
-		case m.Counter != nil:
-			sum += m.GetCounter().GetValue()
-		case m.Untyped != nil:
-			sum += m.GetUntyped().GetValue()
-		}
-	}
-	return sum, found
-}
-
-// post sends a request with an optional JSON body and returns status and body.
-func post(t *testing.T, method, url string, body any, header map[string]string) (int, string) {
-	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := httpc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
-// getJSON decodes a GET answer into v.
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	resp, err := httpc.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: decode: %v: %.300s", url, err, b)
-	}
-}
-
 // chaos injects a fault into a demo container through its chaos API.
 func (s *stack) chaos(t *testing.T, container, fault string, params url.Values) time.Time {
 	t.Helper()
@@ -367,7 +264,7 @@ func (s *stack) chaos(t *testing.T, container, fault string, params url.Values) 
 		u += "?" + params.Encode()
 	}
 	at := time.Now()
-	code, body := post(t, http.MethodPost, u, nil, nil)
+	code, body := testutil.Do(t, http.MethodPost, u, "", nil)
 	if code/100 != 2 {
 		t.Fatalf("POST %s: %d %s", u, code, body)
 	}
@@ -479,7 +376,7 @@ func (s *stack) healsSince(t *testing.T, target string, since time.Time) []heal 
 func (s *stack) waitHeal(t *testing.T, target string, since time.Time, timeout time.Duration) heal {
 	t.Helper()
 	var got heal
-	ok := eventually(timeout, func() bool {
+	ok := testutil.Poll(timeout, poll, func() bool {
 		for _, h := range s.healsSince(t, target, since) {
 			if h.Result != "" && h.Result != "running" {
 				got = h
@@ -504,7 +401,7 @@ type containerState struct {
 
 func inspect(t *testing.T, name string) containerState {
 	t.Helper()
-	out := run(t, "docker", "inspect", "--format", "{{.Id}} {{.State.Running}} {{.State.StartedAt}} {{.RestartCount}}", name)
+	out := testutil.InspectField(t, name, "{{.Id}} {{.State.Running}} {{.State.StartedAt}} {{.RestartCount}}")
 	f := strings.Fields(out)
 	if len(f) != 4 {
 		t.Fatalf("docker inspect %s: %q", name, out)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // Timeouts of one scenario's legs. The rules' `for:` are 15-60s and the playbooks give a step
@@ -32,7 +34,7 @@ func (s *stack) fillMemory(t *testing.T, c, kind string) time.Time {
 	svc := s.svc(c)
 	at := s.chaos(t, c, "memory-leak", url.Values{"kind": {kind}, "rate_mb": {fillRateMB}})
 	ratio, ok := s.waitMemory(c, 90*time.Second)
-	code, body := post(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), nil, nil)
+	code, body := testutil.Do(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), "", nil)
 	if code/100 != 2 {
 		t.Fatalf("stop leak on %s: %d %s", c, code, body)
 	}
@@ -56,8 +58,8 @@ func (s *stack) waitMemory(c string, timeout time.Duration) (float64, bool) {
 			fams, perr := p.TextToMetricFamilies(resp.Body)
 			resp.Body.Close()
 			if perr == nil {
-				rss, _ := sample(fams, "process_resident_memory_bytes", nil)
-				limit, _ := sample(fams, "demo_memory_limit_bytes", nil)
+				rss, _ := testutil.Sample(fams, "process_resident_memory_bytes", nil)
+				limit, _ := testutil.Sample(fams, "demo_memory_limit_bytes", nil)
 				if limit > 0 {
 					ratio = rss / limit
 					if ratio >= fillRatio {
@@ -73,14 +75,14 @@ func (s *stack) waitMemory(c string, timeout time.Duration) (float64, bool) {
 
 // memoryRatio scrapes c's resident memory as a share of its limit.
 func (s *stack) memoryRatio(t *testing.T, c string) float64 {
-	fams := metrics(t, s.svc(c).url("/metrics"))
-	rss, _ := sample(fams, "process_resident_memory_bytes", nil)
-	limit, _ := sample(fams, "demo_memory_limit_bytes", nil)
+	fams := testutil.Scrape(t, s.svc(c).url("/metrics"))
+	rss, _ := testutil.Sample(fams, "process_resident_memory_bytes", nil)
+	limit, _ := testutil.Sample(fams, "demo_memory_limit_bytes", nil)
 	return rss / limit
 }
 
 func (s *stack) processStart(t *testing.T, c string) float64 {
-	v, ok := sample(metrics(t, s.svc(c).url("/metrics")), "process_start_time_seconds", nil)
+	v, ok := testutil.Sample(testutil.Scrape(t, s.svc(c).url("/metrics")), "process_start_time_seconds", nil)
 	if !ok {
 		t.Fatalf("%s exports no process_start_time_seconds", c)
 	}
@@ -96,7 +98,7 @@ func (s *stack) expectHealed(t *testing.T, tl *timeline, c string, alertnames ..
 	tl.Alert = strings.Join(alertnames, "|")
 	match := map[string]string{"container": c}
 	var ep episode
-	eventually(fireTimeout, func() bool {
+	testutil.Poll(fireTimeout, poll, func() bool {
 		for _, a := range alertnames {
 			for _, e := range s.alerts.find(a, match, tl.Injected) {
 				if !e.Firing.IsZero() && (ep.Firing.IsZero() || e.Firing.Before(ep.Firing)) {
@@ -181,7 +183,7 @@ func assertRestarted(t *testing.T, s *stack, c string, before containerState, st
 
 func waitReady(svc *service, timeout time.Duration) error {
 	var last string
-	if eventually(timeout, func() bool {
+	if testutil.Poll(timeout, poll, func() bool {
 		resp, err := httpc.Get(svc.url("/readyz"))
 		if err != nil {
 			last = err.Error()
@@ -210,7 +212,7 @@ func flushableLeak(t *testing.T, s *stack, tl *timeline) {
 	if r := s.memoryRatio(t, c); r > 0.5 {
 		t.Errorf("%s memory still at %.0f%% of its limit after the flush", c, r*100)
 	}
-	if v, _ := sample(metrics(t, s.svc(c).url("/metrics")), "demo_memory_leaked_bytes", map[string]string{"kind": "flushable"}); v != 0 {
+	if v, _ := testutil.Sample(testutil.Scrape(t, s.svc(c).url("/metrics")), "demo_memory_leaked_bytes", map[string]string{"kind": "flushable"}); v != 0 {
 		t.Errorf("%s still holds %.0f leaked bytes", c, v)
 	}
 }
@@ -247,13 +249,13 @@ func errorSpike(t *testing.T, s *stack, tl *timeline) {
 		}
 	}
 	// The breakers open in the caller, and the caller degrades rather than fails.
-	if !eventually(time.Minute, func() bool {
+	if !testutil.Poll(time.Minute, poll, func() bool {
 		return len(s.query(t, `demo_dependency_circuit_state{container="`+cOrder+`",dependency="payment-service"} == 2`)) > 0
 	}) {
 		t.Errorf("order-service never opened a breaker to payment-service: %v",
 			s.query(t, `demo_dependency_circuit_state{container="`+cOrder+`"}`))
 	}
-	if !eventually(time.Minute, func() bool {
+	if !testutil.Poll(time.Minute, poll, func() bool {
 		return s.sumQuery(t, `sum(demo_degraded_responses_total{container="`+cOrder+`"})`) > degradedBefore
 	}) {
 		t.Errorf("order-service sent no degraded response while payment-service failed")
@@ -272,7 +274,7 @@ func errorSpike(t *testing.T, s *stack, tl *timeline) {
 	for _, c := range payments {
 		s.alerts.waitAllGone(t, "ServiceErrorRateHigh", map[string]string{"container": c}, tl.Injected, resolveTimeout)
 	}
-	if !eventually(time.Minute, func() bool {
+	if !testutil.Poll(time.Minute, poll, func() bool {
 		return len(s.query(t, `demo_dependency_circuit_state{container="`+cOrder+`",dependency="payment-service"} != 0`)) == 0
 	}) {
 		t.Errorf("order-service's breakers to payment-service did not close: %v",
@@ -304,7 +306,7 @@ func cpuExhaustion(t *testing.T, s *stack, tl *timeline) {
 		t.Errorf("%s healed %s after the alert fired, want within 30s", c, d.Round(time.Second))
 	}
 	tl.Note = fmt.Sprintf("restarted %.1fs after firing", after.StartedAt.Sub(tl.Firing).Seconds())
-	if v, _ := sample(metrics(t, s.svc(c).url("/metrics")), "demo_fault_active", map[string]string{"fault": "cpu"}); v != 0 {
+	if v, _ := testutil.Sample(testutil.Scrape(t, s.svc(c).url("/metrics")), "demo_fault_active", map[string]string{"fault": "cpu"}); v != 0 {
 		t.Errorf("%s still burns CPU after the restart", c)
 	}
 }
@@ -349,13 +351,13 @@ func twoAtOnce(t *testing.T, s *stack, tl *timeline) {
 func (s *stack) fillMemoryNoFail(t *testing.T, c, kind string) time.Time {
 	svc := s.svc(c)
 	at := time.Now()
-	code, body := post(t, http.MethodPost, svc.url("/chaos/memory-leak?kind="+kind+"&rate_mb="+fillRateMB), nil, nil)
+	code, body := testutil.Do(t, http.MethodPost, svc.url("/chaos/memory-leak?kind="+kind+"&rate_mb="+fillRateMB), "", nil)
 	if code/100 != 2 {
 		t.Errorf("leak on %s: %d %s", c, code, body)
 		return at
 	}
 	_, ok := s.waitMemory(c, 90*time.Second)
-	post(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), nil, nil)
+	testutil.Do(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), "", nil)
 	if !ok {
 		t.Errorf("%s: memory did not reach %.0f%% of the limit", c, fillRatio*100)
 	}
@@ -379,7 +381,7 @@ func unhealable(t *testing.T, s *stack, tl *timeline) {
 	// Suspended, and the last attempt over (the API shows the budget spent as soon as the last
 	// attempt starts).
 	var tv targetView
-	if !eventually(8*time.Minute, func() bool {
+	if !testutil.Poll(8*time.Minute, poll, func() bool {
 		tv, _ = s.target(t, c)
 		if !tv.Suspended {
 			return false
@@ -416,18 +418,18 @@ func unhealable(t *testing.T, s *stack, tl *timeline) {
 	// The escalation: Prometheus fires it, Alertmanager routes it to the human receiver.
 	esc := s.alerts.waitFiring(t, "RemediatorBudgetExhausted", map[string]string{"target": c}, tl.Injected, time.Minute)
 	tl.Verified = esc.Firing // here: when the escalation fired
-	if !eventually(time.Minute, func() bool {
-		_, _, ok := s.oncall.firstFiring(map[string]string{"alertname": "RemediatorBudgetExhausted", "target": c})
+	if !testutil.Poll(time.Minute, poll, func() bool {
+		_, ok := s.oncall.FirstFiring(map[string]string{"alertname": "RemediatorBudgetExhausted", "target": c})
 		return ok
 	}) {
 		t.Errorf("the human receiver never got RemediatorBudgetExhausted for %s", c)
 	} else {
-		at, receiver, _ := s.oncall.firstFiring(map[string]string{"alertname": "RemediatorBudgetExhausted", "target": c})
-		tl.Resolved = at
-		tl.Note += fmt.Sprintf("; escalation reached receiver %q", receiver)
+		n, _ := s.oncall.FirstFiring(map[string]string{"alertname": "RemediatorBudgetExhausted", "target": c})
+		tl.Resolved = n.At
+		tl.Note += fmt.Sprintf("; escalation reached receiver %q", n.Receiver)
 	}
 	var ams []amAlert
-	getJSON(t, s.amURL+"/api/v2/alerts?filter="+url.QueryEscape(`alertname="RemediatorBudgetExhausted"`), &ams)
+	testutil.GetJSON(t, s.amURL+"/api/v2/alerts?filter="+url.QueryEscape(`alertname="RemediatorBudgetExhausted"`), &ams)
 	routed := false
 	for _, a := range ams {
 		if a.Labels["target"] != c {
@@ -458,7 +460,7 @@ func unhealable(t *testing.T, s *stack, tl *timeline) {
 	if code/100 != 2 {
 		t.Fatalf("reset %s: %d %s", c, code, body)
 	}
-	if !eventually(90*time.Second, func() bool { return len(s.heals(t, c)) > len(hs) }) {
+	if !testutil.Poll(90*time.Second, poll, func() bool { return len(s.heals(t, c)) > len(hs) }) {
 		t.Errorf("no heal after the reset of %s", c)
 	}
 }
@@ -484,10 +486,10 @@ func poolExhaustion(t *testing.T, s *stack, tl *timeline) {
 		t.Errorf("want exactly one successful http step (the pool reset), ran %v", acted)
 	}
 	assertNotRestarted(t, s, c, before, startTime)
-	fams := metrics(t, s.svc(c).url("/metrics"))
-	inUse, _ := sample(fams, "demo_pool_in_use_connections", nil)
-	max, _ := sample(fams, "demo_pool_max_connections", nil)
-	waiters, _ := sample(fams, "demo_pool_waiters", nil)
+	fams := testutil.Scrape(t, s.svc(c).url("/metrics"))
+	inUse, _ := testutil.Sample(fams, "demo_pool_in_use_connections", nil)
+	max, _ := testutil.Sample(fams, "demo_pool_max_connections", nil)
+	waiters, _ := testutil.Sample(fams, "demo_pool_waiters", nil)
 	if inUse >= max || waiters > 0 {
 		t.Errorf("pool still exhausted: %0.f of %0.f in use, %0.f waiting", inUse, max, waiters)
 	}
@@ -514,7 +516,7 @@ func partition(t *testing.T, s *stack, tl *timeline) {
 
 // loadgenFailures counts the load generator's requests that users would have seen fail.
 func loadgenFailures(t *testing.T, url string) float64 {
-	fams := metrics(t, url)
+	fams := testutil.Scrape(t, url)
 	f, ok := fams["loadgen_requests_total"]
 	if !ok {
 		t.Fatalf("load generator exports no loadgen_requests_total")
@@ -547,7 +549,7 @@ func pausedThenResumed(t *testing.T, s *stack, tl *timeline) {
 	suppressedBefore := s.sumQuery(t, `sum(remediator_heals_suppressed_total{reason="paused"})`)
 	tl.Injected = s.fillMemory(t, c, "flushable")
 	ep := s.alerts.waitFiring(t, "ServiceMemoryHigh", map[string]string{"container": c}, tl.Injected, fireTimeout)
-	if !eventually(time.Minute, func() bool { return !s.targets.firstFiring(c, tl.Injected).IsZero() }) {
+	if !testutil.Poll(time.Minute, poll, func() bool { return !s.targets.firstFiring(c, tl.Injected).IsZero() }) {
 		t.Fatalf("the remediator never showed %s's alert", c)
 	}
 	time.Sleep(15 * time.Second) // several evaluations and notifications while paused
@@ -557,7 +559,7 @@ func pausedThenResumed(t *testing.T, s *stack, tl *timeline) {
 	if r := s.memoryRatio(t, c); r < 0.8 {
 		t.Fatalf("%s memory fell to %.0f%% while paused: something acted", c, r*100)
 	}
-	if !eventually(30*time.Second, func() bool {
+	if !testutil.Poll(30*time.Second, poll, func() bool {
 		return s.sumQuery(t, `sum(remediator_heals_suppressed_total{reason="paused"})`) > suppressedBefore
 	}) {
 		t.Errorf("remediator_heals_suppressed_total{reason=\"paused\"} did not grow")

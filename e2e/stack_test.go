@@ -3,11 +3,8 @@ package e2e
 import (
 	"context"
 	"debug/buildinfo"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -61,8 +58,8 @@ type stack struct {
 	amURL    string
 	remURL   string
 	services map[string]*service // by container name
-	oncall   *recorder
-	remProc  *proc
+	oncall   *testutil.Receiver
+	remProc  *testutil.Process
 	alerts   *alertWatch
 	targets  *targetWatch
 	versions map[string]string
@@ -118,7 +115,7 @@ const (
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	s := &stack{
-		root:     repoRoot(t),
+		root:     testutil.RepoRoot(t),
 		dir:      t.TempDir(),
 		changes:  Changes{},
 		services: map[string]*service{},
@@ -134,11 +131,11 @@ func startStack(t *testing.T) *stack {
 		need(t, !testutil.InCI(), "PROMETHEUS3 in CI, naming the Prometheus 3 server .ci/run builds")
 		promBin = lookTool(t, "prometheus")
 	}
-	amBin := lookTool(t, "prometheus-alertmanager", "/usr/bin")
+	amBin := lookTool(t, "prometheus-alertmanager")
 	s.versions["go"] = runtime.Version()
-	s.versions["docker engine"], _ = runErr("docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})")
+	s.versions["docker engine"], _ = testutil.Run("docker", "version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})")
 	s.versions["prometheus"] = binaryVersion(promBin)
-	s.versions["alertmanager"] = firstLine(runErr(amBin, "--version"))
+	s.versions["alertmanager"] = firstLine(testutil.Run(amBin, "--version"))
 
 	removeLeftovers(t)
 	begin := time.Now()
@@ -160,7 +157,7 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { _ = testutil.RemoveImage(s.image) })
 
 	step("image built")
-	ports := freePorts(t, 12)
+	ports := testutil.FreePorts(t, 12)
 	s.addrs = stackAddrs{
 		Prometheus:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		Alertmanager: fmt.Sprintf("127.0.0.1:%d", ports[1]),
@@ -180,7 +177,7 @@ func startStack(t *testing.T) *stack {
 	for i, name := range []string{cUser, cOrder, cPayment1, cPayment2, cUnhealable} {
 		s.addrs.Ports[name] = ports[4+i]
 	}
-	s.oncall = newRecorder(t)
+	s.oncall = testutil.StartReceiver(t)
 	s.addrs.Oncall = s.oncall.URL
 
 	s.token = "e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -194,22 +191,22 @@ func startStack(t *testing.T) *stack {
 	playbooks := s.generate(t, "remediator/playbooks.yml", "playbooks.yml", genPlaybooks)
 
 	// The shared helper skips outside CI when PostgreSQL is missing; with E2E set that must fail.
-	lookTool(t, "initdb", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
+	lookTool(t, "initdb")
 	dbURL := testutil.StartPostgres(t)
 
-	am := startProc(t, s.dir, "alertmanager", nil, amBin,
+	am := testutil.StartProcess(t, "alertmanager", nil, amBin,
 		"--config.file="+amCfg,
 		"--web.listen-address="+s.addrs.Alertmanager,
 		"--storage.path="+filepath.Join(s.dir, "am-data"),
 		"--cluster.listen-address=", // no gossip port on all interfaces
 	)
-	prom := startProc(t, s.dir, "prometheus", nil, promBin,
+	prom := testutil.StartProcess(t, "prometheus", nil, promBin,
 		"--config.file="+promCfg,
 		"--web.listen-address="+s.addrs.Prometheus,
 		"--storage.tsdb.path="+filepath.Join(s.dir, "prom-data"),
 		"--log.level=warn",
 	)
-	s.remProc = startProc(t, s.dir, "remediator", nil, s.remBin,
+	s.remProc = testutil.StartProcess(t, "remediator", nil, s.remBin,
 		"--config.file="+playbooks,
 		"--web.listen-address="+s.addrs.Remediator,
 		"--storage.path="+filepath.Join(s.dir, "remediator-data"),
@@ -217,9 +214,9 @@ func startStack(t *testing.T) *stack {
 		"--prometheus.url="+s.promURL,
 		"--log.level=debug",
 	)
-	waitHTTP(t, s.amURL+"/-/ready", 30*time.Second, am)
-	waitHTTP(t, s.promURL+"/-/ready", 30*time.Second, prom)
-	waitHTTP(t, s.remURL+"/-/ready", 30*time.Second, s.remProc)
+	am.WaitReady(t, s.amURL+"/-/ready", 30*time.Second)
+	prom.WaitReady(t, s.promURL+"/-/ready", 30*time.Second)
+	s.remProc.WaitReady(t, s.remURL+"/-/ready", 30*time.Second)
 	step("postgres, prometheus, alertmanager, remediator ready")
 	client, err := promapi.NewClient(promapi.Config{Address: s.promURL})
 	if err != nil {
@@ -321,7 +318,7 @@ func (s *stack) addService(t *testing.T, svc *service) {
 		path = "/metrics"
 	}
 	if err := testutil.WaitHTTP(svc.url(path), 30*time.Second); err != nil {
-		logs, _ := runErr("docker", "logs", "--tail", "30", svc.Container)
+		logs, _ := testutil.Run("docker", "logs", "--tail", "30", svc.Container)
 		t.Fatalf("%s: %v\n%s", svc.Container, err, logs)
 	}
 }
@@ -371,7 +368,7 @@ func (s *stack) waitTargetsUp(t *testing.T, timeout time.Duration) {
 // removeLeftovers removes containers an interrupted earlier run of this test left behind; only
 // this test labels containers selfheal.e2e=1.
 func removeLeftovers(t *testing.T) {
-	out, err := runErr("docker", "ps", "-aq", "--filter", "label="+e2eLabel+"=1")
+	out, err := testutil.Run("docker", "ps", "-aq", "--filter", "label="+e2eLabel+"=1")
 	if err != nil || out == "" {
 		return
 	}
@@ -382,7 +379,7 @@ func removeLeftovers(t *testing.T) {
 // binaryVersion is the first line of `bin --version`, or, for a build without version
 // information (go install leaves it empty), the module version Go recorded in the binary.
 func binaryVersion(bin string) string {
-	v := firstLine(runErr(bin, "--version"))
+	v := firstLine(testutil.Run(bin, "--version"))
 	if !strings.Contains(v, "version  ") {
 		return v
 	}
@@ -403,75 +400,11 @@ func firstLine(s string, err error) string {
 	return strings.TrimSpace(s)
 }
 
-func repoRoot(t *testing.T) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd) // the test runs in e2e/
-}
-
-// recorder stands in for the human receiver: it keeps every notification Alertmanager sends it.
-type recorder struct {
-	*httptest.Server
-	mu    sync.Mutex
-	posts []recordedPost
-}
-
-type recordedPost struct {
-	At       time.Time `json:"-"`
-	Receiver string    `json:"receiver"`
-	Status   string    `json:"status"`
-	Alerts   []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	} `json:"alerts"`
-}
-
-func newRecorder(t *testing.T) *recorder {
-	r := &recorder{}
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		b, _ := io.ReadAll(req.Body)
-		var p recordedPost
-		if err := json.Unmarshal(b, &p); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		p.At = time.Now()
-		r.mu.Lock()
-		r.posts = append(r.posts, p)
-		r.mu.Unlock()
-	}))
-	t.Cleanup(r.Close)
-	return r
-}
-
-// firstFiring returns when the receiver first got a firing alert with the given labels.
-func (r *recorder) firstFiring(match map[string]string) (time.Time, string, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, p := range r.posts {
-	alerts:
-		for _, a := range p.Alerts {
-			if a.Status != "firing" {
-				continue
-			}
-			for k, v := range match {
-				if a.Labels[k] != v {
-					continue alerts
-				}
-			}
-			return p.At, p.Receiver, true
-		}
-	}
-	return time.Time{}, "", false
-}
-
 // remPost calls the remediator's write API with the bearer token, as an operator's tool would.
 func (s *stack) remPost(t *testing.T, path string, body any) (int, string) {
 	t.Helper()
 	if body == nil {
 		body = map[string]string{}
 	}
-	return post(t, http.MethodPost, s.remURL+path, body, map[string]string{"Authorization": "Bearer " + s.token})
+	return testutil.DoJSON(t, http.MethodPost, s.remURL+path, body, testutil.Bearer(s.token))
 }

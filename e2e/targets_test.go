@@ -73,35 +73,21 @@ func (e *httpError) Error() string { return e.status + ": " + e.body }
 
 func watchTargets(t *testing.T, base string) *targetWatch {
 	w := &targetWatch{changes: map[string][]targetChange{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(watchInterval)
-		defer tick.Stop()
-		for {
-			qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
-			ts, err := fetchTargets(qctx, base)
-			qcancel()
-			if err == nil {
-				now := time.Now()
-				w.mu.Lock()
-				for _, tv := range ts {
-					ch := w.changes[tv.Name]
-					if n := len(ch); n == 0 || ch[n-1].State != tv.State || ch[n-1].Firing != len(tv.Firing) {
-						w.changes[tv.Name] = append(ch, targetChange{At: now, State: tv.State, Firing: len(tv.Firing)})
-					}
-				}
-				w.mu.Unlock()
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
+	watch(t, func(ctx context.Context) {
+		ts, err := fetchTargets(ctx, base)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, tv := range ts {
+			ch := w.changes[tv.Name]
+			if n := len(ch); n == 0 || ch[n-1].State != tv.State || ch[n-1].Firing != len(tv.Firing) {
+				w.changes[tv.Name] = append(ch, targetChange{At: now, State: tv.State, Firing: len(tv.Firing)})
 			}
 		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	})
 	return w
 }
 

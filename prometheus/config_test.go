@@ -81,14 +81,8 @@ func TestPromtoolCheckConfig(t *testing.T) {
 // Relabeling, rules, evaluation and the alert contract are the shipped ones.
 func testConfig(t *testing.T, engineURL, alertmanagerAddr string) string {
 	t.Helper()
-	b, err := os.ReadFile(configFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatalf("%s: %v", configFile, err)
-	}
+	testutil.ReadYAML(t, configFile, &cfg)
 	global := cfg["global"].(map[string]any)
 	global["scrape_interval"], global["scrape_timeout"], global["evaluation_interval"] = "1s", "1s", "1s"
 
@@ -177,36 +171,11 @@ func query(t *testing.T, promURL, q string) []struct {
 			} `json:"result"`
 		} `json:"data"`
 	}
-	getJSON(t, promURL+"/api/v1/query?query="+url.QueryEscape(q), &body)
+	testutil.GetJSON(t, promURL+"/api/v1/query?query="+url.QueryEscape(q), &body)
 	if body.Status != "success" {
 		t.Fatalf("query %s: %s", q, body.Error)
 	}
 	return body.Data.Result
-}
-
-func getJSON(t *testing.T, u string, into any) {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, into); err != nil {
-		t.Fatalf("GET %s: %v: %s", u, err, b)
-	}
-}
-
-// eventually polls cond every 200ms until it is true or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 type target struct {
@@ -218,13 +187,19 @@ type target struct {
 
 func activeTargets(t *testing.T, promURL string) []target {
 	t.Helper()
+	return apiData[struct {
+		ActiveTargets []target `json:"activeTargets"`
+	}](t, promURL+"/api/v1/targets?state=active").ActiveTargets
+}
+
+// apiData returns the data of an answer of Prometheus' HTTP API.
+func apiData[T any](t *testing.T, url string) T {
+	t.Helper()
 	var body struct {
-		Data struct {
-			ActiveTargets []target `json:"activeTargets"`
-		} `json:"data"`
+		Data T `json:"data"`
 	}
-	getJSON(t, promURL+"/api/v1/targets?state=active", &body)
-	return body.Data.ActiveTargets
+	testutil.GetJSON(t, url, &body)
+	return body.Data
 }
 
 // metricsStub serves a minimal /metrics so that discovered targets can be scraped.
@@ -285,7 +260,7 @@ func testDockerDiscoveryLabels(t *testing.T, bin string) {
 		fmt.Sprintf("127.0.0.1:%d", portB): {"job": "demo-services", "service": "payment-service", "container": "payment-service-2", "instance": fmt.Sprintf("payment-service-2:%d", portB)},
 	}
 	var targets []target
-	eventually(t, 20*time.Second, "both demo targets discovered and scraped", func() bool {
+	testutil.Eventually(t, 20*time.Second, "both demo targets discovered and scraped", func() bool {
 		targets = activeTargets(t, prom)
 		up := 0
 		for _, tg := range targets {
@@ -316,7 +291,7 @@ func testDockerDiscoveryLabels(t *testing.T, bin string) {
 		}
 	}
 	// The labels reach the series the rules read.
-	eventually(t, 10*time.Second, "demo_ready scraped with the target labels", func() bool {
+	testutil.Eventually(t, 10*time.Second, "demo_ready scraped with the target labels", func() bool {
 		return len(query(t, prom, fmt.Sprintf(`demo_ready{job="demo-services",service="payment-service",container="payment-service-2",instance="payment-service-2:%d"}`, portB))) == 1
 	})
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,13 +25,9 @@ type promAlert struct {
 
 func alerts(t *testing.T, promURL string) []promAlert {
 	t.Helper()
-	var body struct {
-		Data struct {
-			Alerts []promAlert `json:"alerts"`
-		} `json:"data"`
-	}
-	getJSON(t, promURL+"/api/v1/alerts", &body)
-	return body.Data.Alerts
+	return apiData[struct {
+		Alerts []promAlert `json:"alerts"`
+	}](t, promURL+"/api/v1/alerts").Alerts
 }
 
 // findAlert returns the alert with the given name and severity on instance, if listed.
@@ -47,50 +41,26 @@ func findAlert(t *testing.T, promURL, name, severity, instance string) (promAler
 	return promAlert{}, false
 }
 
-// startDemoService builds and runs the real demo service on a loopback port with a small
-// memory limit, and returns its base URL and port.
+// startDemoService runs the real demo service on a loopback port with a small memory limit,
+// and returns its base URL and port.
 func startDemoService(t *testing.T, name string, memoryLimit string) (string, int) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "demo-service")
-	if err := testutil.BuildStatic(testutil.RepoRoot(t), "./services/cmd/demo-service", bin); err != nil {
-		t.Fatal(err)
-	}
-	port := testutil.FreePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve",
-		"--service.name="+name,
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+	svc := testutil.StartDemoService(t, name,
 		"--memory.limit="+memoryLimit,
 		// An empty cgroup root: the limits come from the flags even when the test itself runs
 		// in a memory-limited container, so the leak reaches the threshold in seconds.
 		"--cgroup.root="+t.TempDir(),
 		"--log.level=warn",
 	)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	u := fmt.Sprintf("http://127.0.0.1:%d", port)
-	if err := testutil.WaitHTTP(u+"/healthz", 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return u, port
-}
-
-func call(t *testing.T, method, u string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, u, nil)
-	resp, err := http.DefaultClient.Do(req)
+	u, err := url.Parse(svc.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("%s %s: %s: %s", method, u, resp.Status, b)
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
 	}
+	return svc.URL, port
 }
 
 // TestMemoryAlertFiresAndResolvesOnRealService runs the real Prometheus with the shipped
@@ -149,7 +119,7 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 	}()
 	t.Cleanup(func() { stopTraffic(); traffic.Wait() })
 
-	eventually(t, 15*time.Second, "the demo service discovered and up", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the demo service discovered and up", func() bool {
 		r := query(t, prom, fmt.Sprintf(`up{job="demo-services",instance=%q,service="user-service",container="user-service"} == 1`, instance))
 		return len(r) == 1
 	})
@@ -158,9 +128,9 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 		t.Fatal("ServiceMemoryHigh before any leak")
 	}
 
-	call(t, http.MethodPost, svc+"/chaos/memory-leak?rate_mb=32&kind=flushable")
+	testutil.Call(t, http.MethodPost, svc+"/chaos/memory-leak?rate_mb=32&kind=flushable")
 	step("leak started")
-	eventually(t, 20*time.Second, "ServiceMemoryHigh/critical pending", func() bool {
+	testutil.Eventually(t, 20*time.Second, "ServiceMemoryHigh/critical pending", func() bool {
 		a, ok := findAlert(t, prom, "ServiceMemoryHigh", "critical", instance)
 		if ok && a.State == "firing" {
 			t.Fatalf("ServiceMemoryHigh fired without being pending first (for: ignored?): %+v", a)
@@ -172,17 +142,17 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 
 	// While it is pending: a burst of errors must show in the 5xx ratio of "/", which proves the
 	// ratio reads the real route and code labels; the other recording rules must have series.
-	call(t, http.MethodPost, svc+"/chaos/errors?ratio=1.0")
-	eventually(t, 10*time.Second, "the 5xx ratio of / rises above 0 during an error burst", func() bool {
+	testutil.Call(t, http.MethodPost, svc+"/chaos/errors?ratio=1.0")
+	testutil.Eventually(t, 10*time.Second, "the 5xx ratio of / rises above 0 during an error burst", func() bool {
 		return len(query(t, prom, fmt.Sprintf(`instance_route:demo_http_errors:ratio_rate1m{instance=%q,route="/",service="user-service",container="user-service"} > 0`, instance))) == 1
 	})
-	call(t, http.MethodDelete, svc+"/chaos/errors")
+	testutil.Call(t, http.MethodDelete, svc+"/chaos/errors")
 	for _, rec := range []string{
 		"instance:demo_memory_usage:ratio",
 		"instance:demo_cpu_usage:ratio_rate30s",
 		"instance_route:demo_http_request_duration_seconds:p99_rate1m",
 	} {
-		eventually(t, 10*time.Second, rec+" has a series for the service", func() bool {
+		testutil.Eventually(t, 10*time.Second, rec+" has a series for the service", func() bool {
 			return len(query(t, prom, fmt.Sprintf(`%s{instance=%q,service="user-service",container="user-service"}`, rec, instance))) == 1
 		})
 	}
@@ -192,7 +162,7 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 	}
 
 	var firing promAlert
-	eventually(t, 30*time.Second, "ServiceMemoryHigh/critical firing", func() bool {
+	testutil.Eventually(t, 30*time.Second, "ServiceMemoryHigh/critical firing", func() bool {
 		a, ok := findAlert(t, prom, "ServiceMemoryHigh", "critical", instance)
 		firing = a
 		return ok && a.State == "firing"
@@ -234,10 +204,10 @@ func testMemoryAlertFiresAndResolves(t *testing.T, bin string) {
 	step("sent to alertmanager")
 
 	// The heal a playbook would run: stop the fault, flush the runaway cache.
-	call(t, http.MethodDelete, svc+"/chaos")
-	call(t, http.MethodPost, svc+"/recover/flush-cache")
+	testutil.Call(t, http.MethodDelete, svc+"/chaos")
+	testutil.Call(t, http.MethodPost, svc+"/recover/flush-cache")
 	step("healed (flush-cache)")
-	eventually(t, 20*time.Second, "ServiceMemoryHigh/critical resolved", func() bool {
+	testutil.Eventually(t, 20*time.Second, "ServiceMemoryHigh/critical resolved", func() bool {
 		_, ok := findAlert(t, prom, "ServiceMemoryHigh", "critical", instance)
 		return !ok
 	})

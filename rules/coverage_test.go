@@ -2,11 +2,11 @@ package rules
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
+	"testing"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // ruleFile is the part of a Prometheus rule file the checks read.
@@ -51,42 +51,24 @@ type alertKey struct{ Name, Severity string }
 
 func (k alertKey) String() string { return k.Name + "/" + k.Severity }
 
-func readYAML(path string, into any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
+// loadFiles decodes each YAML file of paths into a T that remembers where it came from.
+func loadFiles[T any, PT interface {
+	*T
+	setPath(string)
+}](t testing.TB, paths []string) []T {
+	t.Helper()
+	var out []T
+	for _, p := range paths {
+		var v T
+		testutil.ReadYAML(t, p, &v)
+		PT(&v).setPath(p)
+		out = append(out, v)
 	}
-	if err := yaml.Unmarshal(b, into); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	return out
 }
 
-func loadRuleFiles(paths []string) ([]ruleFile, error) {
-	var out []ruleFile
-	for _, p := range paths {
-		var rf ruleFile
-		if err := readYAML(p, &rf); err != nil {
-			return nil, err
-		}
-		rf.Path = p
-		out = append(out, rf)
-	}
-	return out, nil
-}
-
-func loadTestFiles(paths []string) ([]testFile, error) {
-	var out []testFile
-	for _, p := range paths {
-		var tf testFile
-		if err := readYAML(p, &tf); err != nil {
-			return nil, err
-		}
-		tf.Path = p
-		out = append(out, tf)
-	}
-	return out, nil
-}
+func (f *ruleFile) setPath(p string) { f.Path = p }
+func (f *testFile) setPath(p string) { f.Path = p }
 
 // coverageProblems returns, sorted, every reason the unit tests do not cover the alerting rules:
 // an alert name and severity with no case where it fires (with its labels and annotations) or

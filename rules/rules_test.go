@@ -59,14 +59,8 @@ func TestPromtoolTestRules(t *testing.T) {
 // TestEveryAlertFiresAndStaysSilentInUnitTests is the reason the unit tests can be trusted: a
 // new alerting rule (or a new severity of one) without both cases fails here.
 func TestEveryAlertFiresAndStaysSilentInUnitTests(t *testing.T) {
-	rfs, err := loadRuleFiles(ruleFilePaths(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tfs, err := loadTestFiles(testFilePaths(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rfs := loadFiles[ruleFile](t, ruleFilePaths(t))
+	tfs := loadFiles[testFile](t, testFilePaths(t))
 	for _, p := range coverageProblems(rfs, tfs) {
 		t.Error(p)
 	}
@@ -92,7 +86,7 @@ groups:
 	const firingCritical = `
           - exp_labels: {severity: critical}
             exp_annotations: {summary: s, description: d, runbook_url: r}`
-	testFile := func(cases ...string) string {
+	unitTestFile := func(cases ...string) string {
 		s := "rule_files: [../rules.yml]\ntests:\n  - name: t\n    alert_rule_test:\n"
 		for _, c := range cases {
 			s += "      - eval_time: 1m\n        alertname: A\n        exp_alerts:" + c + "\n"
@@ -108,18 +102,18 @@ groups:
 		{
 			name:  "fully covered",
 			rules: rules,
-			test:  testFile(" []", firingWarning, firingWarning+firingCritical),
+			test:  unitTestFile(" []", firingWarning, firingWarning+firingCritical),
 		},
 		{
 			name:  "critical never fires",
 			rules: rules,
-			test:  testFile(" []", firingWarning),
+			test:  unitTestFile(" []", firingWarning),
 			want:  []string{"alert A/critical has no unit test where it fires"},
 		},
 		{
 			name:  "never silent",
 			rules: rules,
-			test:  testFile(firingWarning + firingCritical),
+			test:  unitTestFile(firingWarning + firingCritical),
 			want: []string{
 				"alert A/critical has no unit test where it does not fire",
 				"alert A/warning has no unit test where it does not fire",
@@ -139,7 +133,7 @@ groups:
 		{
 			name:  "firing without annotations does not count",
 			rules: rules,
-			test: testFile(" []", firingWarning, `
+			test: unitTestFile(" []", firingWarning, `
           - exp_labels: {severity: critical}`),
 			want: []string{
 				`TESTFILE: test "t" at 1m: expected alert A/critical does not assert annotations [summary description runbook_url]`,
@@ -162,7 +156,7 @@ groups:
 		{
 			name:  "unknown severity",
 			rules: rules,
-			test: testFile(" []", firingWarning+firingCritical, `
+			test: unitTestFile(" []", firingWarning+firingCritical, `
           - exp_labels: {severity: page}
             exp_annotations: {summary: s, description: d, runbook_url: r}`),
 			want: []string{`TESTFILE: test "t" at 1m: expected alert A with severity "page", which no rule defines`},
@@ -188,14 +182,8 @@ groups:
 			if err := os.WriteFile(testPath, []byte(tc.test), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rfs, err := loadRuleFiles([]string{rulePath})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tfs, err := loadTestFiles([]string{testPath})
-			if err != nil {
-				t.Fatal(err)
-			}
+			rfs := loadFiles[ruleFile](t, []string{rulePath})
+			tfs := loadFiles[testFile](t, []string{testPath})
 			got := coverageProblems(rfs, tfs)
 			for i := range got {
 				got[i] = strings.ReplaceAll(got[i], testPath, "TESTFILE")
@@ -285,11 +273,7 @@ func TestAlertsFollowTheContract(t *testing.T) {
 // messages (file, alert name and severity).
 func forEachAlert(t *testing.T, check func(r rule, where string)) {
 	t.Helper()
-	rfs, err := loadRuleFiles(ruleFilePaths(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rf := range rfs {
+	for _, rf := range loadFiles[ruleFile](t, ruleFilePaths(t)) {
 		for _, g := range rf.Groups {
 			for _, r := range g.Rules {
 				if r.Alert != "" {

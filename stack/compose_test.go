@@ -61,11 +61,9 @@ type mount struct {
 	Bind           bool
 }
 
-func repoRoot(t testing.TB) string { return testutil.RepoRoot(t) }
-
 func loadCompose(t testing.TB) *compose {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docker-compose.yml"))
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "docker-compose.yml"))
 	if err != nil {
 		t.Fatalf("read compose file: %v", err)
 	}
@@ -407,13 +405,8 @@ func keys[K comparable, V any](m map[K]V) []string {
 	return out
 }
 
+// readYAML decodes the repository's file rel into v.
 func readYAML(t testing.TB, rel string, v any) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
-	if err != nil {
-		t.Fatalf("read %s: %v", rel, err)
-	}
-	if err := yaml.Unmarshal(b, v); err != nil {
-		t.Fatalf("parse %s: %v", rel, err)
-	}
+	testutil.ReadYAML(t, filepath.Join(testutil.RepoRoot(t), rel), v)
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	promql "github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // exportedMetrics is what the repository's components export, derived from their source (never
@@ -41,7 +43,7 @@ var metricNameRe = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 
 func scanExportedMetrics(t testing.TB) *exportedMetrics {
 	t.Helper()
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	e := &exportedMetrics{names: map[string]string{}, prefixes: map[string]string{}}
 	add := func(name, kind, from string) {
 		if !metricNameRe.MatchString(name) {
@@ -250,7 +252,7 @@ type rule struct {
 
 func loadRules(t testing.TB) []rule {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "rules", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "rules", "*.yml"))
 	if len(files) == 0 {
 		t.Fatal("no rule files in rules/")
 	}

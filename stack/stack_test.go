@@ -22,7 +22,7 @@ import (
 
 func TestComposeFilesExist(t *testing.T) {
 	c := loadCompose(t)
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	for _, s := range c.Services {
 		for _, m := range c.mounts(t, s) {
 			if !m.Bind {
@@ -72,7 +72,7 @@ func TestImagesPinned(t *testing.T) {
 	}
 	froms := 0
 	for _, df := range []string{"services/Dockerfile", "remediator/Dockerfile"} {
-		f, err := os.Open(filepath.Join(repoRoot(t), df))
+		f, err := os.Open(filepath.Join(testutil.RepoRoot(t), df))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,13 +115,10 @@ func lastFrom(t *testing.T, df string) string {
 	return last
 }
 
+// readFile returns the repository's file rel.
 func readFile(t testing.TB, rel string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testutil.ReadFile(t, filepath.Join(testutil.RepoRoot(t), rel))
 }
 
 // The Dockerfiles build packages that exist, with a main.
@@ -136,7 +133,7 @@ func TestDockerfilesBuildMains(t *testing.T) {
 				continue
 			}
 			found = true
-			main := filepath.Join(repoRoot(t), m[1], "main.go")
+			main := filepath.Join(testutil.RepoRoot(t), m[1], "main.go")
 			if !strings.Contains(readFileAbs(t, main), "package main") {
 				t.Errorf("%s builds %s, which has no main package", df, m[1])
 			}
@@ -378,7 +375,7 @@ func TestPrometheusConfig(t *testing.T) {
 		t.Error("prometheus.yml loads no rule files")
 	}
 	for _, rf := range cfg.RuleFiles {
-		pattern := filepath.Join(repoRoot(t), c.hostPath(t, prom, rf))
+		pattern := filepath.Join(testutil.RepoRoot(t), c.hostPath(t, prom, rf))
 		if m, _ := filepath.Glob(pattern); len(m) == 0 {
 			t.Errorf("rule_files %q matches no file of the repository (as mounted)", rf)
 		}
@@ -576,7 +573,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 	}
 
-	dashboards, err := grafana.Load(filepath.Join(repoRoot(t), "grafana", "dashboards"))
+	dashboards, err := grafana.Load(filepath.Join(testutil.RepoRoot(t), "grafana", "dashboards"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +616,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 
 // Every query parses with Prometheus' own parser and reads only metrics the stack exports.
 func TestDashboardQueries(t *testing.T) {
-	queries, err := grafana.Queries(filepath.Join(repoRoot(t), "grafana", "dashboards"), nil)
+	queries, err := grafana.Queries(filepath.Join(testutil.RepoRoot(t), "grafana", "dashboards"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -679,7 +676,7 @@ func TestThresholdsMatchRules(t *testing.T) {
 		}
 		ruleThresholds[r.Alert] = append(ruleThresholds[r.Alert], comparisonThresholds(expr)...)
 	}
-	dashboards, err := grafana.Load(filepath.Join(repoRoot(t), "grafana", "dashboards"))
+	dashboards, err := grafana.Load(filepath.Join(testutil.RepoRoot(t), "grafana", "dashboards"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +720,7 @@ func TestThresholdsMatchRules(t *testing.T) {
 // The compose healthcheck of the demo services runs the binary's own healthcheck command (the
 // image has no shell or curl): it must exist and tell healthy from unhealthy.
 func TestDemoServiceHealthcheckCommand(t *testing.T) {
-	bin := filepath.Join(repoRoot(t), "bin", "demo-service")
+	bin := filepath.Join(testutil.RepoRoot(t), "bin", "demo-service")
 	if !fileExists(bin) {
 		testutil.Require(t, false, "bin/demo-service is not built (make build)")
 	}
@@ -776,7 +773,7 @@ func TestComposeConfig(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		c := exec.CommandContext(ctx, cmd[0], append(args, "config", "-q")...)
-		c.Dir = repoRoot(t)
+		c.Dir = testutil.RepoRoot(t)
 		out, err := c.CombinedOutput()
 		cancel()
 		if err != nil {

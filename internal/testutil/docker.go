@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,13 +21,11 @@ const TestLabel = "selfheal.test=1"
 // DockerCLI runs the docker command line and returns its trimmed standard output; the error
 // carries standard error, which is where the engine's reason is.
 func DockerCLI(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	out, err := RunContext(ctx, "docker", args...)
+	if err != nil {
+		return "", err
 	}
-	return strings.TrimSpace(stdout.String()), nil
+	return out, nil
 }
 
 // DockerReachable reports whether the docker command is installed and its engine answers; when
@@ -99,6 +96,36 @@ func BuildScratchImage(binary, tag string, extra ...string) error {
 		return fmt.Errorf("docker build %s: %w: %s", tag, err, strings.TrimSpace(string(b)))
 	}
 	return nil
+}
+
+// BuildDemoServiceImages builds the demo service and, for each tag, a FROM scratch image of it
+// with that tag's extra Dockerfile lines (see BuildScratchImage): the images a package's tests
+// share, built once, and removed by the package when its tests end.
+func BuildDemoServiceImages(images map[string][]string) error {
+	dir, err := os.MkdirTemp("", "selfheal-demo-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "demo-service")
+	if err := buildDemoService(bin); err != nil {
+		return err
+	}
+	for tag, extra := range images {
+		if err := BuildScratchImage(bin, tag, extra...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildDemoService builds the demo service as a static binary at out.
+func buildDemoService(out string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	return BuildStatic(root, "./services/cmd/demo-service", out)
 }
 
 // RemoveImage deletes an image built by BuildScratchImage.

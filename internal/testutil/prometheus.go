@@ -1,16 +1,9 @@
 package testutil
 
 import (
-	"context"
-	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -74,20 +67,13 @@ func StartPrometheusBinary(t testing.TB, bin, configYAML string, ruleFiles ...st
 			t.Fatalf("prometheus config: %v", err)
 		}
 	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	startServer(t, "prometheus", bin, url,
+	cfg := WriteFile(t, dir, "prometheus.yml", configYAML)
+	return StartServer(t, "prometheus", bin, "/-/ready",
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
 		"--web.enable-lifecycle",
 		"--log.level=info",
-	)
-	return url
+	).URL
 }
 
 // StartAlertmanager runs a real Alertmanager (Debian's `prometheus-alertmanager`, or
@@ -97,21 +83,14 @@ func StartAlertmanager(t testing.TB, configYAML string) string {
 	t.Helper()
 	bin := LookPath(t, "prometheus-alertmanager", "alertmanager")
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	port := FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	startServer(t, "alertmanager", bin, url,
+	cfg := WriteFile(t, dir, "alertmanager.yml", configYAML)
+	return StartServer(t, "alertmanager", bin, "/-/ready",
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
 		// An empty address turns gossip off: no second port, no peers to wait for.
 		"--cluster.listen-address=",
 		"--log.level=info",
-	)
-	return url
+	).URL
 }
 
 // replaceRuleFiles sets rule_files in a Prometheus config to the given paths (made absolute,
@@ -135,52 +114,4 @@ func replaceRuleFiles(configYAML string, ruleFiles []string) (string, error) {
 	cfg["rule_files"] = abs
 	out, err := yaml.Marshal(cfg)
 	return string(out), err
-}
-
-// startServer starts bin with args, waits until url/-/ready answers 200 and arranges for the
-// process to be stopped (SIGTERM, then SIGKILL) when the test ends.
-func startServer(t testing.TB, name, bin, url string, args ...string) {
-	t.Helper()
-	log := &SyncBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("%s log:\n%s", name, log.String())
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before it was ready: %v\n%s", name, waitErr, log.String())
-		case <-ctx.Done():
-			t.Fatalf("%s not ready at %s within 30s\n%s", name, url, log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		resp, err := client.Get(url + "/-/ready")
-		if err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return
-		}
-	}
 }

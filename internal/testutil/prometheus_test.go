@@ -1,27 +1,15 @@
 package testutil
 
 import (
-	"encoding/json"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestStartPrometheusReplacesRuleFiles(t *testing.T) {
-	rules := filepath.Join(t.TempDir(), "r.yml")
-	if err := os.WriteFile(rules, []byte("groups:\n  - name: from-test\n    rules:\n      - record: x:up:sum\n        expr: sum(up)\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rules := WriteFile(t, t.TempDir(), "r.yml", "groups:\n  - name: from-test\n    rules:\n      - record: x:up:sum\n        expr: sum(up)\n")
 	// The config names a rule file that does not exist: StartPrometheus must replace it, or
 	// Prometheus refuses to start.
 	url := StartPrometheus(t, "global:\n  evaluation_interval: 1s\nrule_files: [/nonexistent/*.yml, /nonexistent.yml]\n", rules)
-	resp, err := http.Get(url + "/api/v1/rules")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Data struct {
 			Groups []struct {
@@ -29,9 +17,7 @@ func TestStartPrometheusReplacesRuleFiles(t *testing.T) {
 			} `json:"groups"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
+	GetJSON(t, url+"/api/v1/rules", &body)
 	if len(body.Data.Groups) != 1 || body.Data.Groups[0].Name != "from-test" {
 		t.Errorf("rule groups %+v, want the one from the given rule file", body.Data.Groups)
 	}
@@ -39,19 +25,12 @@ func TestStartPrometheusReplacesRuleFiles(t *testing.T) {
 
 func TestStartAlertmanager(t *testing.T) {
 	url := StartAlertmanager(t, "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-	resp, err := http.Get(url + "/api/v2/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Config struct {
 			Original string `json:"original"`
 		} `json:"config"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
+	GetJSON(t, url+"/api/v2/status", &body)
 	if !strings.Contains(body.Config.Original, "receiver: blackhole") {
 		t.Errorf("running config %q is not the one given", body.Config.Original)
 	}

@@ -1,14 +1,21 @@
-// Package testutil holds helpers shared by tests that need real programs: it finds them, and
-// decides whether a missing one skips the test (on a developer's machine) or fails it (in CI,
-// where a skip would hide a missing install step).
+// Package testutil holds what the tests of every package share, so that each does it one way:
+// finding real programs and deciding whether a missing one skips the test (on a developer's
+// machine) or fails it (in CI, where a skip would hide a missing install step); starting them
+// (Prometheus, Alertmanager, PostgreSQL, the remediator and demo service binaries, containers);
+// and talking to them (requests, JSON, scrapes, waiting, a stand-in webhook receiver, fixtures).
+//
+// A remediator run inside the test process is remediator/loadtest's Start: this package cannot
+// import the remediator's packages, whose own tests import it.
 package testutil
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -27,53 +34,70 @@ func Require(t testing.TB, ok bool, why string) {
 	t.Skipf("skipped outside CI: %s", why)
 }
 
-// LookPath returns the first of names found on PATH or in extra directories, or requires it.
+// LookPath returns the first of names that Find finds, or requires it.
 func LookPath(t testing.TB, names ...string) string {
 	t.Helper()
+	if p, ok := Find(names...); ok {
+		return p
+	}
+	Require(t, false, "none of "+strings.Join(names, ", ")+" is installed (see .ci/run for the packages)")
+	return ""
+}
+
+// Find returns the first of names found on PATH or where Debian installs PostgreSQL's server
+// programs (which are not on PATH).
+func Find(names ...string) (string, bool) {
 	dirs := []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"}
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
-			return p
+			return p, true
 		}
 		for _, d := range dirs {
 			p := filepath.Join(d, n)
 			if _, err := os.Stat(p); err == nil {
-				return p
+				return p, true
 			}
 		}
 	}
-	Require(t, false, "none of "+joinNames(names)+" is installed (see .ci/run for the packages)")
-	return ""
-}
-
-func joinNames(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
-		}
-		s += n
-	}
-	return s
+	return "", false
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago: they are
+// held open together, so none repeats.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // RepoRoot returns the repository's root directory, found from this file's location.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func repoRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		t.Fatal("cannot locate the repository root")
+		return "", errors.New("cannot locate the repository root")
 	}
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", ".."), nil
 }

@@ -1,15 +1,10 @@
 package action
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,59 +13,15 @@ import (
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
-// startDemoService builds and runs the real demo service on a loopback port.
+// startDemoService runs the real demo service on a loopback port and returns its address.
 func startDemoService(t *testing.T) string {
 	t.Helper()
-	root := testutil.RepoRoot(t)
-	bin := filepath.Join(t.TempDir(), "demo-service")
-	err := testutil.BuildStatic(root, "./services/cmd/demo-service", bin)
-	testutil.Require(t, err == nil, fmt.Sprintf("the demo service must build: %v", err))
-	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
-	cmd := exec.Command(bin, "--service.name=order-service", "--web.listen-address="+addr, "--memory.limit=1GiB")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no FAULTS, DATABASE_URL from the caller
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if err := testutil.WaitHTTP("http://"+addr+"/healthz", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-func post(t *testing.T, method, url string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s: %s", method, url, resp.Status)
-	}
+	return strings.TrimPrefix(testutil.StartDemoService(t, "order-service", "--memory.limit=1GiB").URL, "http://")
 }
 
 func leakedBytes(t *testing.T, addr string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `demo_memory_leaked_bytes{kind="flushable"} `); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatal("demo_memory_leaked_bytes{kind=\"flushable\"} not exported")
-	return 0
+	return testutil.ScrapeSample(t, "http://"+addr+"/metrics", "demo_memory_leaked_bytes", map[string]string{"kind": "flushable"})
 }
 
 // The shipped playbooks' http steps, run unchanged against the real demo service: the client
@@ -89,7 +40,7 @@ func TestShippedHTTPStepsAgainstDemoService(t *testing.T) {
 	labels := map[string]string{"alertname": "ServiceMemoryHigh", "container": "order-service", "severity": "critical"}
 
 	// A flushable leak of some MiB, then stopped so that the flush is the only thing that frees it.
-	post(t, http.MethodPost, "http://"+addr+"/chaos/memory-leak?rate_mb=20&kind=flushable")
+	testutil.Call(t, http.MethodPost, "http://"+addr+"/chaos/memory-leak?rate_mb=20&kind=flushable")
 	deadline := time.Now().Add(10 * time.Second)
 	for leakedBytes(t, addr) < 10<<20 {
 		if time.Now().After(deadline) {
@@ -97,7 +48,7 @@ func TestShippedHTTPStepsAgainstDemoService(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	post(t, http.MethodDelete, "http://"+addr+"/chaos/memory-leak")
+	testutil.Call(t, http.MethodDelete, "http://"+addr+"/chaos/memory-leak")
 	if leakedBytes(t, addr) == 0 {
 		t.Fatal("nothing leaked")
 	}

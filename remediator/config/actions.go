@@ -21,6 +21,7 @@ type stepKind struct {
 var stepKinds = []stepKind{
 	{"http", func(s *Step) bool { return s.HTTP != nil }},
 	{"docker", func(s *Step) bool { return s.Docker != nil }},
+	{"kubernetes", func(s *Step) bool { return s.Kubernetes != nil }},
 	{"command", func(s *Step) bool { return s.Command != nil }},
 	{"swarm", func(s *Step) bool { return s.Swarm != nil }},
 	{"wait", func(s *Step) bool { return s.Wait != nil }},

@@ -159,7 +159,7 @@ var invalidFiles = []struct {
 		`invalid-step-duplicate-name.yml:7: playbook "memory-high": step "restart": step name "restart" is already used on line 5 (hint: give each step of a playbook its own name)`,
 	}},
 	{"invalid-step-no-action.yml", []string{
-		`invalid-step-no-action.yml:5: playbook "memory-high": step "restart": step has no action (hint: add exactly one of http, docker, command, swarm, wait)`,
+		`invalid-step-no-action.yml:5: playbook "memory-high": step "restart": step has no action (hint: add exactly one of http, docker, kubernetes, command, swarm, wait)`,
 	}},
 	{"invalid-step-timeout.yml", []string{
 		`invalid-step-timeout.yml:4: playbook "memory-high": step_timeout must be greater than 0 (hint: e.g. 30s)`,
@@ -183,7 +183,7 @@ var invalidFiles = []struct {
 		`invalid-time-window-weekday.yml:5: playbook "memory-high": time window 1: unknown weekday "funday" (hint: use monday..sunday (or mon..sun) and ranges such as monday:friday)`,
 	}},
 	{"invalid-unknown-key.yml", []string{
-		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, swarm, wait, verify, timeout)`,
+		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, swarm, wait, verify, timeout, kubernetes)`,
 	}},
 	{"invalid-unknown-top-key.yml", []string{
 		`invalid-unknown-top-key.yml:1: unknown key "playbook" in the top level (hint: did you mean "playbooks"? valid keys: global, defaults, playbooks)`,

@@ -47,6 +47,8 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Verify{}):        "verify",
 	reflect.TypeOf(Precondition{}):  "a precondition",
 	typeOlderTimeWindow:             "a time window",
+
+	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
 }
 
 type schema struct {

@@ -169,6 +169,9 @@ type Step struct {
 	Verify  Verify          `yaml:"verify"`
 	Timeout model.Duration  `yaml:"timeout"`
 
+	// Kubernetes acts on a workload or pod of a cluster.
+	Kubernetes *KubernetesAction `yaml:"kubernetes"`
+
 	Line int `yaml:"-"`
 	// named: the file gave the step its name; else it is DefaultStepName.
 	named bool

@@ -370,6 +370,8 @@ func (v *validator) step(pbPrefix, pbWho string, j int, st *Step, names map[stri
 		v.httpStep(st, add, at)
 	case "docker":
 		v.dockerStep(st, add, at)
+	case "kubernetes":
+		v.kubernetesStep(st, add, at)
 	case "command":
 		v.commandStep(st, add, at)
 	case "swarm":

@@ -1,15 +1,12 @@
 package docker
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,33 +45,14 @@ func demoImages(t *testing.T) (plain, healthy, unhealthable string) {
 	t.Helper()
 	testutil.RequireDocker(t)
 	images.once.Do(func() {
-		dir, err := os.MkdirTemp("", "selfheal-docker-test-")
-		if err != nil {
-			images.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "demo-service")
-		if images.err = testutil.BuildStatic(testutil.RepoRoot(t), "./services/cmd/demo-service", bin); images.err != nil {
-			return
-		}
 		base := fmt.Sprintf("selfheal-test/demo-service:docker-%d", os.Getpid())
-		if images.err = testutil.BuildScratchImage(bin, base); images.err != nil {
-			return
-		}
-		images.plain = base
-		healthy := base + "-healthy"
-		if images.err = testutil.BuildScratchImage(bin, healthy,
-			`HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/demo-service", "--help"]`); images.err != nil {
-			return
-		}
-		images.healthy = healthy
-		bad := base + "-unhealthable"
-		images.err = testutil.BuildScratchImage(bin, bad,
-			`HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/demo-service", "--bad-flag"]`)
-		if images.err == nil {
-			images.unhealthable = bad
-		}
+		// Named before they are built, so that TestMain removes whatever a failed build left.
+		images.plain, images.healthy, images.unhealthable = base, base+"-healthy", base+"-unhealthable"
+		images.err = testutil.BuildDemoServiceImages(map[string][]string{
+			images.plain:        nil,
+			images.healthy:      {`HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/demo-service", "--help"]`},
+			images.unhealthable: {`HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/demo-service", "--bad-flag"]`},
+		})
 	})
 	if images.err != nil {
 		t.Fatalf("building the demo-service test images: %v", images.err)
@@ -137,23 +115,7 @@ func request(da config.DockerAction, labels map[string]string) action.Request {
 
 func processStart(t *testing.T, port int) float64 {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_start_time_seconds "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatal("no process_start_time_seconds in /metrics")
-	return 0
+	return testutil.ScrapeSample(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), "process_start_time_seconds", nil)
 }
 
 func TestRestartStartsANewProcess(t *testing.T) {

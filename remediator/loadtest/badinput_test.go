@@ -13,22 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-const badInputPlaybooks = `
-global:
-  max_concurrent_heals: 1
-  heals_per_minute: 600
-defaults:
-  verify: {skip: true}
-playbooks:
-  - name: memory
-    match: ['alertname="ServiceMemoryHigh"']
-    dry_run: true
-    steps:
-      - name: flush
-        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-`
+	"github.com/selfheal/selfheal/internal/testutil"
+)
 
 func goodAlert(target string) Alert {
 	return Alert{Name: "ServiceMemoryHigh", Target: target, Severity: "critical", StartsAt: time.Now().Add(-time.Minute)}
@@ -37,15 +24,8 @@ func goodAlert(target string) Alert {
 // TestBadInputHTTP sends what a broken or hostile client sends, through the real HTTP server, and
 // expects a clear 4xx (never a panic, never a hang) and nothing accepted.
 func TestBadInputHTTP(t *testing.T) {
-	rem, err := Start(Options{Dir: t.TempDir(), Playbooks: badInputPlaybooks, Token: "bad-token"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: testutil.Testdata(t, "bad-input-playbooks.yml"), Token: "bad-token"})
+	defer stopRemediator(t, rem)
 	good := Notification("g", goodAlert("api-1"))
 	huge := strings.Repeat("x", 100<<10)
 	hugeLabel := Notification("g", Alert{Name: "ServiceMemoryHigh", Target: "api-2", Severity: "critical",
@@ -158,16 +138,9 @@ func TestSlowClients(t *testing.T) {
 		readTimeout   = 2 * time.Second
 		maxRequests   = 4
 	)
-	rem, err := Start(Options{Dir: t.TempDir(), Playbooks: badInputPlaybooks, Token: "slow-token",
+	rem := startRemediator(t, Options{Dir: t.TempDir(), Playbooks: testutil.Testdata(t, "bad-input-playbooks.yml"), Token: "slow-token",
 		ReadHeaderTimeout: headerTimeout, ReadTimeout: readTimeout, MaxRequests: maxRequests})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer stopRemediator(t, rem)
 	addr := strings.TrimPrefix(rem.URL, "http://")
 	body := Notification("g", goodAlert("api-1"))
 

@@ -54,6 +54,10 @@ playbooks:
         http: {method: POST, url: '%s/recover/{{ .Labels.container }}'}
 `
 
+// benchRounds is how many slices of its notifications each receiver is given in turn (see
+// Interleave).
+const benchRounds = 5
+
 // benchBodies builds n notifications of two new alerts each (a new episode every time, so the
 // remediator cannot answer from its deduplication), cycling over targets.
 func benchBodies(run string, n, targets int) [][]byte {
@@ -83,8 +87,8 @@ func intakeRun(receiver string, d *Delivery, alerts int) IntakeRun {
 }
 
 // MeasureIntake drives the bare handler, the durable bare handler and a real remediator
-// (webhook, bbolt store in dir, pipeline, http steps running heals) with the same driver, bodies
-// of the same shape, and the same number of senders, one after the other in this process.
+// (webhook, store in dir, pipeline, http steps running heals) with the same driver, the same
+// bodies, and the same number of senders, in turns in this process (see Interleave).
 func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem IntakeRun, err error) {
 	rec := &Recovery{Delay: 100 * time.Millisecond}
 	endpoint := httptest.NewServer(rec)
@@ -119,17 +123,67 @@ func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem I
 	tag := fmt.Sprintf("s%d", senders)
 	bodies := benchBodies(tag, notifications, 500)
 	runtime.GC()
-	bare = intakeRun("bare", Deliver(PostTo(bareURL, ""), bodies, senders), 2*notifications)
-	bare.Senders = senders
-	runtime.GC()
-	durable = intakeRun("bare+fsync", Deliver(PostTo(durableURL, ""), bodies, senders), 2*notifications)
-	durable.Senders = senders
-	runtime.GC()
 	callsBefore := rec.Calls()
-	rem = intakeRun("remediator", Deliver(r.Post, bodies, senders), 2*notifications)
-	rem.Senders = senders
+	ds := Interleave([]func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), PostTo(durableURL, ""), r.Post}, bodies, senders, benchRounds)
+	bare = intakeRun("bare", ds[0], 2*notifications)
+	durable = intakeRun("bare+fsync", ds[1], 2*notifications)
+	rem = intakeRun("remediator", ds[2], 2*notifications)
+	bare.Senders, durable.Senders, rem.Senders = senders, senders, senders
 	rem.HealsDuring = rec.Calls() - callsBefore
 	return bare, durable, rem, nil
+}
+
+// MeasureRepeat drives the bare handler and a real remediator with one notification repeated,
+// as Alertmanager re-sends a firing group every repeat_interval and its HA peers send the same
+// group again: two alerts whose heals are running (their recovery calls hang until the end), so
+// every delivery after the first is a repeat of an acting episode and changes nothing.
+func MeasureRepeat(dir string, senders, notifications int) (bare, rem IntakeRun, err error) {
+	rec := &Recovery{Hang: true, Notify: make(chan string, 4)}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	defer rec.Release()
+	r, err := Start(Options{Dir: dir, Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	if err != nil {
+		return bare, rem, err
+	}
+	defer r.Stop()
+	bareURL, stopBare, err := ServeBare()
+	if err != nil {
+		return bare, rem, err
+	}
+	defer stopBare()
+
+	at := time.Now().Add(-time.Minute)
+	body := Notification(`{}:{alertname="BenchMemoryHigh"}`,
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-a", Severity: "critical", StartsAt: at},
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-b", Severity: "critical", StartsAt: at})
+	if code, msg, err := r.Post(Client(1), body); err != nil || code != http.StatusAccepted {
+		return bare, rem, fmt.Errorf("first delivery of the repeated notification: %d %s %v", code, msg, err)
+	}
+	for range 2 {
+		select {
+		case <-rec.Notify:
+		case <-time.After(10 * time.Second):
+			return bare, rem, errors.New("the repeated notification's heals did not start")
+		}
+	}
+	bodies := make([][]byte, notifications)
+	for i := range bodies {
+		bodies[i] = body
+	}
+	warm := bodies[:min(len(bodies), 500)]
+	Deliver(PostTo(bareURL, ""), warm, senders)
+	Deliver(r.Post, warm, senders)
+	runtime.GC()
+	ds := Interleave([]func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), r.Post}, bodies, senders, benchRounds)
+	d := ds[1]
+	bare = intakeRun("bare", ds[0], 2*notifications)
+	rem = intakeRun("remediator", d, 2*notifications)
+	bare.Senders, rem.Senders = senders, senders
+	if d.Replies.Deduplicated != 2*d.Statuses[http.StatusAccepted] {
+		return bare, rem, fmt.Errorf("repeats: %d alerts deduplicated in %d accepted notifications, want all", d.Replies.Deduplicated, d.Statuses[http.StatusAccepted])
+	}
+	return bare, rem, nil
 }
 
 // DecisionRun is the time from posting an alert to its first action starting.
@@ -218,13 +272,20 @@ type MemoryRun struct {
 	HeapInuse        float64
 	DBBytes          int64
 	Firing           int // alerts the remediator reports as firing on its targets
+	// APITime and MetricsTime are how long GET /api/v1/targets and GET /metrics took at the end.
+	APITime, MetricsTime time.Duration
+	// Goal is the resident memory the run must stay under (bytes).
+	Goal float64
 }
 
 // MeasureMemory starts the real binary, pauses healing (so nothing resolves the alerts), posts
 // alerts firing on targets in notifications of perTarget alerts, waits until all are
 // decided, and reads the process' resident memory from its own /metrics and from /proc.
 func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (MemoryRun, error) {
-	out := MemoryRun{Alerts: alerts, Targets: targets, GoMemLimit: goMemLimit}
+	out := MemoryRun{Alerts: alerts, Targets: targets, GoMemLimit: goMemLimit, Goal: GoalRSS}
+	if alerts > 100000 {
+		out.Goal = GoalLargeRSS
+	}
 	perTarget := alerts / targets
 	cfg := filepath.Join(dir, "playbooks.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(benchPlaybooks, "http://127.0.0.1:9")), 0o600); err != nil {
@@ -276,22 +337,24 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	}
 
 	start := time.Now()
-	bodies := make([][]byte, 0, targets)
-	for tg := range targets {
-		target := fmt.Sprintf("mem-%05d", tg)
-		var as []Alert
-		for a := range perTarget {
-			as = append(as, Alert{Name: "BenchMemoryHigh", Target: target, Severity: "warning",
-				Extra: map[string]string{"pod": strconv.Itoa(a)}, StartsAt: start.Add(-time.Hour)})
+	// Built and posted in batches, so the driver does not hold every notification at once.
+	for first := 0; first < targets; first += 5000 {
+		bodies := make([][]byte, 0, 5000)
+		for tg := first; tg < min(first+5000, targets); tg++ {
+			target := fmt.Sprintf("mem-%05d", tg)
+			var as []Alert
+			for a := range perTarget {
+				as = append(as, Alert{Name: "BenchMemoryHigh", Target: target, Severity: "warning",
+					Extra: map[string]string{"pod": strconv.Itoa(a)}, StartsAt: start.Add(-time.Hour)})
+			}
+			bodies = append(bodies, Notification(target, as...))
 		}
-		bodies = append(bodies, Notification(target, as...))
+		d := Deliver(r.Post, bodies, 16)
+		if bad := len(bodies) - d.Statuses[http.StatusAccepted]; bad > 0 {
+			return out, fmt.Errorf("%d notifications not accepted: %v %v", bad, d.Statuses, firstErrOf(d.Errors))
+		}
 	}
-	d := Deliver(r.Post, bodies, 16)
 	out.Ingest = time.Since(start)
-	if bad := len(bodies) - d.Statuses[http.StatusAccepted]; bad > 0 {
-		return out, fmt.Errorf("%d notifications not accepted: %v %v", bad, d.Statuses, firstErrOf(d.Errors))
-	}
-	bodies = nil
 	// Decided when every alert is counted: suppressed (paused) or coalesced.
 	for {
 		m, err := r.Scrape()
@@ -310,10 +373,12 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	}
 	out.Decide = time.Since(start)
 	time.Sleep(2 * time.Second) // let the heap settle after the decisions
+	t0 := time.Now()
 	m, err := r.Scrape()
 	if err != nil {
 		return out, err
 	}
+	out.MetricsTime = time.Since(t0)
 	out.RSS = m.Value("process_resident_memory_bytes")
 	out.HeapInuse = m.Value("go_memstats_heap_inuse_bytes")
 	out.PeakRSS = procStatus(cmd.Process.Pid, "VmHWM")
@@ -322,6 +387,7 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 	if st, err := os.Stat(filepath.Join(dir, "data", "remediator.db")); err == nil {
 		out.DBBytes = st.Size()
 	}
+	t0 = time.Now()
 	resp, err = http.Get(r.URL + "/api/v1/targets")
 	if err == nil {
 		var body struct {
@@ -330,6 +396,7 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 			} `json:"targets"`
 		}
 		_ = decodeJSON(resp, &body)
+		out.APITime = time.Since(t0)
 		for _, t := range body.Targets {
 			out.Firing += len(t.Firing)
 		}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +42,7 @@ func BenchmarkWebhookRemediator(b *testing.B) {
 func benchPost(b *testing.B, post func(c *http.Client, body []byte) (int, string, error)) {
 	var seq atomic.Int64
 	run := time.Now().UnixNano()
-	b.SetParallelism(8) // 16 senders on 2 CPUs
+	b.SetParallelism(benchParallelism) // 16 senders on 2 CPUs by default
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -57,4 +60,46 @@ func benchPost(b *testing.B, post func(c *http.Client, body []byte) (int, string
 			}
 		}
 	})
+}
+
+// BenchmarkWebhookRepeat posts one notification again and again, both of its alerts acting
+// (their heals hang), as cmd/loadtest's repeat row does.
+func BenchmarkWebhookRepeat(b *testing.B) {
+	rec := &Recovery{Hang: true, Notify: make(chan string, 4)}
+	endpoint := httptest.NewServer(rec)
+	defer endpoint.Close()
+	defer rec.Release()
+	r, err := Start(Options{Dir: b.TempDir(), Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop()
+	at := time.Now().Add(-time.Minute)
+	body := Notification("g", Alert{Name: "BenchMemoryHigh", Target: "repeat-a", Severity: "critical", StartsAt: at},
+		Alert{Name: "BenchMemoryHigh", Target: "repeat-b", Severity: "critical", StartsAt: at})
+	if code, msg, err := r.Post(Client(1), body); err != nil || code != 202 {
+		b.Fatalf("%d %s %v", code, msg, err)
+	}
+	<-rec.Notify
+	<-rec.Notify
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := Client(1)
+		for pb.Next() {
+			if code, msg, err := r.Post(c, body); err != nil || code != 202 || !strings.Contains(msg, `"deduplicated":2`) {
+				b.Fatalf("%d %s %v", code, msg, err)
+			}
+		}
+	})
+}
+
+// benchParallelism is goroutines per CPU for the parallel benchmarks; BENCH_PARALLELISM changes it.
+var benchParallelism = 8
+
+func init() {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_PARALLELISM")); err == nil && n > 0 {
+		benchParallelism = n
+	}
 }

@@ -97,3 +97,42 @@ func Deliver(post func(*http.Client, []byte) (int, string, error), bodies [][]by
 	slices.Sort(d.Latencies)
 	return d
 }
+
+// add counts another Delivery's answers into d; the latencies stay unsorted until Interleave
+// sorts them.
+func (d *Delivery) add(o *Delivery) {
+	d.Sent += o.Sent
+	d.Elapsed += o.Elapsed
+	for code, n := range o.Statuses {
+		d.Statuses[code] += n
+	}
+	d.Errors = append(d.Errors, o.Errors...)
+	d.Latencies = append(d.Latencies, o.Latencies...)
+	d.Replies.Accepted += o.Replies.Accepted
+	d.Replies.Resolved += o.Replies.Resolved
+	d.Replies.Deduplicated += o.Replies.Deduplicated
+	d.Replies.Rejected += o.Replies.Rejected
+}
+
+// Interleave delivers the bodies to every receiver, a slice of them at a time, taking the
+// receivers in turn (and a different one first each round), so that a change in the machine's
+// load falls on all of them alike instead of on whichever ran then. It returns one Delivery per
+// receiver; each has had every body once.
+func Interleave(posts []func(*http.Client, []byte) (int, string, error), bodies [][]byte, senders, rounds int) []*Delivery {
+	out := make([]*Delivery, len(posts))
+	for i := range out {
+		out[i] = &Delivery{Statuses: map[int]int{}}
+	}
+	per := (len(bodies) + rounds - 1) / rounds
+	for r := 0; r*per < len(bodies); r++ {
+		slice := bodies[r*per : min((r+1)*per, len(bodies))]
+		for k := range posts {
+			i := (k + r) % len(posts)
+			out[i].add(Deliver(posts[i], slice, senders))
+		}
+	}
+	for _, d := range out {
+		slices.Sort(d.Latencies)
+	}
+	return out
+}

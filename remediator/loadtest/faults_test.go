@@ -24,25 +24,6 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// faultPlaybooks heals FaultHigh alerts with one step (given) and ignores everything else.
-const faultPlaybooks = `
-global:
-  max_concurrent_heals: 1
-  heals_per_minute: 600
-%s
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 1h}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 30s, interval: 1s}
-  step_timeout: 30s
-playbooks:
-  - name: fault
-    match: ['alertname="FaultHigh"']
-    steps:
-      - name: %s
-`
-
 // TestFaults puts the remediator in front of a broken world: each heal must end within its
 // bound with a reason an operator can act on in the history, while the webhook keeps answering
 // Alertmanager fast.
@@ -122,18 +103,11 @@ func runFault(t *testing.T, tc faultCase) {
 	if tc.docker != nil {
 		acts = append(acts, tc.docker(t))
 	}
-	rem, err := Start(Options{
-		Dir: t.TempDir(), Playbooks: fmt.Sprintf(faultPlaybooks, tc.global, tc.step),
+	rem := startRemediator(t, Options{
+		Dir: t.TempDir(), Playbooks: fmt.Sprintf(testutil.Testdata(t, "fault-playbooks.yml"), tc.global, tc.step),
 		Actuators: acts, Token: "fault-token", Tick: 50 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer stopRemediator(t, rem)
 	now := time.Now()
 	code, body, err := rem.Post(http.DefaultClient, Notification("victim",
 		Alert{Name: "FaultHigh", Target: "victim", Severity: "critical", StartsAt: now.Add(-time.Minute)}))
@@ -156,8 +130,11 @@ func runFault(t *testing.T, tc faultCase) {
 		t.Errorf("webhook during the fault: statuses %v, %d errors (%v)", d.Statuses, len(d.Errors), firstErr(d.Errors))
 	}
 	t.Logf("webhook during the fault: %d posts, p50 %s p99 %s max %s", d.Sent, d.Quantile(.5), d.Quantile(.99), d.Quantile(1))
-	if p99 := d.Quantile(.99); p99 > 50*time.Millisecond && !raceEnabled {
-		t.Errorf("webhook p99 during the fault is %s, want under 50ms", p99)
+	// The claim is that intake does not wait on a heal stuck in its fault, which stalls for
+	// most of tc.bound: a webhook tied to it would take seconds. A quarter of the stall tells the
+	// two apart on a loaded machine too; how fast intake is, is make bench's question.
+	if p99 := d.Quantile(.99); p99 > tc.bound/4 && !raceEnabled {
+		t.Errorf("webhook p99 during the fault is %s, want under %s: intake seems to wait on the stuck heal", p99, tc.bound/4)
 	}
 
 	h, err := rem.WaitHeal("victim", tc.bound+5*time.Second)
@@ -184,7 +161,7 @@ func runFault(t *testing.T, tc faultCase) {
 
 // TestFaultPrometheusStops runs a real Prometheus that answers the verification query (not yet
 // healed), then stops it in the middle of the verification: the step must fail at its deadline
-// with the query error as the reason, and the webhook must stay fast.
+// with the query error as the reason, and the webhook must not wait on it.
 func TestFaultPrometheusStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real Prometheus")

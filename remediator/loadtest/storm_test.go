@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 const (
@@ -20,36 +22,6 @@ const (
 	stormBlastMax   = 20
 	stormHeapBound  = 32 << 20
 )
-
-// stormPlaybooks: a small fleet whose alerts are independent (each target is healed once, no
-// faster than the rate limit allows), and a large fleet failing all at once, which the
-// blast-radius guard must refuse to heal. Its one-millisecond cooldown keeps a heal of it from
-// parking the target's second alert, so each alert ends in exactly one counted outcome.
-const stormPlaybooks = `
-global:
-  max_concurrent_heals: %d
-  heals_per_minute: %d
-  history_max_entries: 10000
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 1h}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0, window: 10m}
-  verify: {skip: true}
-  step_timeout: 5s
-playbooks:
-  - name: storm-small
-    match: ['alertname="StormMemoryHigh"', 'fleet="small"']
-    steps:
-      - name: flush
-        http: {method: POST, url: '%[3]s/recover/{{ .Labels.container }}'}
-  - name: storm-large
-    match: ['alertname="StormMemoryHigh"', 'fleet="large"']
-    cooldown: {initial: 1ms, factor: 1, max: 1ms, reset_after: 1h}
-    blast_radius: {max_targets: %[4]d, window: 10m}
-    steps:
-      - name: flush
-        http: {method: POST, url: '%[3]s/recover/{{ .Labels.container }}'}
-`
 
 // stormBodies builds ten alerts per target in five notifications: the target's two alerts of a
 // covered alert name (warning and critical: two episodes for one target) delivered three times
@@ -88,20 +60,13 @@ func TestStorm(t *testing.T) {
 	rec := &Recovery{Delay: 150 * time.Millisecond}
 	endpoint := httptest.NewServer(rec)
 	defer endpoint.Close()
-	rem, err := Start(Options{
+	rem := startRemediator(t, Options{
 		Dir:       t.TempDir(),
-		Playbooks: fmt.Sprintf(stormPlaybooks, stormConcurrent, stormPerMinute, endpoint.URL, stormBlastMax),
+		Playbooks: fmt.Sprintf(testutil.Testdata(t, "storm-playbooks.yml"), stormConcurrent, stormPerMinute, endpoint.URL, stormBlastMax),
 		Token:     "storm-token",
 		Tick:      50 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := rem.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer stopRemediator(t, rem)
 
 	// Watch the in-flight gauge from /metrics while the storm lasts.
 	var gaugeMax float64

@@ -5,6 +5,7 @@ import (
 
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/store"
+	"github.com/selfheal/selfheal/remediator/verify"
 )
 
 // phase says when a stage runs; a stage may run in more than one.
@@ -31,19 +32,39 @@ type namedStage struct {
 	stage
 }
 
-// buildStages is the decision, in order: the one place that names the stages and wires each
-// to what it needs. A new stage (approvals, silences) is one more line here. Called with the
-// lock held on every configuration change, so stages that read the configuration get the new
-// one, as Alertmanager rebuilds its notification pipeline on reload.
+// buildStages is the decision over the pipeline's own state. Called with the lock held on
+// every configuration change, so stages that read the configuration get the new one, as
+// Alertmanager rebuilds its notification pipeline on reload.
 func (p *Pipeline) buildStages(cfg *config.Config) []namedStage {
+	return decisionStages(cfg, world{
+		dedupe: newDedupe(p.store, p.verifier, p.handling, p.logger), targets: p.targets, blast: p.blast,
+		global: &p.global, relapsed: p.recordRelapse, verifier: p.verifier,
+	})
+}
+
+// world is what the decision stages read and note on: the pipeline's own state, or a copy of it
+// that a simulation decides over without acting or writing (see simulate.go).
+type world struct {
+	dedupe   stage
+	targets  targetSet
+	blast    blastMemory
+	global   *store.Pause
+	relapsed func(store.HealedRef, *decision)
+	verifier *verify.Verifier
+}
+
+// decisionStages is the decision, in order: the one place that names the stages and wires each
+// to what it needs. A new stage (approvals, silences) is one more line here; the simulator runs
+// the same list.
+func decisionStages(cfg *config.Config, w world) []namedStage {
 	return []namedStage{
-		{"dedupe", onArrival, newDedupe(p.store, p.verifier, p.handling, p.logger)},
-		{"match", onArrival, newMatch(cfg, p.targets, p.blast)},
-		{"relapse", onArrival, newRelapse(p.targets, p.recordRelapse)},
-		{"guards", onArrival | onTurn, newGuards(&p.global, p.targets, p.blast, cfg != nil && cfg.Global.DryRun)},
-		{"cooldown", onArrival | onTurn, newCooldown(p.targets)},
-		{"budget", onArrival | onTurn, newBudget(p.targets)},
-		{"preconditions", beforeAct, newPreconditions(p.verifier)},
+		{"dedupe", onArrival, w.dedupe},
+		{"match", onArrival, newMatch(cfg, w.targets, w.blast)},
+		{"relapse", onArrival, newRelapse(w.targets, w.relapsed)},
+		{"guards", onArrival | onTurn, newGuards(w.global, w.targets, w.blast, cfg != nil && cfg.Global.DryRun)},
+		{"cooldown", onArrival | onTurn, newCooldown(w.targets)},
+		{"budget", onArrival | onTurn, newBudget(w.targets)},
+		{"preconditions", beforeAct, newPreconditions(w.verifier)},
 	}
 }
 

@@ -4,13 +4,19 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // TestPagesFollowReadAuth: the heal history page shows what GET /api/v1/heals shows, so it asks
 // for the same credentials when --web.api.read-auth is set; the landing page holds nothing.
 func TestPagesFollowReadAuth(t *testing.T) {
 	for _, readAuth := range []bool{false, true} {
-		e := newEnvWith(t, t.TempDir(), false, func(o *Options) { o.ReadAuth = readAuth })
+		dir := t.TempDir()
+		tok := testutil.WriteFile(t, dir, "token", "t0ken")
+		ts := newTestServer(t, dir, testutil.Testdata(t, "playbooks.yml"),
+			Options{WebhookTokenFile: tok, ReadAuth: readAuth, Runner: &recordingRunner{}}, false)
+		e := &env{testServer: ts}
 		closed := http.StatusOK
 		if readAuth {
 			closed = http.StatusUnauthorized

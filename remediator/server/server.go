@@ -146,6 +146,7 @@ func New(o Options) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	api.RegisterSimulate(limited, api.SimulateOptions{Simulator: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth, MaxBodyBytes: o.MaxBodyBytes})
 	limitedHandler := limitRequests(limited, o.MaxRequests)
 
 	mux := http.NewServeMux()

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,8 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/store"
 )
@@ -40,57 +39,29 @@ func (r *recordingRunner) count() int {
 	return len(r.calls)
 }
 
-const playbooks = `
-global:
-  heals_per_minute: 1000
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {skip: true}
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-`
-
-type env struct {
+// testServer is a Server run in this process with its playbooks and state in dir, a fresh
+// registry, and an HTTP server in front; it stops when the test ends, or earlier by stop.
+type testServer struct {
 	t      *testing.T
 	dir    string
 	srv    *Server
 	http   *httptest.Server
-	runner *recordingRunner
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 }
 
-func newEnv(t *testing.T, dir string, start bool) *env {
+// newTestServer builds a Server from o, writing playbooks to dir/playbooks.yml unless it is
+// empty (a restart keeps the file). The pipeline runs only when start is set, so a test can
+// stand for a process that died after answering the webhook.
+func newTestServer(t *testing.T, dir, playbooks string, o Options, start bool) *testServer {
 	t.Helper()
-	return newEnvWith(t, dir, start, func(*Options) {})
-}
-
-// newEnvWith is newEnv with options changed by set before the server is built.
-func newEnvWith(t *testing.T, dir string, start bool, set func(*Options)) *env {
-	t.Helper()
-	cfgFile := filepath.Join(dir, "playbooks.yml")
-	if _, err := os.Stat(cfgFile); err != nil {
-		if err := os.WriteFile(cfgFile, []byte(playbooks), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	o.ConfigFile = filepath.Join(dir, "playbooks.yml")
+	if playbooks != "" {
+		testutil.WriteFile(t, dir, "playbooks.yml", playbooks)
 	}
-	tok := filepath.Join(dir, "token")
-	if err := os.WriteFile(tok, []byte("t0ken"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	o.StoragePath = filepath.Join(dir, "data")
 	reg := prometheus.NewRegistry()
-	r := &recordingRunner{}
-	o := Options{
-		ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), WebhookTokenFile: tok,
-		Runner: r, Registerer: reg, Gatherer: reg, Tick: 20 * time.Millisecond,
-	}
-	set(&o)
+	o.Registerer, o.Gatherer = reg, reg
 	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -98,22 +69,43 @@ func newEnvWith(t *testing.T, dir string, start bool, set func(*Options)) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	if start {
 		if err := srv.Start(ctx); err != nil {
+			cancel()
+			srv.Close()
 			t.Fatal(err)
 		}
 	}
-	e := &env{t: t, dir: dir, srv: srv, http: httptest.NewServer(srv.Handler()), runner: r, reg: reg, cancel: cancel}
-	t.Cleanup(e.stop)
-	return e
+	ts := &testServer{t: t, dir: dir, srv: srv, http: httptest.NewServer(srv.Handler()), reg: reg, cancel: cancel}
+	t.Cleanup(ts.stop)
+	return ts
 }
 
-func (e *env) stop() {
-	if e.cancel == nil {
+func (ts *testServer) stop() {
+	if ts.cancel == nil {
 		return
 	}
-	e.http.Close()
-	e.cancel()
-	e.srv.Close()
-	e.cancel = nil
+	ts.http.Close()
+	ts.cancel()
+	ts.srv.Close()
+	ts.cancel = nil
+}
+
+// env is the usual test server: testdata/playbooks.yml, the webhook token t0ken, and a runner
+// that records the actions.
+type env struct {
+	*testServer
+	runner *recordingRunner
+}
+
+func newEnv(t *testing.T, dir string, start bool) *env {
+	t.Helper()
+	playbooks := ""
+	if _, err := os.Stat(filepath.Join(dir, "playbooks.yml")); err != nil {
+		playbooks = testutil.Testdata(t, "playbooks.yml")
+	}
+	tok := testutil.WriteFile(t, dir, "token", "t0ken")
+	r := &recordingRunner{}
+	ts := newTestServer(t, dir, playbooks, Options{WebhookTokenFile: tok, Runner: r, Tick: 20 * time.Millisecond}, start)
+	return &env{testServer: ts, runner: r}
 }
 
 func notification(status, container string, startsAt time.Time) string {
@@ -122,20 +114,10 @@ func notification(status, container string, startsAt time.Time) string {
 "startsAt":%q,"fingerprint":"fp-%s"}]}`, status, status, container, startsAt.Format(time.RFC3339), container)
 }
 
+// do sends a request to the server, with the bearer token when one is given.
 func (e *env) do(method, path, token, body string) (int, string) {
 	e.t.Helper()
-	req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return testutil.Do(e.t, method, e.http.URL+path, body, testutil.Bearer(token))
 }
 
 func (e *env) idle() {
@@ -149,14 +131,8 @@ func (e *env) idle() {
 
 func (e *env) heals(query string) []store.Heal {
 	e.t.Helper()
-	code, body := e.do("GET", "/api/v1/heals"+query, "", "")
-	if code != 200 {
-		e.t.Fatalf("heals: %d %s", code, body)
-	}
 	var r struct{ Heals []store.Heal }
-	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		e.t.Fatal(err)
-	}
+	testutil.GetJSON(e.t, e.http.URL+"/api/v1/heals"+query, &r)
 	return r.Heals
 }
 
@@ -272,15 +248,12 @@ func TestAPI(t *testing.T) {
 
 func TestBadReloadKeepsRunningConfig(t *testing.T) {
 	e := newEnv(t, t.TempDir(), true)
-	cfgFile := filepath.Join(e.dir, "playbooks.yml")
-	if err := os.WriteFile(cfgFile, []byte("playbooks:\n  - name: x\n    bogus: 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFile(t, e.dir, "playbooks.yml", "playbooks:\n  - name: x\n    bogus: 1\n")
 	code, body := e.do("POST", "/-/reload", "t0ken", "")
 	if code != 500 || !strings.Contains(body, "playbooks.yml:3") {
 		t.Fatalf("bad reload: %d %s", code, body)
 	}
-	if v := testutil.ToFloat64(e.srv.reloadOK); v != 0 {
+	if v := promtestutil.ToFloat64(e.srv.reloadOK); v != 0 {
 		t.Fatalf("last_reload_successful %v", v)
 	}
 	// The old playbooks still heal.
@@ -289,10 +262,8 @@ func TestBadReloadKeepsRunningConfig(t *testing.T) {
 	if e.runner.count() != 1 {
 		t.Fatal("running configuration lost after a bad reload")
 	}
-	if err := os.WriteFile(cfgFile, []byte(playbooks), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code, _ := e.do("POST", "/-/reload", "t0ken", ""); code != 200 || testutil.ToFloat64(e.srv.reloadOK) != 1 {
+	testutil.WriteFile(t, e.dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
+	if code, _ := e.do("POST", "/-/reload", "t0ken", ""); code != 200 || promtestutil.ToFloat64(e.srv.reloadOK) != 1 {
 		t.Fatalf("good reload: %d", code)
 	}
 }
@@ -327,8 +298,6 @@ func TestTooManyConcurrentRequests(t *testing.T) {
 	}
 }
 
-func newHTTPServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }
-
 // blockingRunner holds every action until released, as a hanging heal does.
 type blockingRunner struct{ release chan struct{} }
 
@@ -342,25 +311,11 @@ func (b blockingRunner) Run(ctx context.Context, _ action.Request) (string, erro
 
 // While heals hang, the webhook keeps answering fast.
 func TestWebhookStaysFastWhileHealsHang(t *testing.T) {
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "playbooks.yml")
-	if err := os.WriteFile(cfgFile, []byte(strings.Replace(playbooks, "heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	release := make(chan struct{})
 	defer close(release)
-	reg := prometheus.NewRegistry()
-	srv, err := New(Options{ConfigFile: cfgFile, StoragePath: filepath.Join(dir, "data"), Runner: blockingRunner{release}, Registerer: reg, Gatherer: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer func() { cancel(); srv.Close() }()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	defer hs.Close()
+	playbooks := strings.Replace(testutil.Testdata(t, "playbooks.yml"), "heals_per_minute: 1000", "heals_per_minute: 1000\n  max_concurrent_heals: 4", 1)
+	ts := newTestServer(t, t.TempDir(), playbooks, Options{Runner: blockingRunner{release}}, true)
+	srv, hs := ts.srv, ts.http
 	var slowest time.Duration
 	for i := range 50 {
 		body := notification("firing", fmt.Sprintf("c%d", i), startsAt)
@@ -378,7 +333,7 @@ func TestWebhookStaysFastWhileHealsHang(t *testing.T) {
 	if slowest > 250*time.Millisecond {
 		t.Fatalf("slowest webhook answer %s while heals hang", slowest)
 	}
-	if v := testutil.ToFloat64(srv.Pipeline().WaitingGauge()); v < 40 {
+	if v := promtestutil.ToFloat64(srv.Pipeline().WaitingGauge()); v < 40 {
 		t.Fatalf("%v heals waiting; the hanging heals should hold the rest back", v)
 	}
 }

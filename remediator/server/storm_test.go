@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,27 +13,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/action"
 )
-
-const stormPlaybooks = `
-global:
-  max_concurrent_heals: 2
-  heals_per_minute: 600
-defaults:
-  cooldown: {initial: 1h, factor: 2, max: 4h, reset_after: 10m}
-  budget: {attempts: 3, window: 1h}
-  blast_radius: {max_targets: 20, max_ratio: 0, window: 5m}
-  verify: {skip: true}
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.container }}:8080/recover/flush-cache'}
-`
 
 // concurrencyRunner tracks the most heals ever running at once.
 type concurrencyRunner struct {
@@ -57,40 +39,23 @@ func (c *concurrencyRunner) Run(context.Context, action.Request) (string, error)
 	return "ok", nil
 }
 
-// Ten thousand alerts over a thousand targets inside about a second: every alert is accounted
-// for, never more heals in flight than configured, the blast-radius guard trips, memory stays
-// bounded, and the webhook stays fast.
 // startStormServer runs a remediator in-process with the given playbooks, a runner that counts
 // concurrency, and an HTTP server in front; all stop when the test ends.
 func startStormServer(t *testing.T, playbooks string) (*Server, *concurrencyRunner, *prometheus.Registry, *httptest.Server) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "playbooks.yml")
-	if err := os.WriteFile(cfg, []byte(playbooks), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
 	r := &concurrencyRunner{}
-	srv, err := New(Options{ConfigFile: cfg, StoragePath: filepath.Join(dir, "data"), Runner: r,
-		Registerer: reg, Gatherer: reg, MaxRequests: 256, Tick: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); srv.Close() })
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	hs := newHTTPServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return srv, r, reg, hs
+	ts := newTestServer(t, t.TempDir(), playbooks, Options{Runner: r, MaxRequests: 256, Tick: 50 * time.Millisecond}, true)
+	return ts.srv, r, ts.reg, ts.http
 }
 
+// Ten thousand alerts over a thousand targets inside about a second: every alert is accounted
+// for, never more heals in flight than configured, the blast-radius guard trips, memory stays
+// bounded, and the webhook stays fast.
 func TestStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm test skipped in -short mode")
 	}
-	srv, r, reg, hs := startStormServer(t, stormPlaybooks)
+	srv, r, reg, hs := startStormServer(t, testutil.Testdata(t, "storm-playbooks.yml"))
 
 	var before runtime.MemStats
 	runtime.GC()
@@ -205,7 +170,7 @@ func TestStormRateLimitAndBoundedQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("storm test skipped in -short mode")
 	}
-	srv, r, _, hs := startStormServer(t, strings.Replace(stormPlaybooks, "max_targets: 20", "max_targets: 0", 1))
+	srv, r, _, hs := startStormServer(t, strings.Replace(testutil.Testdata(t, "storm-playbooks.yml"), "max_targets: 20", "max_targets: 0", 1))
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range 16 {
@@ -229,7 +194,7 @@ func TestStormRateLimitAndBoundedQueue(t *testing.T) {
 	wg.Wait()
 	time.Sleep(2 * time.Second)
 	elapsed := time.Since(start)
-	waiting := testutil.ToFloat64(srv.Pipeline().WaitingGauge())
+	waiting := promtestutil.ToFloat64(srv.Pipeline().WaitingGauge())
 	calls := r.calls.Load()
 	// 600 per minute = 10 per second, plus a burst of max_concurrent_heals.
 	if limit := int32(elapsed.Seconds()*10) + 3; calls > limit {

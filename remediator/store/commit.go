@@ -23,34 +23,58 @@ const backgroundDelay = 5 * time.Millisecond
 type writeReq struct {
 	// fn does the write inside the shared transaction. It may run more than once (a failed
 	// group is retried request by request), so it must start from a clean result each time.
+	// Without fn, the request only asks for the intake log to be applied.
 	fn         func(tx *bolt.Tx) error
 	background bool
-	queued     time.Time
-	done       chan error // buffered: the committer never blocks on an answer
+	// keys are the inbox and episode keys the write changes, and barrier says it changes
+	// episodes not known in advance: deliveries touching them wait for it (see inboxIndex).
+	keys    []string
+	barrier bool
+	queued  time.Time
+	done    chan error // buffered: the committer never blocks on an answer
 }
 
-// writeQueue holds the writes not yet taken by the committer, in the order they were asked
-// for: a write is committed in the same transaction as those queued before it, or after them.
-type writeQueue struct {
+// queue holds the requests not yet taken by the goroutine that serves them, in the order they
+// came.
+type queue[T any] struct {
 	mu     sync.Mutex
-	reqs   []*writeReq
+	reqs   []T
 	closed bool
-	wake   chan struct{} // buffered 1: there is something in reqs
+	wake   chan struct{} // buffered 1: there is something in reqs, or closed
 }
 
-func (q *writeQueue) push(r *writeReq) error {
+func newQueue[T any]() queue[T] { return queue[T]{wake: make(chan struct{}, 1)} }
+
+func (q *queue[T]) push(r T) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
 		return ErrClosed
 	}
 	q.reqs = append(q.reqs, r)
+	q.signal()
+	return nil
+}
+
+// signal wakes the server without blocking.
+func (q *queue[T]) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
+
+// close refuses new requests and wakes the server to serve what is queued and stop.
+func (q *queue[T]) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// writeQueue holds the writes not yet taken by the committer: a write is committed in the same
+// transaction as those queued before it, or after them.
+type writeQueue struct{ queue[*writeReq] }
 
 // take removes up to maxGroup queued writes. It leaves background-only queues younger than
 // backgroundDelay in place and says how long until the oldest is due.
@@ -77,10 +101,7 @@ func (q *writeQueue) take(now time.Time, group []*writeReq) ([]*writeReq, time.D
 	clear(q.reqs[:n])
 	q.reqs = q.reqs[n:]
 	if len(q.reqs) > 0 {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+		q.signal()
 	}
 	return group, 0
 }
@@ -90,18 +111,31 @@ func (q *writeQueue) take(now time.Time, group []*writeReq) ([]*writeReq, time.D
 // pipeline's decision records share one transaction and one fsync instead of queueing for
 // bbolt's single writer one after the other, each paying its own.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
-	r := &writeReq{fn: fn, done: make(chan error, 1)}
-	if err := s.queue.push(r); err != nil {
+	return s.write(&writeReq{fn: fn, done: make(chan error, 1)})
+}
+
+// write queues r (with its keys unsettled until it commits) and waits for its commit.
+func (s *Store) write(r *writeReq) error {
+	if err := s.enqueue(r); err != nil {
 		return err
 	}
 	return <-r.done
 }
 
+func (s *Store) enqueue(r *writeReq) error {
+	s.index.unsettle(r)
+	if err := s.queue.push(r); err != nil {
+		s.index.settle(r)
+		return err
+	}
+	return nil
+}
+
 // updateLater queues fn to ride along with the next foreground commit (or to be committed
 // alone after backgroundDelay) and returns at once; done receives the result.
-func (s *Store) updateLater(fn func(tx *bolt.Tx) error) <-chan error {
-	r := &writeReq{fn: fn, background: true, queued: time.Now(), done: make(chan error, 1)}
-	if err := s.queue.push(r); err != nil {
+func (s *Store) updateLater(fn func(tx *bolt.Tx) error, keys []string) <-chan error {
+	r := &writeReq{fn: fn, keys: keys, background: true, queued: time.Now(), done: make(chan error, 1)}
+	if err := s.enqueue(r); err != nil {
 		r.done <- err
 	}
 	return r.done
@@ -145,41 +179,73 @@ func (s *Store) committer() {
 	}
 }
 
-// close refuses new writes and wakes the committer to commit what is queued and stop.
-func (q *writeQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-// commitGroup runs all requests in one transaction. If that fails, each request is retried in
-// its own transaction so that only the request at fault gets the error. The inbox index follows
-// only what was committed.
+// commitGroup runs all requests in one transaction, after moving the alerts the intake log
+// holds into the inbox bucket (so a close finds the entry it drops). If that fails, each
+// request is retried in its own transaction so that only the request at fault gets the error.
+// The inbox index follows only what was committed.
 func (s *Store) commitGroup(group []*writeReq) {
-	s.index.begin()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	s.applyWait.Store(false) // this commit applies what is logged so far
+	err := s.commitWithLog(func(tx *bolt.Tx) error {
 		for _, r := range group {
+			if r.fn == nil {
+				continue
+			}
 			if err := r.fn(tx); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}, applyOnly(group))
 	if err == nil || len(group) == 1 {
-		s.index.end(err == nil)
+		s.index.end(err == nil, group)
 		for _, r := range group {
 			r.done <- err
 		}
 		return
 	}
 	for _, r := range group {
-		s.index.begin()
-		err := s.db.Update(r.fn)
-		s.index.end(err == nil)
+		fn := r.fn
+		if fn == nil {
+			fn = func(*bolt.Tx) error { return nil }
+		}
+		err := s.commitWithLog(fn, r.fn == nil)
+		s.index.end(err == nil, []*writeReq{r})
 		r.done <- err
 	}
+}
+
+// commitWithLog commits fn in one transaction with the logged alerts not yet in the database,
+// then lets the log drop them.
+// With nothing to apply, a group of apply-only requests commits nothing.
+func (s *Store) commitWithLog(fn func(tx *bolt.Tx) error, applyOnly bool) error {
+	recs := s.log.unapplied()
+	if applyOnly && len(recs) == 0 {
+		return nil
+	}
+	s.index.begin()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := applyLog(tx, recs); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err != nil {
+		return err
+	}
+	s.commits.Add(1)
+	if len(recs) > 0 {
+		if err := s.log.applied(len(recs), recs[len(recs)-1].seq); err != nil {
+			s.logger.Error("cannot empty the intake log; it is replayed from where the state file says", "err", err)
+		}
+	}
+	return nil
+}
+
+func applyOnly(group []*writeReq) bool {
+	for _, r := range group {
+		if r.fn != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -75,15 +75,7 @@ func TestAcceptGroupCommit(t *testing.T) {
 		t.Errorf("goroutines: %d before Open, %d after Close", before, n)
 	}
 
-	s, err = Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	inbox, err := s.Inbox()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, inbox := reopen(t, dir)
 	if want := senders*rounds - failures + 1; len(inbox) != want {
 		t.Fatalf("inbox after reopen has %d entries, want %d", len(inbox), want)
 	}
@@ -156,4 +148,19 @@ func TestBackgroundWrites(t *testing.T) {
 	if ep, ok, _ := s.Episode("c"); !ok || ep.State != EpisodeResolved {
 		t.Errorf("episode c after reopen: %+v %v, want resolved", ep, ok)
 	}
+}
+
+// reopen opens the store in dir, closed at the end of the test, and reads its inbox.
+func reopen(t *testing.T, dir string) (*Store, []InboxEntry) {
+	t.Helper()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	inbox, err := s.Inbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, inbox
 }

@@ -3,7 +3,10 @@ package store
 import (
 	"encoding/json"
 	"iter"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 	"unique"
 )
 
@@ -167,17 +170,93 @@ type firingRecord struct {
 	Since     *time.Time `json:"since,omitempty"`
 }
 
-// MarshalJSON writes the set as an object from episode key to alert, keys sorted.
+// MarshalJSON writes the set as an object from episode key to alert, keys sorted. It is
+// written by hand: the pipeline re-encodes the records of the targets it changed after every
+// batch of decisions, and a target may hold thousands of firing alerts.
 func (s FiringSet) MarshalJSON() ([]byte, error) {
-	m := make(map[string]firingRecord, s.Len())
+	type item struct {
+		key string
+		f   Firing
+		id  bool // since is the key's
+	}
+	items := make([]item, 0, s.Len())
 	for id, h := range s.byEpisode {
 		a := h.Value()
-		m[id.key()] = firingRecord{Alertname: a.alertname, Severity: a.severity}
+		items = append(items, item{key: id.key(), f: Firing{Alertname: a.alertname, Severity: a.severity}, id: true})
 	}
 	for k, f := range s.other {
-		m[k] = firingRecord{Alertname: f.Alertname, Severity: f.Severity, Since: &f.Since}
+		items = append(items, item{key: k, f: f})
 	}
-	return json.Marshal(m)
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.key, b.key) })
+	buf := make([]byte, 0, 64*len(items)+2)
+	buf = append(buf, '{')
+	for i, it := range items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONString(buf, it.key)
+		buf = append(buf, `:{"alertname":`...)
+		buf = appendJSONString(buf, it.f.Alertname)
+		if it.f.Severity != "" {
+			buf = append(buf, `,"severity":`...)
+			buf = appendJSONString(buf, it.f.Severity)
+		}
+		if !it.id {
+			since, err := it.f.Since.MarshalJSON()
+			if err != nil {
+				return nil, err
+			}
+			buf = append(append(buf, `,"since":`...), since...)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, '}'), nil
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json escapes it.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(append(buf, s[start:i]...), `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(append(buf, s[start:i]...), '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(buf, s[start:]...), '"')
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, and the plain map of Firing older files hold.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -98,5 +99,50 @@ func TestFiringSetJSON(t *testing.T) {
 		t.Errorf("empty set written: %s", b)
 	} else if err := json.Unmarshal(b, &empty); err != nil || empty.Firing.Len() != 0 {
 		t.Errorf("empty set read back: %v %d", err, empty.Firing.Len())
+	}
+}
+
+// The hand-written encoding is encoding/json's, for any name or key an alert may bring.
+func TestFiringSetJSONLikeEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 25, 19, 14, 9, 5000, time.UTC)
+	var s FiringSet
+	odd := []string{"", "plain", `quote " and \ backslash`, "<tag>&amp;", "tab\tnew\nline\r", "\x00\x1f", "\u2028\u2029", "é ✓ 🚀", "bad \xff utf8"}
+	for i, v := range odd {
+		s.Set(v+"-key", Firing{Alertname: v, Severity: odd[len(odd)-1-i], Since: at.Add(time.Duration(i))})
+	}
+	s.Set(verify.EpisodeKey(template.Alert{Fingerprint: "7d3a0c5e9b1f2468", StartsAt: at}), Firing{Alertname: "A", Since: at})
+	got, err := s.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]firingRecord{}
+	for k, f := range s.All() {
+		r := firingRecord{Alertname: f.Alertname, Severity: f.Severity}
+		if _, ok := parseEpisode(k); !ok {
+			r.Since = &f.Since
+		}
+		m[k] = r
+	}
+	want, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("encoded\n%s\nencoding/json\n%s", got, want)
+	}
+}
+
+func BenchmarkFiringSetJSON(b *testing.B) {
+	var s FiringSet
+	at := time.Date(2026, 11, 25, 19, 14, 9, 0, time.UTC)
+	for i := range 40 {
+		fp := fmt.Sprintf("%016x", i*7919)
+		s.Set(verify.EpisodeKey(template.Alert{Fingerprint: fp, StartsAt: at}), Firing{Alertname: "BenchMemoryHigh", Severity: "warning", Since: at})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(Target{Name: "bench-0001", Firing: s, State: "degraded"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

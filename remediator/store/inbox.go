@@ -14,63 +14,198 @@ import (
 
 // Accept records the alerts of one notification durably before the webhook answers, and tells
 // for each whether it is new (true) or a repeat delivery of an episode already in progress
-// (false). Concurrent deliveries share one commit and one fsync (see committer); Accept returns
-// only after the commit holding its alerts is on disk.
+// (false). New alerts go to the intake log: concurrent deliveries share one append and one
+// fdatasync (see logWriter), and Accept returns only once its alerts are on disk. A delivery of
+// repeats only (Alertmanager's repeat_interval, its HA peers) is answered from the index
+// without writing: what it repeats is on disk already.
 func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
-	// Encode in the caller's goroutine, concurrently with other deliveries, so the single writer
-	// spends its time on page work only.
-	encoded := make([][]byte, len(entries))
+	for i := range entries {
+		if entries[i].Key == "" || entries[i].EpisodeKey == "" {
+			return nil, errors.New("inbox entry without a key or an episode key")
+		}
+	}
+	if s.closing.Load() {
+		return nil, ErrClosed
+	}
+	if s.index.repeats(entries) {
+		return make([]bool, len(entries)), nil
+	}
+	// A decision or heal of one of these alerts is queued for the database: the answer depends
+	// on it, so wait until it is committed, as if this delivery had queued behind it.
+	if s.index.touches(entries) {
+		if err := s.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// Encode in the caller's goroutine, concurrently with other deliveries, so the log writer
+	// spends its time on the file only.
+	r := &acceptReq{entries: entries, encoded: make([][]byte, len(entries)), fresh: make([]bool, len(entries)), done: make(chan error, 1)}
 	for i := range entries {
 		buf, err := json.Marshal(&entries[i])
 		if err != nil {
 			return nil, fmt.Errorf("encode inbox entry %q: %w", entries[i].Key, err)
 		}
-		encoded[i] = buf
+		r.encoded[i] = buf
 	}
-	fresh := make([]bool, len(entries))
-	err := s.update(func(tx *bolt.Tx) error { return s.acceptTx(tx, entries, encoded, fresh) })
-	if err != nil {
+	if err := s.intake.push(r); err != nil {
 		return nil, err
 	}
-	return fresh, nil
+	if err := <-r.done; err != nil {
+		return nil, err
+	}
+	return r.fresh, nil
 }
 
-// acceptTx appends the new entries (encoded[i] is entries[i] as JSON) to the inbox and sets
-// fresh[i] for each. Only the episode is read, never written: an episode with an entry in the
-// inbox is pending by definition, and its record changes when the entry is decided.
-func (s *Store) acceptTx(tx *bolt.Tx, entries []InboxEntry, encoded [][]byte, fresh []bool) error {
-	clear(fresh)
-	ib, eb := tx.Bucket(bucketInbox), tx.Bucket(bucketEpisodes)
-	for i := range entries {
-		e := &entries[i]
-		if e.Key == "" || e.EpisodeKey == "" {
-			return errors.New("inbox entry without a key or an episode key")
+// acceptReq is one delivery waiting for the log write that holds it.
+type acceptReq struct {
+	entries []InboxEntry
+	encoded [][]byte
+	fresh   []bool
+	done    chan error
+}
+
+// intakeQueue holds the deliveries not yet taken by the log writer.
+type intakeQueue struct{ queue[*acceptReq] }
+
+// take removes up to maxGroup queued deliveries; done is true once closed and drained.
+func (q *intakeQueue) take(group []*acceptReq) (_ []*acceptReq, done bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := min(len(q.reqs), maxGroup)
+	group = append(group, q.reqs[:n]...)
+	clear(q.reqs[:n])
+	q.reqs = q.reqs[n:]
+	return group, n == 0 && q.closed
+}
+
+// logWriter is the goroutine that writes the intake log. It takes every delivery queued,
+// decides which alerts are new, appends them and syncs once for all, then publishes them to
+// the index and answers. Deliveries arriving meanwhile share the next write; like the
+// committer, it never waits for company, so a lone delivery pays for its own sync only.
+func (s *Store) logWriter() {
+	defer close(s.logDone)
+	group := make([]*acceptReq, 0, 64)
+	added := map[string]uint64{}
+	var buf []byte
+	var recs []logRecord
+	for {
+		var done bool
+		group, done = s.intake.take(group[:0])
+		if done {
+			return
 		}
-		if _, pending := s.index.lookup(e.Key); pending {
+		if len(group) == 0 {
+			<-s.intake.wake
 			continue
 		}
-		var ep Episode
-		found, err := get(eb, []byte(e.EpisodeKey), &ep)
-		if err != nil {
-			return err
+		clear(added)
+		buf, recs = buf[:0], recs[:0]
+		s.index.mu.RLock()
+		for _, r := range group {
+			for i := range r.entries {
+				e := &r.entries[i]
+				if _, dup := added[e.Key]; dup || s.index.repeatLocked(e) {
+					continue
+				}
+				seq := s.nextSeq
+				s.nextSeq++
+				added[e.Key] = seq
+				r.fresh[i] = true
+				buf = appendRecord(buf, seq, r.encoded[i])
+				recs = append(recs, logRecord{seq: seq, key: e.Key, value: r.encoded[i]})
+			}
 		}
-		if found && ep.State == EpisodeResolved {
-			continue // a resolved episode never fires again, nor resolves twice
+		s.index.mu.RUnlock()
+		var err error
+		if len(recs) > 0 && s.log.full() {
+			err = s.Flush()
 		}
-		if found && !e.Resolved && ep.State == EpisodeActing {
-			continue // its heal is running
+		if err == nil && len(recs) > 0 {
+			s.log.mu.Lock()
+			err = s.log.write(buf, recs[len(recs)-1].seq)
+			s.log.mu.Unlock()
+			s.logSyncs.Add(1)
 		}
-		seq, err := ib.NextSequence()
-		if err != nil {
-			return err
+		if err == nil && len(recs) > 0 {
+			crashPoint("log-synced")
+			// The committer has the records before anyone can ask it to close one of them.
+			s.log.logged(recs)
+			s.index.publish(added)
+			s.applySoon()
 		}
-		if err := ib.Put(seqKey(seq), encoded[i]); err != nil {
-			return err
+		for _, r := range group {
+			if err != nil {
+				clear(r.fresh)
+			}
+			r.done <- err
 		}
-		s.index.add(e.Key, seq)
-		fresh[i] = true
+		clear(group)
 	}
-	return nil
+}
+
+// applySoon queues a background write, if none is queued, so that logged alerts reach the
+// database with the next commit or after backgroundDelay.
+func (s *Store) applySoon() {
+	if s.applyWait.Swap(true) {
+		return
+	}
+	r := &writeReq{background: true, queued: time.Now(), done: make(chan error, 1)} // no fn: apply only
+	if s.queue.push(r) != nil {
+		s.applyWait.Store(false)
+	}
+}
+
+// applyLog moves logged records into the inbox bucket inside the committer's transaction and
+// records the last one's sequence, so that Open replays only what follows it.
+func applyLog(tx *bolt.Tx, recs []logRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ib := tx.Bucket(bucketInbox)
+	for _, r := range recs {
+		if err := ib.Put(seqKey(r.seq), r.value); err != nil {
+			return err
+		}
+	}
+	last := recs[len(recs)-1].seq
+	if ib.Sequence() < last {
+		if err := ib.SetSequence(last); err != nil {
+			return err
+		}
+	}
+	crashPoint("apply-tx")
+	return tx.Bucket(bucketMeta).Put(keyAppliedSeq, seqKey(last))
+}
+
+// replayLog moves into the inbox bucket, at Open, the records the log holds beyond the last
+// one applied; a crash came before the committer did.
+func replayLog(tx *bolt.Tx, index *inboxIndex, records []logRecord, logger *slog.Logger) error {
+	var applied uint64
+	if v := tx.Bucket(bucketMeta).Get(keyAppliedSeq); len(v) == 8 {
+		applied = binary.BigEndian.Uint64(v)
+	}
+	var replay []logRecord
+	for _, r := range records {
+		if r.seq <= applied {
+			continue // already in the database: the log was not emptied before the crash
+		}
+		var e struct {
+			Key string `json:"key"`
+		}
+		if err := json.Unmarshal(r.value, &e); err != nil || e.Key == "" {
+			logger.Error("dropping an unreadable intake log record", "seq", r.seq, "err", err)
+			continue
+		}
+		if _, dup := index.committed[e.Key]; dup {
+			continue
+		}
+		index.committed[e.Key] = r.seq
+		replay = append(replay, logRecord{seq: r.seq, key: e.Key, value: r.value})
+	}
+	if len(replay) > 0 {
+		logger.Info("moved alerts from the intake log into the state file", "alerts", len(replay))
+	}
+	return applyLog(tx, replay)
 }
 
 // dropInbox removes an entry by its key, if it is there. Committer only.
@@ -143,9 +278,27 @@ func loadInbox(tx *bolt.Tx, index *inboxIndex, logger *slog.Logger) error {
 	return nil
 }
 
+// loadEpisodes puts the episodes that change later deliveries (acting and resolved) in the
+// index at Open. A record that cannot be read means "decide anew", as it did when read at intake.
+func loadEpisodes(tx *bolt.Tx, index *inboxIndex) error {
+	return tx.Bucket(bucketEpisodes).ForEach(func(k, v []byte) error {
+		var ep Episode
+		if json.Unmarshal(v, &ep) != nil {
+			return nil
+		}
+		if st := stateOf(ep.State); st != episodeNone {
+			index.states[string(k)] = st
+		}
+		return nil
+	})
+}
+
 // Inbox lists accepted alerts not yet decided, in the order they were accepted: after a
 // restart they are decided again.
 func (s *Store) Inbox() ([]InboxEntry, error) {
+	if err := s.Flush(); err != nil { // move what the log holds into the database first
+		return nil, err
+	}
 	var out []InboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInbox).ForEach(func(k, v []byte) error {
@@ -180,6 +333,7 @@ func (s *Store) Episode(key string) (Episode, bool, error) {
 func (s *Store) closeEpisode(tx *bolt.Tx, episodeKey, inboxKey string, ep Episode) error {
 	if episodeKey != "" {
 		eb := tx.Bucket(bucketEpisodes)
+		s.index.setEpisode(episodeKey, stateOf(ep.State))
 		switch {
 		case ep.State == EpisodeResolved || ep.State == EpisodeActing:
 			if err := put(eb, []byte(episodeKey), ep); err != nil {
@@ -213,7 +367,19 @@ func (s *Store) Apply(targets []Target, closes []Close) error {
 	if err != nil {
 		return err
 	}
-	return s.update(fn)
+	return s.write(&writeReq{fn: fn, keys: closeKeys(closes), done: make(chan error, 1)})
+}
+
+// closeKeys are the inbox and episode keys that closes change.
+func closeKeys(closes []Close) []string {
+	keys := make([]string, 0, 2*len(closes))
+	for _, c := range closes {
+		keys = append(keys, c.InboxKey)
+		if !c.DropOnly {
+			keys = append(keys, c.EpisodeKey)
+		}
+	}
+	return keys
 }
 
 // ApplyLater is Apply without waiting: the writes ride along with the next webhook delivery's
@@ -227,7 +393,7 @@ func (s *Store) ApplyLater(targets []Target, closes []Close) <-chan error {
 		done <- err
 		return done
 	}
-	return s.updateLater(fn)
+	return s.updateLater(fn, closeKeys(closes))
 }
 
 // Flush returns once every write asked for before it is on disk.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,8 +42,19 @@ type Store struct {
 	queue      writeQueue
 	index      *inboxIndex
 	commitDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+
+	log       *intakeLog
+	intake    intakeQueue
+	nextSeq   uint64 // log writer only
+	logDone   chan struct{}
+	applyWait atomic.Bool // a write that moves the log into the database is queued
+	closeOnce sync.Once
+	closeErr  error
+	// closing turns away the repeats answered from the index once Close began, like any write.
+	closing atomic.Bool
+	// commits and logSyncs count the transactions committed and the log's syncs, for the
+	// tests of what needs none.
+	commits, logSyncs atomic.Uint64
 }
 
 // Open opens (or creates) the database in dir. A file that cannot be opened or fails its
@@ -56,8 +68,17 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("create storage directory: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	log, err := openIntakeLog(filepath.Join(dir, LogFileName))
+	if err != nil {
+		return nil, err
+	}
+	records, err := log.records()
+	if err != nil {
+		_ = log.close()
+		return nil, fmt.Errorf("read intake log: %w", err)
+	}
 	index := newInboxIndex()
-	db, err := openChecked(path, index, logger)
+	db, err := openChecked(path, index, records, logger)
 	if err != nil {
 		aside := fmt.Sprintf("%s.corrupt-%s", path, time.Now().UTC().Format("20060102T150405Z"))
 		logger.Error("state file is unreadable; moving it aside and starting with empty state",
@@ -66,18 +87,36 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("state file %s unreadable (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
 		index = newInboxIndex()
-		db, err = openChecked(path, index, logger)
+		db, err = openChecked(path, index, records, logger)
 		if err != nil {
+			_ = log.close()
 			return nil, fmt.Errorf("open fresh state file %s: %w", path, err)
 		}
 	}
-	s := &Store{db: db, logger: logger, path: path, index: index,
-		queue: writeQueue{wake: make(chan struct{}, 1)}, commitDone: make(chan struct{})}
+	// Everything the log held is in the database now.
+	if err := log.truncate(); err != nil {
+		_ = log.close()
+		_ = db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, logger: logger, path: path, index: index, log: log,
+		queue: writeQueue{newQueue[*writeReq]()}, commitDone: make(chan struct{}),
+		intake: intakeQueue{newQueue[*acceptReq]()}, logDone: make(chan struct{})}
+	err = db.View(func(tx *bolt.Tx) error {
+		s.nextSeq = tx.Bucket(bucketInbox).Sequence() + 1
+		return nil
+	})
+	if err != nil {
+		_ = log.close()
+		_ = db.Close()
+		return nil, err
+	}
 	go s.committer()
+	go s.logWriter()
 	return s, nil
 }
 
-func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.DB, err error) {
+func openChecked(path string, index *inboxIndex, records []logRecord, logger *slog.Logger) (db *bolt.DB, err error) {
 	// bbolt may panic on some corruptions rather than return an error; turn that into an error
 	// so the caller can move the file aside.
 	defer func() {
@@ -107,7 +146,13 @@ func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.
 		for cerr := range tx.Check() {
 			return cerr
 		}
-		return loadInbox(tx, index, logger)
+		if err := loadInbox(tx, index, logger); err != nil {
+			return err
+		}
+		if err := replayLog(tx, index, records, logger); err != nil {
+			return err
+		}
+		return loadEpisodes(tx, index)
 	})
 	if err != nil {
 		_ = db.Close()
@@ -119,13 +164,19 @@ func openChecked(path string, index *inboxIndex, logger *slog.Logger) (db *bolt.
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close stops the committer (after the commit in progress, if any) and closes the database.
+// Close stops the log writer and the committer (after the commit in progress, if any) and closes the database.
 // Writes after Close return ErrClosed. Close may be called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		// The log writer answers what it has queued; one last commit then moves every logged
+		// alert into the database (and empties the log) before the committer stops.
+		s.intake.close()
+		<-s.logDone
+		_ = s.Flush()
 		s.queue.close()
 		<-s.commitDone
-		s.closeErr = s.db.Close()
+		s.closeErr = errors.Join(s.log.close(), s.db.Close())
 	})
 	return s.closeErr
 }
@@ -251,7 +302,7 @@ func (s *Store) PutStepStats(key string, st StepStats) error {
 // record and the episode's new state, in one transaction: after a crash either all of it is
 // visible (the attempt counts) or none of it (the alert is still in the inbox and decided again).
 func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(&writeReq{keys: []string{episodeKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		seq, err := hb.NextSequence()
 		if err != nil {
@@ -264,8 +315,9 @@ func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
 		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
 			return err
 		}
+		s.index.setEpisode(episodeKey, episodeActing)
 		return put(tx.Bucket(bucketEpisodes), []byte(episodeKey), Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
-	})
+	}})
 }
 
 // UpdateHeal rewrites a heal (after each step starts and ends).
@@ -284,7 +336,7 @@ func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error
 	if err != nil {
 		return fmt.Errorf("heal id %q: %w", h.ID, err)
 	}
-	return s.update(func(tx *bolt.Tx) error {
+	return s.write(&writeReq{keys: []string{episodeKey, inboxKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		if err := put(tx.Bucket(bucketHeals), seqKey(seq), h); err != nil {
 			return err
 		}
@@ -292,7 +344,7 @@ func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error
 			return err
 		}
 		return s.closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
-	})
+	}})
 }
 
 // HealFilter selects heals; empty fields match all. Limit 0 means 100.
@@ -361,7 +413,8 @@ func (s *Store) RunningHeals() ([]Heal, error) {
 // older than maxAge, so the file stays bounded.
 func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int, error) {
 	removed := 0
-	err := s.update(func(tx *bolt.Tx) error {
+	// A barrier: the episodes it drops are known only inside the transaction.
+	err := s.write(&writeReq{barrier: true, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bucketHeals)
 		var drop [][]byte
 		c := hb.Cursor()
@@ -406,9 +459,10 @@ func (s *Store) Prune(now time.Time, maxAge time.Duration, maxEntries int) (int,
 			if err := eb.Delete(k); err != nil {
 				return err
 			}
+			s.index.setEpisode(string(k), episodeNone)
 		}
 		return nil
-	})
+	}})
 	return removed, err
 }
 

@@ -2,6 +2,8 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -262,4 +264,121 @@ func TestOnlyActingAndResolvedEpisodesAreKept(t *testing.T) {
 // closeEpisode ends the episode key (whose firing entry has the same key) as the pipeline does.
 func closeEpisode(s *Store, key, state string) error {
 	return s.Apply(nil, []Close{{EpisodeKey: key, InboxKey: key, State: state, At: time.Now()}})
+}
+
+// A delivery of repeats only (pending, acting or resolved episodes) is answered from the index
+// without a commit, with the answer the writer gives; a delivery with anything new, or touching
+// a decision not yet on disk, goes through the writer.
+func TestRepeatsNeedNoCommit(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Accept([]InboxEntry{entry("pending", false), entry("acting", false), entry("resolved", false)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.NewHeal(&Heal{Target: "t", Started: time.Now(), Result: HealRunning}, Target{Name: "t"}, "acting"); err != nil {
+		t.Fatal(err)
+	}
+	if err := closeEpisode(s, "resolved", EpisodeResolved); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before, beforeSyncs := s.commits.Load(), s.logSyncs.Load()
+	for _, tc := range []struct {
+		name string
+		e    []InboxEntry
+	}{
+		{"pending", []InboxEntry{entry("pending", false)}},
+		{"acting, firing", []InboxEntry{entry("acting", false)}},
+		{"resolved, firing", []InboxEntry{entry("resolved", false)}},
+		{"resolved, resolved", []InboxEntry{entry("resolved", true)}},
+		{"all three", []InboxEntry{entry("pending", false), entry("acting", false), entry("resolved", true)}},
+	} {
+		fresh, err := s.Accept(tc.e)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for i, f := range fresh {
+			if f {
+				t.Errorf("%s: alert %d new, want a repeat", tc.name, i)
+			}
+		}
+	}
+	if n, m := s.commits.Load()-before, s.logSyncs.Load()-beforeSyncs; n+m != 0 {
+		t.Fatalf("repeats cost %d commits and %d log syncs, want none", n, m)
+	}
+
+	// The writer decides what is new: an acting episode resolving, and a repeat next to a new alert.
+	fresh, err := s.Accept([]InboxEntry{entry("acting", true), entry("pending", false), entry("new", false)})
+	if err != nil || !fresh[0] || fresh[1] || !fresh[2] {
+		t.Fatalf("mixed delivery: fresh %v %v, want [true false true]", fresh, err)
+	}
+	if n := s.logSyncs.Load() - beforeSyncs; n != 1 {
+		t.Fatalf("mixed delivery: %d log syncs, want 1", n)
+	}
+
+	// After Close a repeat is refused like any write.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept([]InboxEntry{entry("pending", false)}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("repeat after Close: %v, want ErrClosed", err)
+	}
+}
+
+// A repeat of an episode whose decision is queued but not on disk waits for it, so it gets the
+// answer it would get had the writer taken both in order: after a close, the episode is new.
+func TestRepeatWaitsForQueuedDecision(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for round := range 50 {
+		key := fmt.Sprintf("a%d", round)
+		if _, err := s.Accept([]InboxEntry{entry(key, false)}); err != nil {
+			t.Fatal(err)
+		}
+		done := s.ApplyLater(nil, []Close{{EpisodeKey: key, InboxKey: key, State: EpisodeSuppressed, At: time.Now()}})
+		fresh, err := s.Accept([]InboxEntry{entry(key, false)})
+		if err != nil || !fresh[0] {
+			t.Fatalf("round %d: delivery after the queued close: fresh %v %v, want new", round, fresh, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Prune drops episodes it finds only inside its transaction: while it is queued, no repeat is
+// answered from the index.
+func TestPruneHoldsRepeatsBack(t *testing.T) {
+	x := newInboxIndex()
+	x.states["r"] = episodeResolved
+	repeat := []InboxEntry{entry("r", false)}
+	if !x.repeats(repeat) {
+		t.Fatal("repeat of a resolved episode not answered from the index")
+	}
+	prune := &writeReq{barrier: true}
+	x.unsettle(prune)
+	if x.repeats(repeat) {
+		t.Fatal("repeat answered from the index while Prune is queued")
+	}
+	x.end(true, []*writeReq{prune})
+	if !x.repeats(repeat) {
+		t.Fatal("repeat not answered from the index after Prune committed")
+	}
+	closing := &writeReq{keys: []string{"r"}}
+	x.unsettle(closing)
+	if x.repeats(repeat) {
+		t.Fatal("repeat answered from the index while a write of its episode is queued")
+	}
+	x.end(false, []*writeReq{closing})
+	if !x.repeats(repeat) {
+		t.Fatal("a failed write left its episode unsettled")
+	}
 }

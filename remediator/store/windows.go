@@ -176,7 +176,7 @@ func (s *Store) SaveGuardsLater(c GuardsChange) <-chan error {
 			}
 		}
 		return putEncoded(b, held)
-	})
+	}, nil) // no inbox keys: windows never close a decision
 }
 
 // seenKey is playbook NUL target: neither may contain a NUL (both are validated names).

@@ -42,7 +42,7 @@ func TestGuardWindowsSurviveReopen(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s = reopen(t, s)
+	s = reopenStore(t, s)
 	w, err := s.GuardWindows()
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestHeldBackSurviveReopen(t *testing.T) {
 	if err := <-s.SaveGuardsLater(GuardsChange{Hold: []HeldBack{held("c1", "e4")}, Release: []string{"c2"}}); err != nil {
 		t.Fatal(err)
 	}
-	s = reopen(t, s)
+	s = reopenStore(t, s)
 	got, err := s.HeldBack()
 	if err != nil {
 		t.Fatal(err)
@@ -83,14 +83,10 @@ func TestHeldBackSurviveReopen(t *testing.T) {
 	}
 }
 
-// reopen closes s and opens its file again, to be closed with the test.
-func reopen(t *testing.T, s *Store) *Store {
+// reopenStore closes s and opens its folder again, to be closed with the test.
+func reopenStore(t *testing.T, s *Store) *Store {
 	t.Helper()
 	s.Close()
-	s, err := Open(filepath.Dir(s.Path()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s, _ = reopen(t, filepath.Dir(s.Path()))
 	return s
 }

@@ -2,13 +2,12 @@ package verify
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
 
 	"github.com/selfheal/selfheal/internal/testutil"
 )
@@ -16,33 +15,26 @@ import (
 // The default verification against a real Prometheus: an alert that fires is seen as firing by
 // its exact labels, and one with other labels is not.
 func TestAlertsQueryWithRealPrometheus(t *testing.T) {
-	rules := filepath.Join(t.TempDir(), "rules.yml")
-	if err := os.WriteFile(rules, []byte(`groups:
+	rules := testutil.WriteFile(t, t.TempDir(), "rules.yml", `groups:
   - name: test
     interval: 1s
     rules:
       - alert: AlwaysFiring
         expr: vector(1)
         labels: {container: c1, severity: critical, note: 'say "hi"'}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`)
 	url := testutil.StartPrometheus(t, "global:\n  evaluation_interval: 1s\n", rules)
 	q, err := NewPrometheus(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	firing := template.Alert{Labels: template.KV{"alertname": "AlwaysFiring", "container": "c1", "severity": "critical", "note": `say "hi"`}, Fingerprint: "x"}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		vec, err := q.Query(context.Background(), AlertsQuery(firing))
-		if err == nil && len(vec) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never returned the firing alert: %v %v", AlertsQuery(firing), vec, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	var vec model.Vector
+	if !testutil.Poll(20*time.Second, 200*time.Millisecond, func() bool {
+		vec, err = q.Query(context.Background(), AlertsQuery(firing))
+		return err == nil && len(vec) == 1
+	}) {
+		t.Fatalf("%s never returned the firing alert: %v %v", AlertsQuery(firing), vec, err)
 	}
 	v := New(q)
 	err = v.Verify(context.Background(), Check{Alert: firing, Timeout: time.Second, Interval: 100 * time.Millisecond})

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,31 +13,6 @@ import (
 
 	"github.com/selfheal/selfheal/internal/testutil"
 )
-
-// testPlaybooks exercise the three cases: a gentle http step heals; a step that does not heal
-// escalates to the next; a budget of two is spent and the target suspended.
-const testPlaybooks = `
-defaults:
-  cooldown: {initial: 1s, factor: 1, max: 1s, reset_after: 1m}
-  budget: {attempts: 5, window: 1h}
-  blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 5s, interval: 200ms, stable_for: 500ms}
-playbooks:
-  - name: memory-high
-    match: ['alertname="ServiceMemoryHigh"']
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.instance }}/recover/flush-cache', expect_status: [200, 202, 204]}
-      - name: clear-faults
-        http: {method: DELETE, url: 'http://{{ .Labels.instance }}/chaos', expect_status: [200, 202, 204]}
-  - name: cpu-high
-    match: ['alertname="ServiceCPUHigh"']
-    budget: {attempts: 2, window: 1h}
-    steps:
-      - name: flush-cache
-        http: {method: POST, url: 'http://{{ .Labels.instance }}/recover/flush-cache', expect_status: [200, 202, 204]}
-        verify: {timeout: 2s}
-`
 
 // alertmanagerConfig derives the test config from the shipped alertmanager/alertmanager.yml.
 // The differences, and nothing else: the remediator's address, the token file's path, and
@@ -72,7 +48,7 @@ type amAlert struct {
 func postAlert(t *testing.T, am string, a amAlert) {
 	t.Helper()
 	body, _ := json.Marshal([]amAlert{a})
-	if code, res := post(t, am+"/api/v2/alerts", "", string(body)); code != 200 {
+	if code, res := testutil.Do(t, http.MethodPost, am+"/api/v2/alerts", string(body), nil); code != 200 {
 		t.Fatalf("alertmanager: %d %s", code, res)
 	}
 }
@@ -81,13 +57,11 @@ func TestWithRealAlertmanager(t *testing.T) {
 	bins := buildBinaries(t)
 	testutil.LookPath(t, "prometheus-alertmanager", "alertmanager") // skip early, before starting anything
 	dir := t.TempDir()
-	token := writeFile(t, dir, "token", "am-t0ken")
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
-	rem := start(t, "remediator", bins+"/remediator", "/-/ready",
-		"--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"), "--webhook.token-file="+token, "--log.level=debug")
-	am := testutil.StartAlertmanager(t, alertmanagerConfig(t, rem.url, token))
-	demo := start(t, "demo-service", bins+"/demo-service", "/readyz", "serve", "--service.name=user-service")
-	instance := strings.TrimPrefix(demo.url, "http://")
+	token := testutil.WriteFile(t, dir, "token", "am-t0ken")
+	rem := testutil.StartRemediator(t, bins+"/remediator", dir, testutil.Testdata(t, "playbooks.yml"), "--webhook.token-file="+token, "--log.level=debug")
+	am := testutil.StartAlertmanager(t, alertmanagerConfig(t, rem.URL, token))
+	demo := testutil.StartServer(t, "demo-service", bins+"/demo-service", "/readyz", "serve", "--service.name=user-service")
+	instance := strings.TrimPrefix(demo.URL, "http://")
 
 	labels := func(alertname, container string) map[string]string {
 		return map[string]string{"alertname": alertname, "remediation": "auto", "service": "user-service",
@@ -95,8 +69,8 @@ func TestWithRealAlertmanager(t *testing.T) {
 	}
 	// waitStep waits until the target's newest heal runs the given step (written before it acts).
 	waitStep := func(target, step string) {
-		eventually(t, 20*time.Second, target+" running "+step, func() bool {
-			hs := heals(t, rem.url, "?target="+target)
+		testutil.Eventually(t, 20*time.Second, target+" running "+step, func() bool {
+			hs := heals(t, rem.URL, "?target="+target)
 			if len(hs) == 0 {
 				return false
 			}
@@ -109,47 +83,49 @@ func TestWithRealAlertmanager(t *testing.T) {
 		})
 	}
 
+	// waitHealed waits until the target's one heal is verified healed, and returns it.
+	waitHealed := func(t *testing.T, target, what string) healJSON {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, what, func() bool {
+			hs := heals(t, rem.URL, "?target="+target)
+			return len(hs) == 1 && hs[0].Result == "healed"
+		})
+		return heals(t, rem.URL, "?target="+target)[0]
+	}
+
 	t.Run("flush heals and is verified by the resolved notification", func(t *testing.T) {
-		post(t, demo.url+"/chaos/memory-leak?rate_mb=4&kind=flushable", "", "")
-		eventually(t, 10*time.Second, "the leak to grow", func() bool {
-			return !strings.Contains(getText(t, demo.url+"/metrics"), `demo_memory_leaked_bytes{kind="flushable"} 0`)
+		testutil.Do(t, http.MethodPost, demo.URL+"/chaos/memory-leak?rate_mb=4&kind=flushable", "", nil)
+		testutil.Eventually(t, 10*time.Second, "the leak to grow", func() bool {
+			return !strings.Contains(testutil.GetText(t, demo.URL+"/metrics"), `demo_memory_leaked_bytes{kind="flushable"} 0`)
 		})
 		a := amAlert{Labels: labels("ServiceMemoryHigh", "demo-a"), StartsAt: time.Now().Add(-time.Minute)}
 		postAlert(t, am, a)
 		waitStep("demo-a", "flush-cache")
 		// The real recovery endpoint freed the leak; the alert resolves as Prometheus would say.
-		eventually(t, 10*time.Second, "the flush to free the leak", func() bool {
-			return strings.Contains(getText(t, demo.url+"/metrics"), `demo_memory_leaked_bytes{kind="flushable"} 0`)
+		testutil.Eventually(t, 10*time.Second, "the flush to free the leak", func() bool {
+			return strings.Contains(testutil.GetText(t, demo.URL+"/metrics"), `demo_memory_leaked_bytes{kind="flushable"} 0`)
 		})
 		a.EndsAt = time.Now()
 		postAlert(t, am, a)
-		eventually(t, 20*time.Second, "the heal to be verified", func() bool {
-			hs := heals(t, rem.url, "?target=demo-a")
-			return len(hs) == 1 && hs[0].Result == "healed"
-		})
-		h := heals(t, rem.url, "?target=demo-a")[0]
+		h := waitHealed(t, "demo-a", "the heal to be verified")
 		if h.stepSummary() != "flush-cache=succeeded" || h.Playbook != "memory-high" || h.Alert.Name != "ServiceMemoryHigh" || h.Alert.Fingerprint == "" {
 			t.Fatalf("heal %+v", h)
 		}
 	})
 
 	t.Run("a step that does not heal escalates", func(t *testing.T) {
-		post(t, demo.url+"/chaos/memory-leak?rate_mb=2&kind=unflushable", "", "")
+		testutil.Do(t, http.MethodPost, demo.URL+"/chaos/memory-leak?rate_mb=2&kind=unflushable", "", nil)
 		a := amAlert{Labels: labels("ServiceMemoryHigh", "demo-b"), StartsAt: time.Now().Add(-time.Minute)}
 		a.Labels["instance"] = instance // same service, its own target
 		a.Labels["service"] = "user-service-b"
 		postAlert(t, am, a)
 		waitStep("demo-b", "clear-faults")
-		eventually(t, 10*time.Second, "the faults to be cleared", func() bool {
-			return strings.Contains(getText(t, demo.url+"/chaos"), `"faults":[]`)
+		testutil.Eventually(t, 10*time.Second, "the faults to be cleared", func() bool {
+			return strings.Contains(testutil.GetText(t, demo.URL+"/chaos"), `"faults":[]`)
 		})
 		a.EndsAt = time.Now()
 		postAlert(t, am, a)
-		eventually(t, 20*time.Second, "the escalated heal to be verified", func() bool {
-			hs := heals(t, rem.url, "?target=demo-b")
-			return len(hs) == 1 && hs[0].Result == "healed"
-		})
-		h := heals(t, rem.url, "?target=demo-b")[0]
+		h := waitHealed(t, "demo-b", "the escalated heal to be verified")
 		if h.stepSummary() != "flush-cache=failed,clear-faults=succeeded" || h.Steps[0].Reason != "verification failed" {
 			t.Fatalf("heal %+v", h)
 		}
@@ -159,15 +135,15 @@ func TestWithRealAlertmanager(t *testing.T) {
 		a := amAlert{Labels: labels("ServiceCPUHigh", "demo-c"), StartsAt: time.Now().Add(-time.Minute)}
 		postAlert(t, am, a)
 		suspended := `remediator_target_suspended{target="demo-c"} 1`
-		eventually(t, 30*time.Second, "the target to be suspended", func() bool {
-			return strings.Contains(getText(t, rem.url+"/metrics"), suspended)
+		testutil.Eventually(t, 30*time.Second, "the target to be suspended", func() bool {
+			return strings.Contains(testutil.GetText(t, rem.URL+"/metrics"), suspended)
 		})
 		// A new episode of the same alert arrives while suspended.
 		b := amAlert{Labels: labels("ServiceCPUHigh", "demo-c"), StartsAt: time.Now()}
 		b.Labels["severity"] = "warning"
 		postAlert(t, am, b)
 		time.Sleep(4 * time.Second)
-		hs := heals(t, rem.url, "?target=demo-c")
+		hs := heals(t, rem.URL, "?target=demo-c")
 		if len(hs) != 2 {
 			t.Fatalf("%d heals, want exactly the budget of 2", len(hs))
 		}
@@ -176,7 +152,7 @@ func TestWithRealAlertmanager(t *testing.T) {
 				t.Fatalf("heal %+v", h)
 			}
 		}
-		m := getText(t, rem.url+"/metrics")
+		m := testutil.GetText(t, rem.URL+"/metrics")
 		if !strings.Contains(m, suspended) || !strings.Contains(m, fmt.Sprintf(`remediator_target_state{target="demo-c"} %d`, 5)) {
 			t.Fatal("suspension not in metrics")
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,7 +21,7 @@ func TestConfigCheck(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "playbooks") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 		t.Fatalf("shipped playbooks: %v\n%s", err, out)
 	}
-	bad := writeFile(t, t.TempDir(), "bad.yml", "playbooks:\n  - name: x\n    bogus: 1\n")
+	bad := testutil.WriteFile(t, t.TempDir(), "bad.yml", "playbooks:\n  - name: x\n    bogus: 1\n")
 	out, err = exec.Command(bin, "--config.check", "--config.file", bad).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() == 0 {
 		t.Fatalf("bad file accepted: %v\n%s", err, out)
@@ -34,26 +35,25 @@ func TestConfigCheck(t *testing.T) {
 func TestSIGHUPReload(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
-	p := start(t, "remediator", bin, "/-/ready", "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"))
-	m := getText(t, p.url+"/metrics")
+	p := testutil.StartRemediator(t, bin, dir, testutil.Testdata(t, "playbooks.yml"))
+	m := testutil.GetText(t, p.URL+"/metrics")
 	for _, want := range []string{"remediator_build_info{", "remediator_config_last_reload_successful 1", `remediator_heals_total{playbook="cpu-high",result="healed"} 0`} {
 		if !strings.Contains(m, want) {
 			t.Fatalf("metrics lack %q", want)
 		}
 	}
-	writeFile(t, dir, "playbooks.yml", "playbooks: [")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	testutil.WriteFile(t, dir, "playbooks.yml", "playbooks: [")
+	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "the failed reload to show", func() bool {
-		m := getText(t, p.url+"/metrics")
+	testutil.Eventually(t, 10*time.Second, "the failed reload to show", func() bool {
+		m := testutil.GetText(t, p.URL+"/metrics")
 		return strings.Contains(m, "remediator_config_last_reload_successful 0") && strings.Contains(m, `remediator_config_reloads_total{result="failure"} 1`)
 	})
-	writeFile(t, dir, "playbooks.yml", strings.Replace(testPlaybooks, "name: cpu-high", "name: cpu-saturated", 1))
-	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 10*time.Second, "the good reload to show", func() bool {
-		m := getText(t, p.url+"/metrics")
+	testutil.WriteFile(t, dir, "playbooks.yml", strings.Replace(testutil.Testdata(t, "playbooks.yml"), "name: cpu-high", "name: cpu-saturated", 1))
+	_ = p.Signal(syscall.SIGHUP)
+	testutil.Eventually(t, 10*time.Second, "the good reload to show", func() bool {
+		m := testutil.GetText(t, p.URL+"/metrics")
 		return strings.Contains(m, "remediator_config_last_reload_successful 1") &&
 			strings.Contains(m, `playbook="cpu-saturated"`) && !strings.Contains(m, `playbook="cpu-high"`)
 	})
@@ -64,12 +64,11 @@ func TestSIGHUPReload(t *testing.T) {
 func TestSlowClientIsCutOff(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
-	p := start(t, "remediator", bin, "/-/ready", "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+	p := testutil.StartRemediator(t, bin, dir, testutil.Testdata(t, "playbooks.yml"),
 		"--web.read-header-timeout=500ms", "--web.max-requests=2")
 	conns := make([]net.Conn, 0, 4)
 	for range 4 {
-		c, err := net.Dial("tcp", strings.TrimPrefix(p.url, "http://"))
+		c, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +79,7 @@ func TestSlowClientIsCutOff(t *testing.T) {
 		conns = append(conns, c)
 	}
 	// Meanwhile a well-behaved client is served.
-	if code, _ := post(t, p.url+"/webhook", "", `{"version":"4","alerts":[]}`); code != 400 {
+	if code, _ := testutil.Do(t, http.MethodPost, p.URL+"/webhook", `{"version":"4","alerts":[]}`, nil); code != 400 {
 		t.Fatalf("normal request: %d", code)
 	}
 	start := time.Now()
@@ -103,9 +102,9 @@ func TestSlowClientIsCutOff(t *testing.T) {
 func TestHealthcheckCommand(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	root := testutil.RepoRoot(t)
-	p := start(t, "remediator", bin, "/-/ready",
+	p := testutil.StartServer(t, "remediator", bin, "/-/ready",
 		"--config.file", filepath.Join(root, "remediator", "playbooks.yml"), "--storage.path", t.TempDir())
-	if out, err := exec.Command(bin, "healthcheck", "--url", p.url+"/-/ready").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "healthcheck", "--url", p.URL+"/-/ready").CombinedOutput(); err != nil {
 		t.Fatalf("healthcheck against a ready remediator: %v\n%s", err, out)
 	}
 	closed := fmt.Sprintf("http://127.0.0.1:%d/-/ready", testutil.FreePort(t))

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/selfheal/selfheal/internal/probe"
+	"github.com/selfheal/selfheal/remediator/cli"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/server"
 )
@@ -46,6 +47,7 @@ func run() int {
 		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
 		docker      = dockerFlags(app)
 		swarm       = swarmFlags(app)
+		kube        = kubernetesFlags(app)
 	)
 	webFlags := kingpinflag.AddFlags(app, ":9096")
 	// The image has no shell or curl, so the binary is its own container healthcheck.
@@ -53,6 +55,7 @@ func run() int {
 	hc := app.Command("healthcheck", "Exit 0 when a URL answers 2xx (the container healthcheck).")
 	hcURL := hc.Flag("url", "URL to check.").Default("http://127.0.0.1:9096/-/healthy").String()
 	hcTimeout := hc.Flag("timeout", "How long to wait for the answer.").Default("2s").Duration()
+	client := cli.Register(app, cli.Shared{ConfigFile: configFile, PrometheusURL: promURL})
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
 	app.Version(version.Print("remediator"))
@@ -61,6 +64,9 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if handled, code := client.Run(context.Background(), cmd); handled {
+		return code
 	}
 	if cmd == hc.FullCommand() {
 		if err := probe.Check(context.Background(), *hcURL, *hcTimeout); err != nil {
@@ -88,7 +94,7 @@ func run() int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("remediator"),
 	)
-	runner, err := newRunner(logger, docker, swarm)
+	runner, err := newRunner(logger, docker, swarm, kube)
 	if err != nil {
 		logger.Error("cannot build the action runner", "err", err)
 		return 1

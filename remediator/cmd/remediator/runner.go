@@ -25,9 +25,10 @@ func dockerFlags(app *kingpin.Application) dockerOptions {
 	}
 }
 
-// newRunner builds the action dispatcher: http, command and wait steps in-process, docker steps
-// through the engine (which is contacted per action, so a down engine fails steps, not start).
-func newRunner(logger *slog.Logger, o dockerOptions, so swarmOptions) (action.Runner, error) {
+// newRunner builds the action dispatcher: http, command and wait steps in-process, docker and
+// swarm steps through the engine, kubernetes steps through the API server when asked for (each
+// is contacted per action, so a down engine or cluster fails steps, not start).
+func newRunner(logger *slog.Logger, o dockerOptions, so swarmOptions, ko kubernetesOptions) (action.Runner, error) {
 	d, err := docker.New(docker.Options{
 		Host: *o.host, OptInLabel: *o.optIn, ProtectedLabel: *o.protected, SelfContainerID: *o.self,
 		Timeout: *o.timeout, Logger: logger.With("component", "docker"),
@@ -39,5 +40,10 @@ func newRunner(logger *slog.Logger, o dockerOptions, so swarmOptions) (action.Ru
 	if err != nil {
 		return nil, err
 	}
-	return action.NewDispatcher(action.DispatcherOptions{Actuators: append([]action.Actuator{d}, s...), Logger: logger.With("component", "action")}), nil
+	k, err := kubernetesActuator(logger, ko)
+	if err != nil {
+		return nil, err
+	}
+	actuators := append(append([]action.Actuator{d}, s...), k...)
+	return action.NewDispatcher(action.DispatcherOptions{Actuators: actuators, Logger: logger.With("component", "action")}), nil
 }

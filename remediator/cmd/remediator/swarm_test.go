@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // A playbook with docker and swarm steps passes --config.check; swarm step errors are reported
@@ -12,7 +14,7 @@ import (
 func TestConfigCheckSwarmSteps(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	good := writeFile(t, dir, "good.yml", `playbooks:
+	good := testutil.WriteFile(t, dir, "good.yml", `playbooks:
   - name: api-down
     match: ['alertname="SwarmServiceDown"']
     steps:
@@ -24,7 +26,7 @@ func TestConfigCheckSwarmSteps(t *testing.T) {
 	if out, err := exec.Command(bin, "--config.check", "--config.file", good).CombinedOutput(); err != nil {
 		t.Fatalf("docker and swarm steps: %v\n%s", err, out)
 	}
-	bad := writeFile(t, dir, "bad.yml", `playbooks:
+	bad := testutil.WriteFile(t, dir, "bad.yml", `playbooks:
   - name: api-down
     match: ['alertname="SwarmServiceDown"']
     steps:
@@ -41,7 +43,7 @@ func TestConfigCheckSwarmSteps(t *testing.T) {
 func TestSwarmFlags(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	out, err := exec.Command(bin, "--config.file", cfg, "--storage.path", filepath.Join(dir, "data"),
 		"--swarm.enable", "--swarm.self-service", "../nodes").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), `self service \"../nodes\" is neither a service name nor an id`) {

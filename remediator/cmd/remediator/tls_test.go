@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,8 +60,8 @@ func newCert(t *testing.T, cn string, parent *keyPair, server bool) *keyPair {
 func (k *keyPair) write(t *testing.T, dir, name string) (certFile, keyFile string) {
 	t.Helper()
 	kb, _ := x509.MarshalECPrivateKey(k.key)
-	certFile = writeFile(t, dir, name+".crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.der})))
-	keyFile = writeFile(t, dir, name+".key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
+	certFile = testutil.WriteFile(t, dir, name+".crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: k.der})))
+	keyFile = testutil.WriteFile(t, dir, name+".key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
 	return
 }
 
@@ -75,22 +74,16 @@ func TestMutualTLS(t *testing.T) {
 	caFile, _ := ca.write(t, dir, "ca")
 	srvCert, srvKey := newCert(t, "remediator", ca, true).write(t, dir, "server")
 	client := newCert(t, "alertmanager", ca, false)
-	webCfg := writeFile(t, dir, "web.yml", fmt.Sprintf(`tls_server_config:
+	webCfg := testutil.WriteFile(t, dir, "web.yml", fmt.Sprintf(`tls_server_config:
   cert_file: %s
   key_file: %s
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: %s
 `, srvCert, srvKey, caFile))
-	cfg := writeFile(t, dir, "playbooks.yml", testPlaybooks)
+	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	port := testutil.FreePort(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+	testutil.StartProcess(t, "remediator", nil, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.config.file="+webCfg, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
@@ -102,10 +95,10 @@ func TestMutualTLS(t *testing.T) {
 	var lastErr error
 	defer func() {
 		if t.Failed() {
-			t.Logf("last error: %v\n%s", lastErr, out.String())
+			t.Logf("last error: %v", lastErr)
 		}
 	}()
-	eventually(t, 15*time.Second, "the TLS listener", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the TLS listener", func() bool {
 		res, err := withCert.Get(url)
 		if err != nil {
 			lastErr = err
@@ -123,8 +116,5 @@ func TestMutualTLS(t *testing.T) {
 		if res.StatusCode == 200 {
 			t.Fatal("plain HTTP served")
 		}
-	}
-	if t.Failed() {
-		t.Log(out.String())
 	}
 }

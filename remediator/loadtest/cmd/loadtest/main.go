@@ -21,21 +21,23 @@ func main() {
 		binary        = app.Flag("remediator.binary", "Remediator binary for the memory benchmark.").Default("bin/remediator").String()
 		notifications = app.Flag("notifications", "Notifications per intake measurement.").Default("10000").Int()
 		senders       = app.Flag("senders", "Concurrent senders for the intake measurements.").Default("1", "16", "64").Ints()
+		repeatSenders = app.Flag("repeat.senders", "Concurrent senders for the repeat measurements (none: skip).").Default("16").Ints()
 		samples       = app.Flag("decision.samples", "Alerts timed for decision latency.").Default("300").Int()
 		alerts        = app.Flag("memory.alerts", "Active alerts for the memory benchmark (0: skip).").Default("100000").Int()
 		targets       = app.Flag("memory.targets", "Targets the active alerts are spread over.").Default("10000").Int()
 		memLimits     = app.Flag("memory.gomemlimit", "GOMEMLIMIT values to run the memory benchmark with (\"\": not set); repeatable.").Default("", "100MiB").Strings()
+		large         = app.Flag("memory.large", "A larger memory run, alerts:targets, GOMEMLIMIT not set (empty: skip).").Default("1000000:100000").String()
 		cpuProfile    = app.Flag("cpuprofile", "Write a CPU profile of the intake measurements here.").String()
 	)
 	app.HelpFlag.Short('h')
 	kingpin.MustParse(app.Parse(os.Args[1:]))
-	if err := run(*out, *binary, *notifications, *senders, *samples, *alerts, *targets, *memLimits, *cpuProfile); err != nil {
+	if err := run(*out, *binary, *notifications, *senders, *repeatSenders, *samples, *alerts, *targets, *memLimits, *large, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, binary string, notifications int, senders []int, samples, alerts, targets int, memLimits []string, cpuProfile string) error {
+func run(out, binary string, notifications int, senders, repeatSenders []int, samples, alerts, targets int, memLimits []string, large, cpuProfile string) error {
 	rep := &loadtest.Report{When: time.Now(), Machine: loadtest.ThisMachine()}
 	tmp, err := os.MkdirTemp("", "remediator-bench-")
 	if err != nil {
@@ -66,6 +68,14 @@ func run(out, binary string, notifications int, senders []int, samples, alerts, 
 		}
 		rep.Intake = append(rep.Intake, [3]loadtest.IntakeRun{bare, durable, rem})
 	}
+	for _, s := range repeatSenders {
+		fmt.Fprintf(os.Stderr, "repeats, %d senders, %d notifications ...\n", s, notifications)
+		bare, rem, err := loadtest.MeasureRepeat(dir(fmt.Sprint("repeat-", s)), s, notifications)
+		if err != nil {
+			return err
+		}
+		rep.Repeat = append(rep.Repeat, [2]loadtest.IntakeRun{bare, rem})
+	}
 	if cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -86,6 +96,18 @@ func run(out, binary string, notifications int, senders []int, samples, alerts, 
 		}
 		fmt.Fprintf(os.Stderr, "memory, %d alerts on %d targets, %s, GOMEMLIMIT=%q ...\n", alerts, targets, binary, limit)
 		m, err := loadtest.MeasureMemory(binary, dir(fmt.Sprint("memory-", i)), alerts, targets, limit)
+		if err != nil {
+			return err
+		}
+		rep.Memory = append(rep.Memory, m)
+	}
+	if large != "" {
+		var la, lt int
+		if _, err := fmt.Sscanf(large, "%d:%d", &la, &lt); err != nil || la <= 0 || lt <= 0 {
+			return fmt.Errorf("--memory.large %q: want alerts:targets, e.g. 1000000:100000", large)
+		}
+		fmt.Fprintf(os.Stderr, "memory, %d alerts on %d targets, %s, GOMEMLIMIT not set ...\n", la, lt, binary)
+		m, err := loadtest.MeasureMemory(binary, dir("memory-large"), la, lt, "")
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,108 @@
+package testutil
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Notification is the part of an Alertmanager webhook notification that tests read, with when
+// it arrived and the Authorization header it came with.
+type Notification struct {
+	Receiver string `json:"receiver"`
+	Status   string `json:"status"`
+	Alerts   []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+
+	At            time.Time `json:"-"`
+	Authorization string    `json:"-"`
+}
+
+// Receiver stands in for a webhook receiver of Alertmanager (the remediator, a human's pager)
+// and keeps every notification it is sent. A body that is no notification is answered 400 and
+// reported when a wait fails.
+type Receiver struct {
+	URL string
+
+	mu   sync.Mutex
+	got  []Notification
+	errs []string
+}
+
+// StartReceiver serves a Receiver on a loopback port until the test ends.
+func StartReceiver(t testing.TB) *Receiver {
+	t.Helper()
+	r := &Receiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		var n Notification
+		if err := json.Unmarshal(body, &n); err != nil {
+			r.errs = append(r.errs, fmt.Sprintf("undecodable notification: %v: %s", err, body))
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n.At = time.Now()
+		n.Authorization = req.Header.Get("Authorization")
+		r.got = append(r.got, n)
+	}))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	return r
+}
+
+// Notifications returns what the receiver was sent so far, oldest first.
+func (r *Receiver) Notifications() []Notification {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Notification(nil), r.got...)
+}
+
+// WaitFor returns the first notification that satisfies ok, or fails the test after timeout
+// with what was sent instead.
+func (r *Receiver) WaitFor(t testing.TB, what string, timeout time.Duration, ok func(Notification) bool) Notification {
+	t.Helper()
+	var found Notification
+	if Poll(timeout, 100*time.Millisecond, func() bool {
+		for _, n := range r.Notifications() {
+			if ok(n) {
+				found = n
+				return true
+			}
+		}
+		return false
+	}) {
+		return found
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t.Fatalf("no notification %s within %s; got %+v; errors %v", what, timeout, r.got, r.errs)
+	return Notification{}
+}
+
+// FirstFiring returns the first notification holding a firing alert whose labels include match.
+func (r *Receiver) FirstFiring(match map[string]string) (Notification, bool) {
+	for _, n := range r.Notifications() {
+	alerts:
+		for _, a := range n.Alerts {
+			if a.Status != "firing" {
+				continue
+			}
+			for k, v := range match {
+				if a.Labels[k] != v {
+					continue alerts
+				}
+			}
+			return n, true
+		}
+	}
+	return Notification{}, false
+}
