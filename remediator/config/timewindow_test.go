@@ -8,11 +8,7 @@ import (
 
 // Time windows in Alertmanager's time_intervals syntax, read by its timeinterval package.
 func TestTimeWindowAlertmanagerSyntax(t *testing.T) {
-	cfg, err := Parse([]byte(`
-playbooks:
-  - name: p
-    match: ['alertname="A"']
-    time_windows:
+	pb := windowsPlaybook(t, `
       - times: [{start_time: '09:00', end_time: '17:00'}]
         weekdays: ['monday:friday']
         days_of_month: ['1:15']
@@ -21,18 +17,9 @@ playbooks:
         location: Europe/Berlin
       - weekdays: [saturday]
         times: [{start_time: '22:00', end_time: '24:00'}]
-    steps:
-      - docker: {action: restart}
-`), "p.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb := cfg.Playbooks[0]
+`)
 	berlin, _ := time.LoadLocation("Europe/Berlin")
-	for _, tc := range []struct {
-		at   time.Time
-		want bool
-	}{
+	checkWindows(t, pb, []windowCase{
 		{time.Date(2027, 2, 3, 10, 0, 0, 0, berlin), true},     // Wednesday, 3 February 2027, 10:00
 		{time.Date(2027, 2, 3, 9, 0, 0, 0, time.UTC), true},    // 10:00 in Berlin
 		{time.Date(2027, 2, 3, 16, 30, 0, 0, time.UTC), false}, // 17:30 in Berlin
@@ -41,7 +28,27 @@ playbooks:
 		{time.Date(2026, 2, 4, 10, 0, 0, 0, berlin), false},    // 2026
 		{time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC), true}, // Saturday 23:00 UTC: the second window
 		{time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC), false},
-	} {
+	})
+}
+
+// windowsPlaybook loads a playbook with the given time_windows list.
+func windowsPlaybook(t *testing.T, windows string) *Playbook {
+	t.Helper()
+	cfg, err := Parse([]byte("playbooks:\n  - name: p\n    match: ['alertname=\"A\"']\n    steps: [{docker: {action: restart}}]\n    time_windows:"+windows), "p.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Playbooks[0]
+}
+
+type windowCase struct {
+	at   time.Time
+	want bool
+}
+
+func checkWindows(t *testing.T, pb *Playbook, cases []windowCase) {
+	t.Helper()
+	for _, tc := range cases {
 		if got := pb.InTimeWindow(tc.at); got != tc.want {
 			t.Errorf("InTimeWindow(%s, %s) = %v, want %v", tc.at, tc.at.Weekday(), got, tc.want)
 		}
@@ -50,35 +57,18 @@ playbooks:
 
 // The older keys still load and mean what they meant, short day names included.
 func TestTimeWindowOlderKeys(t *testing.T) {
-	cfg, err := Parse([]byte(`
-playbooks:
-  - name: p
-    match: ['alertname="A"']
-    time_windows:
+	pb := windowsPlaybook(t, `
       - {weekdays: ['mon:fri'], start: '08:00', end: '18:00', location: Europe/Berlin}
       - {weekdays: [sat], start: '22:00', end: '02:00'}
-    steps:
-      - docker: {action: restart}
-`), "p.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb := cfg.Playbooks[0]
-	for _, tc := range []struct {
-		at   time.Time
-		want bool
-	}{
+`)
+	checkWindows(t, pb, []windowCase{
 		{time.Date(2026, 11, 25, 7, 30, 0, 0, time.UTC), true},   // Wednesday 08:30 in Berlin
 		{time.Date(2026, 11, 25, 17, 30, 0, 0, time.UTC), false}, // 18:30 in Berlin
 		{time.Date(2026, 11, 28, 23, 0, 0, 0, time.UTC), true},   // Saturday night
 		{time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC), true},    // early Sunday: Saturday's window
 		{time.Date(2026, 11, 29, 3, 0, 0, 0, time.UTC), false},
 		{time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC), false}, // Saturday noon
-	} {
-		if got := pb.InTimeWindow(tc.at); got != tc.want {
-			t.Errorf("InTimeWindow(%s, %s) = %v, want %v", tc.at, tc.at.Weekday(), got, tc.want)
-		}
-	}
+	})
 }
 
 func TestTimeWindowInvalid(t *testing.T) {

@@ -1,7 +1,6 @@
 package verify_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,10 +16,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -61,13 +58,7 @@ func TestHealVerifiedBySecuredPrometheus(t *testing.T) {
 	bin := testutil.LookPath(t, "prometheus")
 	dir := t.TempDir()
 	ca, certFile, keyFile := makeCerts(t, dir)
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return testutil.WriteFile(t, dir, name, content) }
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -157,52 +148,24 @@ func TestHealVerifiedBySecuredPrometheus(t *testing.T) {
 // to the right credentials.
 func startSecuredPrometheus(t *testing.T, bin, dir, webCfg string, ca *x509.CertPool) string {
 	t.Helper()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testutil.WriteFile(t, dir, "prometheus.yml", "global:\n  scrape_interval: 1s\n")
 	port := testutil.FreePort(t)
-	log := &testutil.SyncBuffer{}
-	// Stopped when the test ends: SIGTERM, and SIGKILL if it lingers.
-	ctx, stop := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	p := testutil.StartProcess(t, "prometheus", nil, bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.config.file="+webCfg)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		stop()
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", log.String())
-		}
-	})
 	u := fmt.Sprintf("https://127.0.0.1:%d", port)
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	ready := func() bool {
 		req, _ := http.NewRequest(http.MethodGet, u+"/-/ready", nil)
 		req.SetBasicAuth("healer", "s3cret")
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
 		}
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited:\n%s", log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready within 30s:\n%s", log.String())
-		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !testutil.Poll(30*time.Second, 100*time.Millisecond, func() bool { return p.Exited() || ready() }) || p.Exited() {
+		t.Fatalf("prometheus not ready over TLS within 30s:\n%s", p.Tail(30))
 	}
 	// Without credentials Prometheus refuses: the test would prove nothing otherwise.
 	if resp, err := client.Get(u + "/api/v1/query?query=vector(1)"); err != nil || resp.StatusCode != http.StatusUnauthorized {
