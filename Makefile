@@ -82,6 +82,9 @@ check: $(BIN)/remediator
 	$(PROMTOOL) check config prometheus/prometheus.yml
 	$(PROMTOOL) check rules rules/*.yml
 	$(AMTOOL) check-config alertmanager/alertmanager.yml
-	@set -e; for f in $$(git ls-files 'remediator/playbooks*.yml'); do \
-	  $(BIN)/remediator --config.check --config.file $$f; \
-	done
+	$(AMTOOL) check-config deploy/kubernetes/alertmanager-receiver.yml
+	$(BIN)/remediator --config.check --config.file remediator/playbooks.yml
+	@# The Kubernetes example keeps its playbooks in a ConfigMap: checked as the pod reads them.
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	  sed -n '/^  playbooks.yml: |$$/,$$p' deploy/kubernetes/configmap.yaml | tail -n +2 | sed 's/^    //' > "$$dir/playbooks.yml"; \
+	  echo "deploy/kubernetes/configmap.yaml:"; $(BIN)/remediator --config.check --config.file "$$dir/playbooks.yml"
