@@ -89,7 +89,7 @@ func TestHTTPConfigInvalid(t *testing.T) {
 		{"no URL", "global:\n  prometheus:\n    http_config: {authorization: {credentials_file: t}}\n",
 			`p.yml:3: global.prometheus.http_config is given but no Prometheus URL`},
 		{"bad URL", "global:\n  prometheus:\n    url: ftp://p\n",
-			`prometheus_url: "ftp://p" must be an http:// or https:// URL`},
+			`p.yml:3: global: prometheus_url: "ftp://p" must be an http:// or https:// URL`},
 		{"not a mapping", "global:\n  prometheus:\n    url: http://p:9090\n    http_config: yes\n",
 			`p.yml:4: global.prometheus.http_config must be a mapping`},
 	} {
