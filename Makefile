@@ -12,7 +12,7 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH)
 PKGS      := ./...
 
-.PHONY: all build test unit fuzz bench lint fmt e2e clean up down check
+.PHONY: all build test unit fuzz bench lint fmt e2e compose-e2e clean up down check
 
 # Fuzz targets run for a bounded time in CI; each entry is package:target.
 FUZZ_TARGETS := ./remediator/config:FuzzParse ./remediator/config:FuzzRenderURL ./remediator/intake:FuzzDecode
@@ -32,7 +32,7 @@ FORCE:
 
 # In CI the test command also runs the fuzzers briefly and the end-to-end suite, so a change is
 # proven on the whole loop; by hand, `make unit`, `make fuzz` and `make e2e` run them one by one.
-test: build unit $(if $(CI),fuzz e2e)
+test: build unit $(if $(CI),fuzz e2e compose-e2e)
 
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
@@ -46,6 +46,11 @@ fuzz:
 
 e2e: build
 	E2E=1 $(GO) test -count=1 -timeout 15m -v ./e2e
+
+# The shipped docker-compose.yml, started on the local engine with images .ci/compose-images builds
+# (nothing pulled), healing README scenarios; it rewrites docs/compose-timeline.md.
+compose-e2e:
+	COMPOSE_E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e/compose
 
 # The intake benchmark drives the real remediator and two bare baselines with one load driver in
 # one run, prints the table and rewrites docs/benchmarks.md (figures as ratios to the baselines).

@@ -201,20 +201,23 @@ groups:
 // contractAlerts are the alert names and severities other parts rely on: the remediator's
 // playbooks match them, Alertmanager routes them and the dashboards show them.
 var contractAlerts = map[string][]string{
-	"ServiceMemoryHigh":            {"critical", "warning"},
-	"ServiceCPUHigh":               {"critical", "warning"},
-	"ServiceErrorRateHigh":         {"critical", "warning"},
-	"ServiceLatencyHigh":           {"critical", "warning"},
-	"ServicePoolSaturated":         {"critical", "warning"},
-	"ServicePoolWaiters":           {"critical"},
-	"ServiceCircuitOpen":           {"warning"},
-	"ServiceDown":                  {"critical"},
-	"ServiceNotReady":              {"warning"},
-	"RemediatorBudgetExhausted":    {"critical"},
-	"RemediatorHealsFailing":       {"warning"},
-	"RemediatorHealsRelapsing":     {"warning"},
-	"RemediatorDown":               {"critical"},
-	"RemediatorConfigReloadFailed": {"warning"},
+	"ServiceMemoryHigh":                 {"critical", "warning"},
+	"ServiceCPUHigh":                    {"critical", "warning"},
+	"ServiceErrorRateHigh":              {"critical", "warning"},
+	"ServiceLatencyHigh":                {"critical", "warning"},
+	"ServicePoolSaturated":              {"critical", "warning"},
+	"ServicePoolWaiters":                {"critical"},
+	"ServiceCircuitOpen":                {"warning"},
+	"ServiceDown":                       {"critical"},
+	"ServiceNotReady":                   {"warning"},
+	"RemediatorBudgetExhausted":         {"critical"},
+	"RemediatorHealsFailing":            {"warning"},
+	"RemediatorHealsRelapsing":          {"warning"},
+	"RemediatorDown":                    {"critical"},
+	"RemediatorConfigReloadFailed":      {"warning"},
+	"RemediatorWebhookDeliveryFailing":  {"critical"},
+	"RemediatorAlertmanagerUnreachable": {"critical"},
+	"RemediatorNotificationsTruncated":  {"warning"},
 }
 
 // TestAlertsFollowTheContract checks what promtool does not: the names, labels and annotations

@@ -207,6 +207,9 @@ func scanExportedMetrics(t testing.TB) *exportedMetrics {
 		"scrape_samples_post_metric_relabeling", "scrape_series_added", "ALERTS", "ALERTS_FOR_STATE"} {
 		e.names[n] = "prometheus"
 	}
+	// Alertmanager's own metrics: the stack scrapes it (job alertmanager), and the rules watch
+	// its deliveries to the remediator.
+	e.prefixes["alertmanager_"] = "alertmanager"
 	return e
 }
 

@@ -62,9 +62,15 @@ func TestComposeFilesExist(t *testing.T) {
 func TestImagesPinned(t *testing.T) {
 	c := loadCompose(t)
 	pinned := regexp.MustCompile(`^[a-z0-9./_-]+:[vV]?[0-9][0-9A-Za-z._-]*(@sha256:[0-9a-f]{64})?$`)
+	built := map[string]bool{}
 	for _, s := range c.Services {
 		if _, _, ok := s.build(); ok {
-			continue // built here
+			built[s.Image] = true
+		}
+	}
+	for _, s := range c.Services {
+		if built[s.Image] {
+			continue // built here, by this service or another
 		}
 		if !pinned.MatchString(s.Image) {
 			t.Errorf("service %s: image %q is not pinned to a version", s.Name, s.Image)
@@ -77,14 +83,20 @@ func TestImagesPinned(t *testing.T) {
 			t.Fatal(err)
 		}
 		stages := map[string]bool{}
+		args := map[string]string{} // ARG defaults, which a FROM may name
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
+			if len(fields) == 2 && strings.EqualFold(fields[0], "ARG") {
+				if k, v, ok := strings.Cut(fields[1], "="); ok {
+					args[k] = v
+				}
+			}
 			if len(fields) < 2 || !strings.EqualFold(fields[0], "FROM") {
 				continue
 			}
 			froms++
-			img := fields[1]
+			img := os.Expand(fields[1], func(k string) string { return args[k] })
 			if len(fields) >= 4 && strings.EqualFold(fields[2], "AS") {
 				stages[fields[3]] = true
 			}

@@ -14,15 +14,19 @@ import (
 // Notification is the part of an Alertmanager webhook notification that tests read, with when
 // it arrived and the Authorization header it came with.
 type Notification struct {
-	Receiver string `json:"receiver"`
-	Status   string `json:"status"`
-	Alerts   []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
-	} `json:"alerts"`
+	Receiver string          `json:"receiver"`
+	Status   string          `json:"status"`
+	Alerts   []NotifiedAlert `json:"alerts"`
 
 	At            time.Time `json:"-"`
 	Authorization string    `json:"-"`
+}
+
+// NotifiedAlert is one alert of a Notification.
+type NotifiedAlert struct {
+	Status      string            `json:"status"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
 }
 
 // Receiver stands in for a webhook receiver of Alertmanager (the remediator, a human's pager)
@@ -90,6 +94,17 @@ func (r *Receiver) WaitFor(t testing.TB, what string, timeout time.Duration, ok 
 
 // FirstFiring returns the first notification holding a firing alert whose labels include match.
 func (r *Receiver) FirstFiring(match map[string]string) (Notification, bool) {
+	n, _, ok := r.firstFiring(match)
+	return n, ok
+}
+
+// FiringAlert returns the first firing alert sent whose labels include match, and when it came.
+func (r *Receiver) FiringAlert(match map[string]string) (time.Time, NotifiedAlert, bool) {
+	n, a, ok := r.firstFiring(match)
+	return n.At, a, ok
+}
+
+func (r *Receiver) firstFiring(match map[string]string) (Notification, NotifiedAlert, bool) {
 	for _, n := range r.Notifications() {
 	alerts:
 		for _, a := range n.Alerts {
@@ -101,8 +116,8 @@ func (r *Receiver) FirstFiring(match map[string]string) (Notification, bool) {
 					continue alerts
 				}
 			}
-			return n, true
+			return n, a, true
 		}
 	}
-	return Notification{}, false
+	return Notification{}, NotifiedAlert{}, false
 }

@@ -31,9 +31,15 @@ func (h history) Heal(id string) (store.Heal, bool, error) {
 	hl, ok := h.heals[id]
 	return hl, ok, nil
 }
-func (h history) Pause(string, time.Duration, string) error { return nil }
-func (h history) Resume(string) error                       { return nil }
-func (h history) Reset(string) error                        { return nil }
+func (h history) Awaiting(string) *pipeline.AwaitingApproval { return nil }
+func (h history) History(string, bool, int) ([]store.Override, error) {
+	return nil, nil
+}
+func (h history) PauseBy(string, string, time.Duration, string) error { return nil }
+func (h history) ResumeBy(string, string) error                       { return nil }
+func (h history) ResetBy(string, string) error                        { return nil }
+func (h history) Approve(string, string, string) error                { return nil }
+func (h history) Reject(string, string, string) error                 { return nil }
 
 const evidenceLog = "2026-01-02T03:04:05Z level=ERROR msg=\"out of memory soon\"\n"
 

@@ -33,7 +33,7 @@ type SimulateOptions struct {
 func RegisterSimulate(mux *http.ServeMux, o SimulateOptions) {
 	h := http.Handler(simulateHandler(o))
 	if o.ReadAuth {
-		h = o.Auth.Require(h)
+		h = o.Auth.Require(intake.Read, h)
 	}
 	mux.Handle("POST /api/v1/simulate", h)
 }

@@ -105,7 +105,7 @@ var invalidFiles = []struct {
 		`invalid-http-url-static.yml:6: playbook "memory-high": step 1: http.url: rendered url "http:///recover/flush-cache" has no host`,
 	}},
 	{"invalid-many.yml", []string{
-		`invalid-many.yml:3: unknown key "max_concurent_heals" in global (hint: did you mean "max_concurrent_heals"? valid keys: prometheus_url, prometheus, dry_run, max_concurrent_heals, heals_per_minute, history_max_age, history_max_entries)`,
+		`invalid-many.yml:3: unknown key "max_concurent_heals" in global (hint: did you mean "max_concurrent_heals"? valid keys: prometheus_url, prometheus, dry_run, max_concurrent_heals, heals_per_minute, history_max_age, history_max_entries, alertmanager)`,
 		`invalid-many.yml:8: playbook "memory-high": step 1: docker.action "reboot" is not supported (hint: use one of restart, stop, start, kill, recreate)`,
 		`invalid-many.yml:9: playbook "memory-high": step 2: http.url "ftp://{{ .Labels.container }}/flush" must start with http:// or https:// (hint: write the scheme out, e.g. http://{{ .Labels.container }}:8080/...)`,
 		`invalid-many.yml:11: playbook "cpu-high": invalid matcher "alertname==\"ServiceCPUHigh\"": matcher value contains unescaped double quote: ="ServiceCPUHigh" (hint: use Alertmanager's syntax, e.g. alertname="ServiceMemoryHigh" or severity=~"warning|critical")`,
@@ -183,7 +183,7 @@ var invalidFiles = []struct {
 		`invalid-time-window-weekday.yml:5: playbook "memory-high": time window 1: unknown weekday "funday" (hint: use monday..sunday (or mon..sun) and ranges such as monday:friday)`,
 	}},
 	{"invalid-unknown-key.yml", []string{
-		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, swarm, wait, verify, timeout, kubernetes)`,
+		`invalid-unknown-key.yml:6: unknown key "retries" in a step (hint: valid keys: name, http, docker, command, swarm, kubernetes, wait, verify, timeout, approval)`,
 	}},
 	{"invalid-unknown-top-key.yml", []string{
 		`invalid-unknown-top-key.yml:1: unknown key "playbook" in the top level (hint: did you mean "playbooks"? valid keys: global, defaults, playbooks)`,
@@ -208,6 +208,9 @@ var invalidFiles = []struct {
 	}},
 	{"invalid-wait-timeout.yml", []string{
 		`invalid-wait-timeout.yml:6: playbook "memory-high": step 1: timeout (30s) is not longer than the wait (1m) (hint: raise timeout above the wait, or leave it out)`,
+	}},
+	{"invalid-approval.yml", []string{
+		`invalid-approval.yml:6: playbook "restart": step 1: approval.required must be true or false, got "yes-please"`,
 	}},
 	{"invalid-wait.yml", []string{
 		`invalid-wait.yml:5: playbook "memory-high": step 1: wait must be a duration greater than 0 (hint: e.g. wait: 30s)`,
@@ -314,6 +317,11 @@ func TestParseGoodMergesDefaults(t *testing.T) {
 	}
 
 	flush, restart, settle, recreate := mem.Steps[0], mem.Steps[1], mem.Steps[2], mem.Steps[3]
+	// Approval: a step's own, with its timeout; a playbook's, with the default timeout.
+	if flush.Approval.Required || !recreate.Approval.Required || recreate.Approval.Wait() != 5*time.Minute ||
+		mem.Approval.Required || !hung.Approval.Required || hung.Approval.Wait() != DefaultApprovalTimeout {
+		t.Errorf("approval: flush %+v, recreate %+v, memory-high %+v, hung-process %+v", flush.Approval, recreate.Approval, mem.Approval, hung.Approval)
+	}
 	// Step verify: timeout from the step, interval from defaults.
 	if flush.Verify.Timeout != dur("30s") || flush.Verify.Interval != dur("10s") || flush.Timeout != dur("5s") {
 		t.Errorf("flush verify = %+v timeout %s", flush.Verify, flush.Timeout)

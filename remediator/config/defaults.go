@@ -59,6 +59,7 @@ func playbookFromDefaults(d Defaults) *Playbook {
 		BlastRadius: d.BlastRadius,
 		Verify:      d.Verify,
 		StepTimeout: d.StepTimeout,
+		Silence:     d.Silence,
 	}
 }
 

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"reflect"
 	"strings"
 
 	promconfig "github.com/prometheus/common/config"
 	yamlv2 "go.yaml.in/yaml/v2"
-	"go.yaml.in/yaml/v3"
 )
 
 // Prometheus is the Prometheus the remediator asks, with the client settings the ecosystem
@@ -18,37 +16,6 @@ import (
 type Prometheus struct {
 	URL        string                       `yaml:"url"`
 	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
-}
-
-var typeHTTPClientConfig = reflect.TypeOf(promconfig.HTTPClientConfig{})
-
-// httpClientConfig checks an http_config the way Prometheus reads it: strictly, with its own
-// validation (one of basic_auth, authorization, oauth2; a credentials file or credentials).
-func (s *schema) httpClientConfig(n *yaml.Node, path string) {
-	if isNull(n) {
-		return
-	}
-	if n.Kind != yaml.MappingNode {
-		s.fail(n.Line, "write it as `key: value` lines, as in Prometheus' scrape configs", "%s must be a mapping, got %s", s.at(path), kindName(n))
-		return
-	}
-	if _, err := loadHTTPClientConfig(n); err != nil {
-		s.fail(n.Line, "http_config takes Prometheus' keys: authorization, basic_auth, tls_config, proxy_url, ...", "%s: %v", s.at(path), err)
-	}
-}
-
-// loadHTTPClientConfig reads a node with prometheus/common's own strict loader, which reports
-// unknown keys that a lenient decode would drop.
-func loadHTTPClientConfig(n *yaml.Node) (*promconfig.HTTPClientConfig, error) {
-	b, err := yaml.Marshal(n)
-	if err != nil {
-		return nil, err
-	}
-	c, err := promconfig.LoadHTTPConfig(string(b))
-	if err != nil {
-		return nil, cleanYAMLv2Error(err)
-	}
-	return c, nil
 }
 
 // cleanYAMLv2Error drops yaml.v2's line numbers: they count from the http_config, not the file.

@@ -81,7 +81,7 @@ playbooks:
 func TestHTTPConfigInvalid(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"unknown key", "global:\n  prometheus:\n    url: http://p:9090\n    http_config:\n      bearer_tokn: x\n",
-			`p.yml:5: global.prometheus.http_config: field bearer_tokn not found in type config.plain (hint: http_config takes Prometheus' keys`},
+			`p.yml:5: global.prometheus.http_config: field bearer_tokn not found (hint: see Prometheus' http_config`},
 		{"two kinds of auth", "global:\n  prometheus:\n    url: http://p:9090\n    http_config:\n      basic_auth: {username: a, password: b}\n      authorization: {credentials: c}\n",
 			`p.yml:5: global.prometheus.http_config: at most one of basic_auth, oauth2 & authorization must be configured`},
 		{"URLs disagree", "global:\n  prometheus_url: http://a:9090\n  prometheus:\n    url: http://b:9090\n",

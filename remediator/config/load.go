@@ -17,6 +17,8 @@ import (
 type Options struct {
 	// PrometheusURL, when set (the --prometheus.url flag), overrides global.prometheus_url.
 	PrometheusURL string
+	// AlertmanagerURL, when set (the --alertmanager.url flag), overrides global.alertmanager.url.
+	AlertmanagerURL string
 }
 
 // Load reads and validates a playbooks file.
@@ -97,6 +99,7 @@ func ParseWithOptions(data []byte, file string, o Options) (*Config, error) {
 	if o.PrometheusURL != "" {
 		cfg.Global.PrometheusURL = o.PrometheusURL
 	}
+	applyAlertmanagerURL(cfg, o.AlertmanagerURL)
 	validate(cfg, s.pos, e, o)
 	if err := e.err(); err != nil {
 		return nil, err

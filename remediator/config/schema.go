@@ -30,25 +30,26 @@ const (
 
 // nouns name a mapping's type in messages.
 var nouns = map[reflect.Type]string{
-	reflect.TypeOf(Config{}):        "the top level",
-	reflect.TypeOf(Global{}):        "global",
-	reflect.TypeOf(Prometheus{}):    "global.prometheus",
-	reflect.TypeOf(Defaults{}):      "defaults",
-	reflect.TypeOf(Playbook{}):      "a playbook",
-	reflect.TypeOf(Step{}):          "a step",
-	reflect.TypeOf(HTTPAction{}):    "an http action",
-	reflect.TypeOf(DockerAction{}):  "a docker action",
-	reflect.TypeOf(CommandAction{}): "a command action",
-	reflect.TypeOf(SwarmAction{}):   "a swarm action",
-	reflect.TypeOf(Cooldown{}):      "cooldown",
-	reflect.TypeOf(Budget{}):        "budget",
-	reflect.TypeOf(BlastRadius{}):   "blast_radius",
-	reflect.TypeOf(Adaptive{}):      "adaptive",
-	reflect.TypeOf(Verify{}):        "verify",
-	reflect.TypeOf(Precondition{}):  "a precondition",
-	typeOlderTimeWindow:             "a time window",
-
+	reflect.TypeOf(Config{}):           "the top level",
+	reflect.TypeOf(Global{}):           "global",
+	reflect.TypeOf(Prometheus{}):       "global.prometheus",
+	reflect.TypeOf(Defaults{}):         "defaults",
+	reflect.TypeOf(Playbook{}):         "a playbook",
+	reflect.TypeOf(Step{}):             "a step",
+	reflect.TypeOf(HTTPAction{}):       "an http action",
+	reflect.TypeOf(DockerAction{}):     "a docker action",
+	reflect.TypeOf(CommandAction{}):    "a command action",
+	reflect.TypeOf(SwarmAction{}):      "a swarm action",
+	reflect.TypeOf(Cooldown{}):         "cooldown",
+	reflect.TypeOf(Budget{}):           "budget",
+	reflect.TypeOf(BlastRadius{}):      "blast_radius",
+	reflect.TypeOf(Adaptive{}):         "adaptive",
+	reflect.TypeOf(Verify{}):           "verify",
+	reflect.TypeOf(Precondition{}):     "a precondition",
+	typeOlderTimeWindow:                "a time window",
+	reflect.TypeOf(Approval{}):         "approval",
 	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
+	reflect.TypeOf(Alertmanager{}):     "alertmanager",
 }
 
 type schema struct {
@@ -154,7 +155,7 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		s.duration(n, path)
 		return
 	case t == typeHTTPClientConfig:
-		s.httpClientConfig(n, path)
+		s.httpConfig(n, path)
 		return
 	case t == typeTimeWindow:
 		s.timeWindow(n, path, depth)

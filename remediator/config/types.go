@@ -3,6 +3,8 @@
 package config
 
 import (
+	"time"
+
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/alertmanager/timeinterval"
 	promconfig "github.com/prometheus/common/config"
@@ -37,6 +39,9 @@ type Global struct {
 	// HistoryMaxAge and HistoryMaxEntries bound the stored heal history.
 	HistoryMaxAge     model.Duration `yaml:"history_max_age"`
 	HistoryMaxEntries int            `yaml:"history_max_entries"`
+	// Alertmanager, when set, is told about heals: silences while they act, alerts when they
+	// fail, are declined or suspended (see alertmanager.go).
+	Alertmanager *Alertmanager `yaml:"alertmanager"`
 }
 
 // Defaults are copied into every playbook before the playbook's own keys are read, so a playbook
@@ -50,6 +55,7 @@ type Defaults struct {
 	BlastRadius BlastRadius    `yaml:"blast_radius"`
 	Verify      Verify         `yaml:"verify"`
 	StepTimeout model.Duration `yaml:"step_timeout"`
+	Silence     bool           `yaml:"silence"`
 }
 
 // Playbook maps matching alerts to ordered escalation steps.
@@ -69,7 +75,12 @@ type Playbook struct {
 	TimeWindows   []TimeWindow   `yaml:"time_windows"`
 	Verify        Verify         `yaml:"verify"`
 	StepTimeout   model.Duration `yaml:"step_timeout"`
-	Steps         []*Step        `yaml:"steps"`
+	// Approval asks a person once per heal, before its first action.
+	Approval Approval `yaml:"approval"`
+	Steps    []*Step  `yaml:"steps"`
+	// Silence silences the alert in Alertmanager while a heal acts on it, so people are paged
+	// only when the heal fails (needs global.alertmanager).
+	Silence bool `yaml:"silence"`
 	// HTTPConfig is the client of the playbook's http steps that give none of their own.
 	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
 
@@ -160,17 +171,18 @@ type Verify struct {
 
 // Step is one escalation level: exactly one of HTTP, Docker, Command or Wait.
 type Step struct {
-	Name    string          `yaml:"name"`
-	HTTP    *HTTPAction     `yaml:"http"`
-	Docker  *DockerAction   `yaml:"docker"`
-	Command *CommandAction  `yaml:"command"`
-	Swarm   *SwarmAction    `yaml:"swarm"`
-	Wait    *model.Duration `yaml:"wait"`
-	Verify  Verify          `yaml:"verify"`
-	Timeout model.Duration  `yaml:"timeout"`
-
+	Name    string         `yaml:"name"`
+	HTTP    *HTTPAction    `yaml:"http"`
+	Docker  *DockerAction  `yaml:"docker"`
+	Command *CommandAction `yaml:"command"`
+	Swarm   *SwarmAction   `yaml:"swarm"`
 	// Kubernetes acts on a workload or pod of a cluster.
 	Kubernetes *KubernetesAction `yaml:"kubernetes"`
+	Wait       *model.Duration   `yaml:"wait"`
+	Verify     Verify            `yaml:"verify"`
+	Timeout    model.Duration    `yaml:"timeout"`
+	// Approval asks a person before this step acts.
+	Approval Approval `yaml:"approval"`
 
 	Line int `yaml:"-"`
 	// named: the file gave the step its name; else it is DefaultStepName.
@@ -213,4 +225,23 @@ type DockerAction struct {
 type CommandAction struct {
 	Argv []Template        `yaml:"argv"`
 	Env  map[string]string `yaml:"env"`
+}
+
+// Approval makes a heal wait for a person (POST /api/v1/heals/{id}/approve or /reject) before it
+// acts. Unanswered for Timeout (default DefaultApprovalTimeout), the step is declined and the heal
+// escalates as if the step had failed.
+type Approval struct {
+	Required bool           `yaml:"required"`
+	Timeout  model.Duration `yaml:"timeout"`
+}
+
+// DefaultApprovalTimeout is how long an approval waits when the file gives no timeout.
+const DefaultApprovalTimeout = 15 * time.Minute
+
+// Wait is how long the approval waits for an answer.
+func (a Approval) Wait() time.Duration {
+	if a.Timeout > 0 {
+		return time.Duration(a.Timeout)
+	}
+	return DefaultApprovalTimeout
 }

@@ -97,6 +97,7 @@ func (v *validator) global(o Options) {
 			}
 		}
 	}
+	v.alertmanager(o)
 	if g.MaxConcurrentHeals < 1 {
 		gs.report([]string{"max_concurrent_heals"}, "1 heals one target at a time", "max_concurrent_heals must be at least 1, got %d", g.MaxConcurrentHeals)
 	}

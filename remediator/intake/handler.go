@@ -39,6 +39,7 @@ type Handler struct {
 	notifications *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	duration      prometheus.Histogram
+	truncated     prometheus.Counter
 }
 
 // Rejection reasons, the values of remediator_notifications_rejected_total{reason}.
@@ -71,6 +72,12 @@ func New(o Options) *Handler {
 			Name:    "remediator_webhook_request_duration_seconds",
 			Help:    "Time to validate, durably record and answer a webhook notification.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		// A counter, not only a log line: an alert rule must see that alerts never reached the
+		// remediator.
+		truncated: f.NewCounter(prometheus.CounterOpts{
+			Name: "remediator_notifications_truncated_alerts_total",
+			Help: "Alerts Alertmanager left out of notifications to the remediator (max_alerts); they are never healed.",
 		}),
 	}
 	h.notifications.WithLabelValues("accepted")
@@ -146,6 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if msg.TruncatedAlerts > 0 {
+		h.truncated.Add(float64(msg.TruncatedAlerts))
 		h.o.Logger.Warn("Alertmanager truncated the notification; raise max_alerts for the remediator receiver",
 			"group_key", msg.GroupKey, "truncated_alerts", msg.TruncatedAlerts)
 	}

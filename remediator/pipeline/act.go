@@ -18,7 +18,7 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 	d := j.d
 	defer p.healDone(j)
 
-	stages, stepStages := p.currentStages()
+	stages, _ := p.currentStages()
 	if v := runStages(ctx, stages, beforeAct, d); v.stop {
 		p.mu.Lock()
 		p.finishDecision(d, v)
@@ -30,11 +30,31 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		p.logger.Error("cannot record heal start; not acting", "target", d.target, "err", err)
 		return
 	}
-	start := p.now()
+	d.ap.heal = h
+	p.noticeHealStarted(d)
+	p.silenceWhileHealing(ctx, d, h)
+	p.runSteps(ctx, j, h, 0, p.now())
+}
+
+// runSteps runs the heal's steps from the first'th on (a restart resumes a heal that awaited
+// approval at its step) and records the end.
+func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first int, start time.Time) {
+	d := j.d
+	_, stepStages := p.currentStages()
+	declinedBy := ""
 	// expect is the run of the target's process the heal answers for: the one it began with,
-	// then the one each platform step's action left.
-	expect := p.observeStart(ctx, d, h)
-	for i, st := range d.playbook.Steps {
+	// then the one each platform step's action left (a resumed heal's record has them).
+	expect := h.Incarnation
+	if first == 0 {
+		expect = p.observeStart(ctx, d, h)
+	}
+	for _, done := range h.Steps {
+		if done.Incarnation != nil {
+			expect = done.Incarnation
+		}
+	}
+	for i := first; i < len(d.playbook.Steps); i++ {
+		st := d.playbook.Steps[i]
 		if p.isResolved(j) {
 			// Nothing proved that a step healed it: the alert went away by itself, or by
 			// something else, between steps. No further step runs. A restart the heal did not
@@ -68,6 +88,9 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		}
 		h.Steps = h.Steps[:len(h.Steps)-1]
 		rec = p.runStep(ctx, d, stepStages, st, rec)
+		if rec.Reason == reasonApprovalShutdown {
+			return // the heal stays running in the store and awaits approval again after the restart
+		}
 		if rec.Reason == reasonWaitCancelled {
 			// A wait is no action: its cut-short end says nothing of the step's worth.
 			rec.Outcome = store.StepCancelled
@@ -83,12 +106,21 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		if rec.Outcome == store.StepSucceeded && p.restartedOutside(ctx, d, h, st, expect) {
 			rec.Outcome, rec.Reason = store.StepUncredited, ReasonRestartedOutside
 		}
-		p.recordStep(h, d, rec, p.now().Sub(rec.Start), true)
+		acted := !declined(&rec)
+		p.recordStep(h, d, rec, p.now().Sub(rec.Start), acted)
 		if h.OutsideRestart != nil {
 			break
 		}
 		if rec.Outcome == store.StepSucceeded {
 			h.Result = store.HealHealed
+			break
+		}
+		if !acted {
+			declinedBy = rec.Reason
+		}
+		if rec.Reason == ReasonApprovalRejected {
+			// A person said no: no further step runs in this heal.
+			h.Result, h.Reason = store.HealFailed, "step "+rec.Name+" "+rec.Error
 			break
 		}
 		if ctx.Err() != nil {
@@ -104,6 +136,9 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 			return
 		default:
 			h.Result = store.HealFailed
+			if h.Reason == "" && declinedBy != "" {
+				h.Reason = declinedBy
+			}
 			if h.Reason == "" {
 				h.Reason = "no step healed the target"
 			}

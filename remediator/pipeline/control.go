@@ -26,6 +26,8 @@ type TargetView struct {
 	PausedUntil   *time.Time `json:"paused_until,omitempty"`
 	Firing        []string   `json:"firing"`
 	LastHeal      *LastHeal  `json:"last_heal"`
+	// AwaitingApproval is set while the target's heal waits for a person.
+	AwaitingApproval *AwaitingApproval `json:"awaiting_approval,omitempty"`
 }
 
 // LastHeal summarises the target's latest heal.
@@ -70,6 +72,7 @@ func (p *Pipeline) Targets() []TargetView {
 		if t.LastHealID != "" {
 			v.LastHeal = &LastHeal{ID: t.LastHealID, Result: t.LastHealResult, Started: t.LastHealAt}
 		}
+		v.AwaitingApproval = p.awaitingView(t.Name)
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -3,7 +3,7 @@
 // An alert goes through decision stages, then the machinery that runs a heal:
 //
 //	dedupe -> match -> relapse -> guards -> cooldown -> budget -> serialize
-//	       -> preconditions -> act -> verify -> stabilize -> record
+//	       -> preconditions -> approval -> act -> verify -> stabilize -> record
 //
 // The decision stages, one file each, are listed once, by name and in order, in buildStages
 // (stages.go), which wires each to only what it needs: the budget and the cooldown get the
@@ -23,8 +23,10 @@
 // serialize.go queues what the stages let through: one heal per target, at most
 // max_concurrent_heals at once, starts limited by heals_per_minute, newer alerts replacing older
 // waiting ones. act.go runs a heal's steps in order, escalating to the next step when one fails.
-// Each step is a list of its own, buildStepStages: act (act.go), verify (verifystage.go), then
-// stabilize (stabilize.go), the hold that makes "healed" mean the target stayed healthy. An alert
+// Each step is a list of its own, buildStepStages: approval (approval.go: a person answers, or
+// the timeout declines the step; the wait survives a restart), act (act.go), verify
+// (verifystage.go), then stabilize (stabilize.go), the hold that makes "healed" mean the target
+// stayed healthy. An alert
 // resolving while a heal waits (a wait step, between steps) ends it as resolved. record.go writes every decision
 // and step to the store before and after each action, so that after a crash restore finds the heal
 // and records it as interrupted rather than repeating it. A tick (reevaluate) ends expired pauses,

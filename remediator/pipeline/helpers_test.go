@@ -22,6 +22,7 @@ import (
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
@@ -198,6 +199,12 @@ func newHarness(t *testing.T, yaml string, prom *fakeProm) *harness {
 // options may change what the pipeline is built with (a fake clock).
 func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRunner, options ...func(*Options)) *harness {
 	t.Helper()
+	return startHarness(t, dir, mustConfig(t, yaml), prom, runner, nil, options...)
+}
+
+// startHarness is newHarnessIn with a parsed configuration and a notifier (nil: none).
+func startHarness(t *testing.T, dir string, cfg *config.Config, prom *fakeProm, runner *fakeRunner, n *notify.Notifier, options ...func(*Options)) *harness {
+	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -207,11 +214,11 @@ func newHarnessIn(t *testing.T, dir, yaml string, prom *fakeProm, runner *fakeRu
 		q = prom
 	}
 	reg := prometheus.NewRegistry()
-	o := Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond}
+	o := Options{Store: st, Runner: runner, Verifier: verify.New(q), Registerer: reg, Tick: 20 * time.Millisecond, Notifier: n}
 	for _, f := range options {
 		f(&o)
 	}
-	p, err := New(o, mustConfig(t, yaml))
+	p, err := New(o, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,8 @@ func newMatch(cfg *config.Config, targets targetSet, blast blastMemory) match {
 func (s match) decide(_ context.Context, d *decision) verdict {
 	pb, target, err := matchPlaybook(s.cfg, d)
 	if err != nil {
-		return verdict{stop: true, outcome: outcomeUnmatched, detail: err.Error()}
+		d.playbook = pb
+		return verdict{stop: true, outcome: outcomeUnmatched, reason: ReasonInvalidTarget, detail: err.Error()}
 	}
 	if pb == nil {
 		return verdict{stop: true, outcome: outcomeUnmatched, detail: "no playbook matches"}
@@ -64,7 +65,7 @@ func matchPlaybook(cfg *config.Config, d *decision) (*config.Playbook, string, e
 	}
 	target, err := renderTarget(pb, d)
 	if err != nil {
-		return nil, "", fmt.Errorf("playbook %q: %w", pb.Name, err)
+		return pb, "", fmt.Errorf("playbook %q: %w", pb.Name, err)
 	}
 	return pb, target, nil
 }

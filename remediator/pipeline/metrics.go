@@ -143,7 +143,7 @@ func newTargetMetrics(p *Pipeline) *targetMetrics {
 	return &targetMetrics{
 		p: p,
 		state: prometheus.NewDesc("remediator_target_state",
-			"Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused.", target, nil),
+			"Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused, 7 awaiting_approval.", target, nil),
 		suspended: prometheus.NewDesc("remediator_target_suspended",
 			"1 while the target's heal budget is spent and healing it is suspended.", target, nil),
 		budget: prometheus.NewDesc("remediator_budget_remaining",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
 )
@@ -32,6 +33,8 @@ type Options struct {
 	// Tick is how often states, suspensions, pauses and parked decisions are re-evaluated
 	// (default 1s).
 	Tick time.Duration
+	// Notifier tells people of heals through Alertmanager (see notices.go); nil: nobody.
+	Notifier *notify.Notifier
 }
 
 // Pipeline is the remediator's decision and healing engine.
@@ -44,6 +47,7 @@ type Pipeline struct {
 	tick     time.Duration
 	m        *metrics
 	adaptive *adaptiveMetrics
+	notifier *notify.Notifier
 
 	// stages is the decision in order (see stages.go), rebuilt on each configuration change.
 	stages []namedStage
@@ -73,11 +77,15 @@ type Pipeline struct {
 	// dirty and closes buffer store writes of decisions (see flushWrites).
 	dirty  map[string]bool
 	closes []store.Close
+	// approvals are the heals awaiting a person (see approval.go).
+	approvals *approvals
 
 	// healStarts are the starts the limiter was charged for inside its window, and heldDirty
 	// the targets whose held-back alert changed since the last write (windows.go).
 	healStarts []time.Time
 	heldDirty  map[string]bool
+	// suspended holds the targets RemediationSuspended was raised for (see noticeSuspension).
+	suspended map[string]bool
 
 	wg sync.WaitGroup
 }
@@ -125,6 +133,9 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		parked:      map[string]*decision{},
 		blast:       blastMemory{},
 		dirty:       map[string]bool{},
+		approvals:   newApprovals(o.Registerer),
+		suspended:   map[string]bool{},
+		notifier:    o.Notifier,
 	}
 	o.Registerer.MustRegister(newTargetMetrics(p))
 	p.SetConfig(cfg)
@@ -156,6 +167,7 @@ func (p *Pipeline) SetConfig(cfg *config.Config) {
 	p.limiter.SetBurst(max(1, p.maxConcurrent()))
 	p.m.resetPlaybooks(cfg)
 	p.adaptive.reset(cfg)
+	p.configureNotices(cfg)
 	p.kickDispatcher()
 }
 
@@ -179,7 +191,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 	if len(inbox) > 0 {
 		p.logger.Info("deciding alerts accepted before the restart", "count", len(inbox))
 	}
+	p.resumeApprovals(ctx)
 	p.Submit(inbox)
+	p.startNotices(ctx)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.decideLoop(ctx) }()
 	go func() { defer p.wg.Done(); p.dispatch(ctx) }()
@@ -281,7 +295,11 @@ func (p *Pipeline) resolve(d *decision) {
 	if j := p.dropWaitingEpisode(d.episode); j != nil {
 		p.closeDecision(j.d, outcomeResolved, "")
 	}
-	if pb, target, err := matchPlaybook(p.cfg, d); err == nil && pb != nil {
+	pb, target, err := matchPlaybook(p.cfg, d)
+	if err != nil && pb != nil {
+		p.noticeResolved("", d.alert.Labels["alertname"]) // declined as invalid_target, without a target
+	}
+	if err == nil && pb != nil {
 		d.playbook, d.target = pb, target
 		t := p.target(target)
 		t.Firing.Delete(d.episode)
@@ -294,6 +312,7 @@ func (p *Pipeline) resolve(d *decision) {
 		}
 		p.publish(t)
 		p.saveTarget(t)
+		p.noticeResolved(target, d.alert.Labels["alertname"])
 	}
 	p.closeDecision(d, outcomeResolved, "")
 }
@@ -307,6 +326,9 @@ func (p *Pipeline) restore() error {
 		return err
 	}
 	now := p.now()
+	if err := p.loadApprovals(); err != nil {
+		return err
+	}
 	p.datePastOutcomes(now)
 	if err := p.restoreGuards(now); err != nil {
 		return err
@@ -348,6 +370,9 @@ func (p *Pipeline) closeInterrupted(now time.Time) error {
 	}
 	for i := range running {
 		h := &running[i]
+		if p.resuming(h.ID) {
+			continue
+		}
 		for k := range h.Steps {
 			if h.Steps[k].Outcome == store.StepRunning {
 				h.Steps[k].Outcome = store.StepInterrupted

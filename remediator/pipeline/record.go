@@ -133,6 +133,7 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 			t.HealthySince = now
 		}
 	}
+	p.noticeHealEnd(d, h)
 	_, left := budgetUse(t, d.playbook.Budget, now)
 	still := t.Firing.Has(d.episode)
 	if still && h.Result == store.HealFailed && left == 0 {
@@ -173,6 +174,7 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 		p.m.suppressed.WithLabelValues(v.reason).Inc()
 	}
 	p.m.stopped.WithLabelValues(v.stage).Inc()
+	p.noticeDeclined(d, v)
 	p.logger.Info("alert decided without a heal", "alertname", d.alert.Labels["alertname"], "target", d.target,
 		"stage", v.stage, "outcome", v.outcome, "reason", v.reason, "detail", v.detail)
 	if v.outcome == outcomeSuppressed && parkable[v.reason] && d.target != "" {

@@ -30,6 +30,8 @@ type decision struct {
 	// packed holds the alert's generator URL, labels and annotations while the decision is
 	// parked (see pack); the alert has none of them then.
 	packed []byte
+	// ap is the heal's approval progress (see approval.go).
+	ap approvalState
 }
 
 // parkedAlert is what pack keeps of a parked decision's alert, encoded.

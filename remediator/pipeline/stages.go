@@ -99,6 +99,7 @@ type namedStepStage struct {
 // new part of every step is one more line here.
 func (p *Pipeline) buildStepStages() []namedStepStage {
 	return []namedStepStage{
+		{"approval", approvalGate{await: p.awaitApproval}},
 		{"act", newAct(p.runner)},
 		{"verify", newVerification(p.verifier)},
 		{"stabilize", newStabilization(p.verifier, p.now, p.setStabilizing, p.refired)},

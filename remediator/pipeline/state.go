@@ -16,12 +16,14 @@ const (
 	StateStabilizing = "stabilizing"
 	StateSuspended   = "suspended"
 	StatePaused      = "paused"
+	// StateAwaitingApproval: a heal waits for a person before its next step acts.
+	StateAwaitingApproval = "awaiting_approval"
 )
 
 // StateValues maps a state to remediator_target_state's value.
 var StateValues = map[string]float64{
 	StateHealthy: 0, StateDegraded: 1, StateFailing: 2, StateRecovering: 3,
-	StateStabilizing: 4, StateSuspended: 5, StatePaused: 6,
+	StateStabilizing: 4, StateSuspended: 5, StatePaused: 6, StateAwaitingApproval: 7,
 }
 
 // stateOf derives a target's state from what the pipeline knows. The order is the precedence:
@@ -41,6 +43,9 @@ func (p *Pipeline) stateOf(t *store.Target, now time.Time) string {
 		return StateSuspended
 	}
 	if _, ok := p.inFlight[t.Name]; ok {
+		if p.awaitsApproval(t.Name) {
+			return StateAwaitingApproval
+		}
 		if p.stabilizing[t.Name] {
 			return StateStabilizing
 		}
@@ -152,6 +157,7 @@ func (p *Pipeline) publish(t *store.Target) {
 	now := p.now()
 	budgetUse(t, p.playbookByName(t.Playbook).Budget, now)
 	t.State = p.stateOf(t, now)
+	p.noticeSuspension(t)
 }
 
 // saveTarget marks the target for the next flushWrites. Lock held.

@@ -10,11 +10,11 @@ import (
 )
 
 // registerPages adds the landing page and the heal history page. The history page is read the
-// way the API is: behind the webhook credentials when --web.api.read-auth is set.
+// way the API is: behind the reader or operator role when --web.api.read-auth is set.
 func (s *Server) registerPages(mux *http.ServeMux, auth *intake.Auth) error {
 	read := func(h http.Handler) http.Handler {
 		if s.o.ReadAuth {
-			return auth.Require(h)
+			return auth.Require(intake.Read, h)
 		}
 		return h
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/selfheal/selfheal/remediator/api"
 	"github.com/selfheal/selfheal/remediator/config"
 	"github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/notify"
 	"github.com/selfheal/selfheal/remediator/pipeline"
 	"github.com/selfheal/selfheal/remediator/store"
 	"github.com/selfheal/selfheal/remediator/verify"
@@ -35,8 +36,11 @@ type Options struct {
 	WebhookTokenFile  string
 	BasicAuthUser     string
 	BasicAuthPassFile string
-	MaxBodyBytes      int64
-	// ReadAuth also protects the read-only API (targets, heals) with the webhook credentials.
+	// CredentialsFile lists named credentials with roles (see intake.CredentialsFile); with it
+	// the --webhook.* credential has the webhook role only.
+	CredentialsFile string
+	MaxBodyBytes    int64
+	// ReadAuth also protects the read-only API (targets, heals) with the reader or operator role.
 	ReadAuth bool
 	// MaxRequests bounds requests served at once; more get 503 at once instead of queueing,
 	// so a flood cannot starve Alertmanager's deliveries of memory or goroutines.
@@ -51,6 +55,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Tick of the pipeline (tests shorten it).
 	Tick time.Duration
+	// ExternalURL is where people reach this remediator; the links to heals in Alertmanager
+	// silences and alerts start with it.
+	ExternalURL string
 }
 
 // Server is a running remediator.
@@ -61,6 +68,7 @@ type Server struct {
 	verifier *verify.Verifier
 	handler  http.Handler
 	logger   *slog.Logger
+	auth     *intake.Auth
 
 	reloadMu   sync.Mutex
 	reloadOK   prometheus.Gauge
@@ -90,27 +98,32 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", o.ConfigFile, err)
 	}
-	auth, err := intake.LoadAuth(o.WebhookTokenFile, o.BasicAuthUser, o.BasicAuthPassFile)
+	auth, err := intake.NewAuth(intake.AuthOptions{TokenFile: o.WebhookTokenFile, BasicUser: o.BasicAuthUser,
+		BasicPasswordFile: o.BasicAuthPassFile, CredentialsFile: o.CredentialsFile})
 	if err != nil {
 		return nil, err
 	}
-	if !auth.Enabled() {
-		o.Logger.Warn("webhook and write API accept requests without credentials; set --webhook.token-file in production")
+	switch {
+	case !auth.Enabled():
+		o.Logger.Warn("webhook and write API accept requests without credentials; set --web.credentials-file in production")
+	case o.CredentialsFile == "":
+		o.Logger.Warn("the single webhook credential may also pause, reset, approve and reload; set --web.credentials-file to give Alertmanager the webhook role only")
 	}
 	st, err := store.Open(o.StoragePath, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, store: st, logger: o.Logger, ready: make(chan struct{})}
+	s := &Server{o: o, store: st, logger: o.Logger, auth: auth, ready: make(chan struct{})}
 	q, err := querier(cfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	s.verifier = verify.New(q)
+	notifier := notify.New(notify.Options{Logger: o.Logger.With("component", "notify"), Registerer: o.Registerer, ExternalURL: o.ExternalURL})
 	s.pipeline, err = pipeline.New(pipeline.Options{
 		Store: st, Runner: o.Runner, Verifier: s.verifier, Logger: o.Logger.With("component", "pipeline"),
-		Registerer: o.Registerer, Tick: o.Tick,
+		Registerer: o.Registerer, Tick: o.Tick, Notifier: notifier,
 	}, cfg)
 	if err != nil {
 		st.Close()
@@ -140,8 +153,8 @@ func New(o Options) (*Server, error) {
 	// restarted and /metrics failing would hide the flood, exactly when both matter.
 	limited := http.NewServeMux()
 	limited.Handle("/webhook", hook)
-	limited.Handle("POST /-/reload", auth.Require(http.HandlerFunc(s.reloadHandler)))
-	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth})
+	limited.Handle("POST /-/reload", auth.Require(intake.Operate, http.HandlerFunc(s.reloadHandler)))
+	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth, Logger: o.Logger.With("component", "api")})
 	if err := s.registerPages(limited, auth); err != nil {
 		st.Close()
 		return nil, err
@@ -238,11 +251,17 @@ func orDefault(d, def time.Duration) time.Duration {
 	return def
 }
 
-// Reload re-reads the configuration; a bad file keeps the running one and says so in
-// remediator_config_last_reload_successful.
+// Reload re-reads the configuration and the credentials; a bad file keeps the running one and
+// says so in remediator_config_last_reload_successful.
 func (s *Server) Reload() error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	if err := s.auth.Reload(); err != nil {
+		s.reloadOK.Set(0)
+		s.reloads.WithLabelValues("failure").Inc()
+		s.logger.Error("credentials reload failed; keeping the running credentials", "file", s.o.CredentialsFile, "err", err)
+		return err
+	}
 	cfg, err := config.LoadWithOptions(s.o.ConfigFile, s.o.ConfigOptions)
 	if err == nil {
 		var q verify.Querier
@@ -264,7 +283,8 @@ func (s *Server) Reload() error {
 	return nil
 }
 
-func (s *Server) reloadHandler(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) reloadHandler(w http.ResponseWriter, r *http.Request) {
+	s.logger.Info("api write", "action", "reload", "actor", intake.ActorFrom(r.Context()).Name)
 	if err := s.Reload(); err != nil {
 		intake.WriteError(w, http.StatusInternalServerError, "reload failed, running configuration kept: "+err.Error())
 		return

@@ -97,6 +97,8 @@ type Heal struct {
 	// Relapse is set when the alert came back within the relapse window after this heal was
 	// healed; Result keeps what the heal itself ended with.
 	Relapse *Relapse `json:"relapse,omitempty"`
+	// Silences are the Alertmanager silences the heal made for its alert while it acted.
+	Silences []string `json:"silences,omitempty"`
 }
 
 // OutsideRestart is what happened to a target during a heal without the heal doing it.
@@ -148,6 +150,8 @@ type StepRecord struct {
 	Incarnation *action.Incarnation `json:"incarnation,omitempty"`
 	// StabilizingSince is when the step verified and its hold began (zero: no hold).
 	StabilizingSince time.Time `json:"stabilizing_since,omitzero"`
+	// Approval is the person's answer when the step needed one (see approval.go).
+	Approval *Approval `json:"approval,omitempty"`
 }
 
 // Pause is a manual override: Active until Until (zero: until resumed).

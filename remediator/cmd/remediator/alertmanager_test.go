@@ -19,17 +19,28 @@ import (
 // shorter group_wait/group_interval so the test runs in seconds.
 func alertmanagerConfig(t *testing.T, remediatorURL, tokenFile string) string {
 	t.Helper()
+	return deriveAlertmanagerConfig(t,
+		replacement{`http://remediator:9096/webhook`, remediatorURL + "/webhook"},
+		replacement{`credentials_file: \S+`, "credentials_file: " + tokenFile},
+		replacement{`group_wait: \S+`, "group_wait: 1s"},
+		replacement{`group_interval: \S+`, "group_interval: 1s"},
+	)
+}
+
+// replacement is a change a test makes to the shipped alertmanager.yml: every match of re
+// becomes with.
+type replacement struct{ re, with string }
+
+// deriveAlertmanagerConfig is the shipped alertmanager.yml with the replacements made; one
+// that no longer matches fails the test, so the derivation cannot silently drift.
+func deriveAlertmanagerConfig(t *testing.T, reps ...replacement) string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), "alertmanager", "alertmanager.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := string(b)
-	for _, r := range []struct{ re, with string }{
-		{`http://remediator:9096/webhook`, remediatorURL + "/webhook"},
-		{`credentials_file: \S+`, "credentials_file: " + tokenFile},
-		{`group_wait: \S+`, "group_wait: 1s"},
-		{`group_interval: \S+`, "group_interval: 1s"},
-	} {
+	for _, r := range reps {
 		re := regexp.MustCompile(r.re)
 		if !re.MatchString(cfg) {
 			t.Fatalf("alertmanager.yml no longer contains %q; update this test's derivation", r.re)

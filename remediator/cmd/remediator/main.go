@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,11 +36,14 @@ func run() int {
 		configCheck = app.Flag("config.check", "Validate the playbooks file and exit: 0 and a summary when valid, else one file:line problem per line.").Bool()
 		storagePath = app.Flag("storage.path", "Directory of the state database.").Default("data/").String()
 		promURL     = app.Flag("prometheus.url", "Prometheus used for verification and preconditions (overrides global.prometheus_url).").String()
-		tokenFile   = app.Flag("webhook.token-file", "File with the bearer token required on the webhook and the write API.").String()
+		amURL       = app.Flag("alertmanager.url", "Alertmanager told of heals: silences while healing, alerts when a heal fails or is declined (overrides global.alertmanager.url).").String()
+		externalURL = app.Flag("web.external-url", "URL under which people reach the remediator, for the links to heals in Alertmanager (default: http://<hostname>:<port>).").String()
+		tokenFile   = app.Flag("webhook.token-file", "File with the bearer token Alertmanager presents (the webhook role; every role without --web.credentials-file).").String()
 		basicUser   = app.Flag("webhook.basic-auth-user", "Basic auth user accepted on the webhook and the write API.").String()
 		basicPass   = app.Flag("webhook.basic-auth-password-file", "File with the basic auth password.").String()
 		maxBody     = app.Flag("webhook.max-body-bytes", "Largest notification accepted; larger ones get 413.").Default("1MiB").Bytes()
-		readAuth    = app.Flag("web.api.read-auth", "Require the webhook credentials on the read-only API too.").Bool()
+		credsFile   = app.Flag("web.credentials-file", "Named credentials with roles (webhook, reader, operator): bearer token files, bcrypt basic-auth users, client certificate CNs. Reloaded on SIGHUP and /-/reload.").String()
+		readAuth    = app.Flag("web.api.read-auth", "Require the reader or operator role on the read-only API too.").Bool()
 		maxRequests = app.Flag("web.max-requests", "Requests served at once; more get 503.").Default("64").Int()
 		rhTimeout   = app.Flag("web.read-header-timeout", "Time allowed to read request headers.").Default("5s").Duration()
 		rTimeout    = app.Flag("web.read-timeout", "Time allowed to read a whole request.").Default("15s").Duration()
@@ -75,7 +79,7 @@ func run() int {
 		}
 		return 0
 	}
-	cfgOpts := config.Options{PrometheusURL: *promURL}
+	cfgOpts := config.Options{PrometheusURL: *promURL, AlertmanagerURL: *amURL}
 	if *configCheck {
 		summary, err := config.CheckWithOptions(*configFile, cfgOpts)
 		if err != nil {
@@ -101,10 +105,11 @@ func run() int {
 	}
 	srv, err := server.New(server.Options{
 		ConfigFile: *configFile, ConfigOptions: cfgOpts, StoragePath: *storagePath,
-		WebhookTokenFile: *tokenFile, BasicAuthUser: *basicUser, BasicAuthPassFile: *basicPass,
+		WebhookTokenFile: *tokenFile, BasicAuthUser: *basicUser, BasicAuthPassFile: *basicPass, CredentialsFile: *credsFile,
 		MaxBodyBytes: int64(*maxBody), ReadAuth: *readAuth, MaxRequests: *maxRequests,
 		ReadHeaderTimeout: *rhTimeout, ReadTimeout: *rTimeout, WriteTimeout: *wTimeout, IdleTimeout: *idleTimeout,
 		Runner: runner, Logger: logger, Registerer: reg, Gatherer: reg,
+		ExternalURL: defaultExternalURL(*externalURL, *webFlags.WebListenAddresses),
 	})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
@@ -131,4 +136,21 @@ func run() int {
 	}
 	logger.Info("remediator stopped")
 	return 0
+}
+
+// defaultExternalURL is the flag's value, or http://<hostname>:<port of the first listen
+// address>, as Prometheus and Alertmanager default their --web.external-url.
+func defaultExternalURL(flag string, listen []string) string {
+	if flag != "" || len(listen) == 0 {
+		return flag
+	}
+	_, port, err := net.SplitHostPort(listen[0])
+	if err != nil {
+		return ""
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

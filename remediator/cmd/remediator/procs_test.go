@@ -54,7 +54,8 @@ type healJSON struct {
 		Name        string `json:"name"`
 		Fingerprint string `json:"fingerprint"`
 	} `json:"alert"`
-	Steps []struct {
+	Silences []string `json:"silences"`
+	Steps    []struct {
 		Name    string `json:"name"`
 		Action  string `json:"action"`
 		Outcome string `json:"outcome"`

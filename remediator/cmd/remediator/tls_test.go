@@ -65,21 +65,28 @@ func (k *keyPair) write(t *testing.T, dir, name string) (certFile, keyFile strin
 	return
 }
 
-// mTLS through --web.config.file: a client with a certificate from the CA is served, one
-// without is refused during the handshake.
-func TestMutualTLS(t *testing.T) {
-	bin := buildBinaries(t) + "/remediator"
-	dir := t.TempDir()
-	ca := newCert(t, "test-ca", nil, false)
+// mutualTLSConfig makes a CA, a server certificate for 127.0.0.1, and a web config in dir that
+// requires client certificates from the CA.
+func mutualTLSConfig(t *testing.T, dir string) (ca *keyPair, webCfg string) {
+	t.Helper()
+	ca = newCert(t, "test-ca", nil, false)
 	caFile, _ := ca.write(t, dir, "ca")
 	srvCert, srvKey := newCert(t, "remediator", ca, true).write(t, dir, "server")
-	client := newCert(t, "alertmanager", ca, false)
-	webCfg := testutil.WriteFile(t, dir, "web.yml", fmt.Sprintf(`tls_server_config:
+	return ca, testutil.WriteFile(t, dir, "web.yml", fmt.Sprintf(`tls_server_config:
   cert_file: %s
   key_file: %s
   client_auth_type: RequireAndVerifyClientCert
   client_ca_file: %s
 `, srvCert, srvKey, caFile))
+}
+
+// mTLS through --web.config.file: a client with a certificate from the CA is served, one
+// without is refused during the handshake.
+func TestMutualTLS(t *testing.T) {
+	bin := buildBinaries(t) + "/remediator"
+	dir := t.TempDir()
+	ca, webCfg := mutualTLSConfig(t, dir)
+	client := newCert(t, "alertmanager", ca, false)
 	cfg := testutil.WriteFile(t, dir, "playbooks.yml", testutil.Testdata(t, "playbooks.yml"))
 	port := testutil.FreePort(t)
 	testutil.StartProcess(t, "remediator", nil, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
