@@ -1,13 +1,9 @@
 package config
 
 import (
-	"errors"
-	"fmt"
 	"path/filepath"
-	"strings"
 
 	promconfig "github.com/prometheus/common/config"
-	yamlv2 "go.yaml.in/yaml/v2"
 )
 
 // Prometheus is the Prometheus the remediator asks, with the client settings the ecosystem
@@ -16,21 +12,6 @@ import (
 type Prometheus struct {
 	URL        string                       `yaml:"url"`
 	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
-}
-
-// cleanYAMLv2Error drops yaml.v2's line numbers: they count from the http_config, not the file.
-func cleanYAMLv2Error(err error) error {
-	msg := err.Error()
-	if te, ok := errors.AsType[*yamlv2.TypeError](err); ok {
-		msg = strings.Join(te.Errors, "; ")
-	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
-	if i := strings.Index(msg, "line "); i == 0 {
-		if j := strings.Index(msg, ": "); j > 0 {
-			msg = msg[j+2:]
-		}
-	}
-	return fmt.Errorf("%s", msg)
 }
 
 // settleHTTPConfigs resolves the Prometheus URL's two spellings and hands http_config down from

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -95,6 +96,25 @@ func loadTimeInterval(n *yaml.Node) (timeinterval.TimeInterval, error) {
 		return ti, cleanYAMLv2Error(err)
 	}
 	return ti, nil
+}
+
+// cleanYAMLv2Error drops yaml.v2's line numbers: they count from the time window, which is
+// decoded alone, not from the file; the window's own line is reported instead.
+func cleanYAMLv2Error(err error) error {
+	msgs := []string{err.Error()}
+	if te, ok := errors.AsType[*yamlv2.TypeError](err); ok {
+		msgs = te.Errors
+	}
+	for i, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		if strings.HasPrefix(m, "line ") {
+			if j := strings.Index(m, ": "); j > 0 {
+				m = m[j+2:]
+			}
+		}
+		msgs[i] = m
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // UnmarshalYAML reads either form; the schema check has already reported what is wrong.
