@@ -12,7 +12,7 @@ VPKG      := github.com/prometheus/common/version
 LDFLAGS   := -s -w -X $(VPKG).Version=$(VERSION) -X $(VPKG).Revision=$(REVISION) -X $(VPKG).Branch=$(BRANCH)
 PKGS      := ./...
 
-.PHONY: all build test unit fuzz bench lint fmt e2e compose-e2e clean
+.PHONY: all build test unit fuzz bench lint fmt e2e compose-e2e clean up down check
 
 # Fuzz targets run for a bounded time in CI; each entry is package:target.
 FUZZ_TARGETS := ./remediator/config:FuzzParse ./remediator/config:FuzzRenderURL ./remediator/intake:FuzzDecode
@@ -69,3 +69,27 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+# The demo stack: services, Prometheus, Alertmanager, Grafana and the remediator, built here.
+COMPOSE  ?= docker compose
+PROMTOOL ?= promtool
+AMTOOL   ?= amtool
+
+up:
+	$(COMPOSE) up -d --build
+
+down:
+	$(COMPOSE) down
+
+# Every shipped configuration file, checked by the program that reads it, with the same code
+# path as a real start.
+check: $(BIN)/remediator
+	$(PROMTOOL) check config prometheus/prometheus.yml
+	$(PROMTOOL) check rules rules/*.yml
+	$(AMTOOL) check-config alertmanager/alertmanager.yml
+	$(AMTOOL) check-config deploy/kubernetes/alertmanager-receiver.yml
+	$(BIN)/remediator --config.check --config.file remediator/playbooks.yml
+	@# The Kubernetes example keeps its playbooks in a ConfigMap: checked as the pod reads them.
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	  sed -n '/^  playbooks.yml: |$$/,$$p' deploy/kubernetes/configmap.yaml | tail -n +2 | sed 's/^    //' > "$$dir/playbooks.yml"; \
+	  echo "deploy/kubernetes/configmap.yaml:"; $(BIN)/remediator --config.check --config.file "$$dir/playbooks.yml"

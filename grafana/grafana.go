@@ -316,3 +316,36 @@ func substitute(expr string, vars map[string]string, declared map[string]bool) (
 	}
 	return out, nil
 }
+
+// dsRefRe matches a datasource uid that names a dashboard variable: ${name} or $name.
+var dsRefRe = regexp.MustCompile(`^\$\{([a-zA-Z0-9_]+)\}$|^\$([a-zA-Z0-9_]+)$`)
+
+// DatasourceUID resolves a datasource reference the way Grafana does when the dashboard opens:
+// a uid that names a variable of type datasource ("${datasource}") becomes the datasource that
+// variable selects by default, here the one of its type in provisioned (type -> uid); any
+// other uid is taken as written. A reference to a variable that is not a datasource variable,
+// or to a type nothing provides, is an error.
+func (d Dashboard) DatasourceUID(ds *Datasource, provisioned map[string]string) (string, error) {
+	if ds == nil {
+		return "", fmt.Errorf("%s: no datasource", d.File)
+	}
+	m := dsRefRe.FindStringSubmatch(ds.UID)
+	if m == nil {
+		return ds.UID, nil
+	}
+	name := m[1] + m[2]
+	for _, v := range d.Templating.List {
+		if v.Name != name {
+			continue
+		}
+		if v.Type != "datasource" {
+			return "", fmt.Errorf("%s: datasource %q names variable %s of type %q, not a datasource variable", d.File, ds.UID, name, v.Type)
+		}
+		uid, ok := provisioned[v.QueryString()]
+		if !ok {
+			return "", fmt.Errorf("%s: variable %s selects a %q datasource, and none is provisioned", d.File, name, v.QueryString())
+		}
+		return uid, nil
+	}
+	return "", fmt.Errorf("%s: datasource %q names no variable of the dashboard", d.File, ds.UID)
+}

@@ -125,3 +125,80 @@ func TestShippedDashboards(t *testing.T) {
 		}
 	}
 }
+
+func TestDatasourceUID(t *testing.T) {
+	d := Dashboard{File: "d.json"}
+	d.Templating.List = []Variable{
+		{Name: "datasource", Type: "datasource", Query: []byte(`"prometheus"`)},
+		{Name: "am", Type: "datasource", Query: []byte(`"alertmanager"`)},
+		{Name: "service", Type: "query", Query: []byte(`"label_values(up, service)"`)},
+	}
+	provisioned := map[string]string{"prometheus": "prom-uid"}
+	for _, tc := range []struct {
+		uid, want, err string
+	}{
+		{"${datasource}", "prom-uid", ""},
+		{"$datasource", "prom-uid", ""},
+		{"fixed-uid", "fixed-uid", ""},
+		{"${service}", "", "not a datasource variable"},
+		{"${am}", "", `selects a "alertmanager" datasource, and none is provisioned`},
+		{"${nothing}", "", "names no variable"},
+	} {
+		got, err := d.DatasourceUID(&Datasource{Type: "prometheus", UID: tc.uid}, provisioned)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.uid, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %q %v, want %q", tc.uid, got, err, tc.want)
+		}
+	}
+}
+
+// The shipped dashboards import into any Grafana: every Prometheus panel, target, annotation and
+// variable names the datasource through the dashboard's own datasource variable.
+func TestShippedDashboardsTakeADatasource(t *testing.T) {
+	ds, err := Load(Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		var v *Variable
+		for i := range d.Templating.List {
+			if d.Templating.List[i].Name == "datasource" {
+				v = &d.Templating.List[i]
+			}
+		}
+		if v == nil || v.Type != "datasource" || v.QueryString() != "prometheus" {
+			t.Errorf("%s: no datasource variable of type datasource selecting prometheus: %+v", d.File, v)
+			continue
+		}
+		check := func(what string, ref *Datasource) {
+			if ref == nil || ref.Type != "prometheus" {
+				return
+			}
+			if ref.UID != "${datasource}" {
+				t.Errorf("%s: %s names datasource uid %q, not ${datasource}", d.File, what, ref.UID)
+			}
+		}
+		var walk func([]Panel)
+		walk = func(ps []Panel) {
+			for _, p := range ps {
+				check("panel "+p.Title, p.Datasource)
+				for _, tg := range p.Targets {
+					check("panel "+p.Title+" target "+tg.RefID, tg.Datasource)
+				}
+				walk(p.Panels)
+			}
+		}
+		walk(d.Panels)
+		for _, a := range d.Annotations.List {
+			check("annotation "+a.Name, a.Datasource)
+		}
+		for _, tv := range d.Templating.List {
+			check("variable "+tv.Name, tv.Datasource)
+		}
+	}
+}

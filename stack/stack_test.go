@@ -555,6 +555,22 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if s := c.checkURL(t, g, ds.Datasources[0].URL, "Grafana datasource"); s != nil && s.Name != "prometheus" {
 		t.Errorf("the datasource points at %s", s.Name)
 	}
+	var am struct {
+		Datasources []struct {
+			Type     string `yaml:"type"`
+			URL      string `yaml:"url"`
+			JSONData struct {
+				Implementation string `yaml:"implementation"`
+			} `yaml:"jsonData"`
+		} `yaml:"datasources"`
+	}
+	readYAML(t, filepath.Join(provDir, "datasources", "alertmanager.yml"), &am)
+	if len(am.Datasources) != 1 || am.Datasources[0].Type != "alertmanager" || am.Datasources[0].JSONData.Implementation != "prometheus" {
+		t.Fatalf("want one alertmanager datasource of the prometheus implementation, got %+v", am.Datasources)
+	}
+	if s := c.checkURL(t, g, am.Datasources[0].URL, "Grafana Alertmanager datasource"); s != nil && s.Name != "alertmanager" {
+		t.Errorf("the Alertmanager datasource points at %s", s.Name)
+	}
 	var prov struct {
 		Providers []struct {
 			Options struct {
@@ -573,6 +589,7 @@ func TestGrafanaProvisioning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	provisioned := map[string]string{ds.Datasources[0].Type: ds.Datasources[0].UID}
 	titles := map[string]bool{}
 	uids := map[string]bool{}
 	for _, d := range dashboards {
@@ -584,12 +601,17 @@ func TestGrafanaProvisioning(t *testing.T) {
 		var walk func([]grafana.Panel)
 		walk = func(ps []grafana.Panel) {
 			for _, p := range ps {
-				if p.Type != "row" && (p.Datasource == nil || p.Datasource.UID != "prometheus") {
-					t.Errorf("%s: panel %q does not use the prometheus datasource by uid", d.File, p.Title)
+				// The dashboards name their datasource through a variable; resolved as Grafana
+				// does, it must be the provisioned Prometheus.
+				if uid, err := d.DatasourceUID(p.Datasource, provisioned); p.Type != "row" && (err != nil || uid != "prometheus") {
+					t.Errorf("%s: panel %q does not use the prometheus datasource (%q, %v)", d.File, p.Title, uid, err)
 				}
 				for _, tg := range p.Targets {
-					if tg.Datasource != nil && tg.Datasource.UID != "prometheus" {
-						t.Errorf("%s: panel %q target %s uses datasource %q", d.File, p.Title, tg.RefID, tg.Datasource.UID)
+					if tg.Datasource == nil {
+						continue
+					}
+					if uid, err := d.DatasourceUID(tg.Datasource, provisioned); err != nil || uid != "prometheus" {
+						t.Errorf("%s: panel %q target %s uses datasource %q (%v)", d.File, p.Title, tg.RefID, uid, err)
 					}
 				}
 				walk(p.Panels)

@@ -16,8 +16,12 @@ import (
 
 // HTTPRunner calls a recovery endpoint, e.g. POST http://order-service:8080/recover/flush-cache.
 type HTTPRunner struct {
-	// Client; nil means NewHTTPClient().
+	// Client serves steps without http_config; nil means NewHTTPClient().
 	Client *http.Client
+
+	// clients holds one client per http_config of the loaded playbooks, so that connections
+	// are reused across heals.
+	clients clientCache
 }
 
 // NewHTTPClient is the client http steps use by default. It follows no redirects (a redirect
@@ -75,9 +79,9 @@ func (r *HTTPRunner) Run(ctx context.Context, req Request) (string, error) {
 		hreq.Header.Set(k, v)
 	}
 
-	client := r.Client
-	if client == nil {
-		client = defaultClient
+	client, err := r.client(h)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	start := time.Now()
 	resp, err := client.Do(hreq)

@@ -57,7 +57,7 @@ func (s *simulateCommand) run(ctx context.Context, c *Commands) error {
 	}
 	var q verify.Querier
 	if cfg.Global.PrometheusURL != "" {
-		if q, err = verify.NewPrometheus(cfg.Global.PrometheusURL); err != nil {
+		if q, err = verify.NewPrometheusWithConfig(cfg.Global.PrometheusURL, cfg.Global.Prometheus.HTTPConfig); err != nil {
 			return err
 		}
 	}

@@ -105,7 +105,7 @@ var invalidFiles = []struct {
 		`invalid-http-url-static.yml:6: playbook "memory-high": step 1: http.url: rendered url "http:///recover/flush-cache" has no host`,
 	}},
 	{"invalid-many.yml", []string{
-		`invalid-many.yml:3: unknown key "max_concurent_heals" in global (hint: did you mean "max_concurrent_heals"? valid keys: prometheus_url, dry_run, max_concurrent_heals, heals_per_minute, history_max_age, history_max_entries, alertmanager)`,
+		`invalid-many.yml:3: unknown key "max_concurent_heals" in global (hint: did you mean "max_concurrent_heals"? valid keys: prometheus_url, prometheus, dry_run, max_concurrent_heals, heals_per_minute, history_max_age, history_max_entries, alertmanager)`,
 		`invalid-many.yml:8: playbook "memory-high": step 1: docker.action "reboot" is not supported (hint: use one of restart, stop, start, kill, recreate)`,
 		`invalid-many.yml:9: playbook "memory-high": step 2: http.url "ftp://{{ .Labels.container }}/flush" must start with http:// or https:// (hint: write the scheme out, e.g. http://{{ .Labels.container }}:8080/...)`,
 		`invalid-many.yml:11: playbook "cpu-high": invalid matcher "alertname==\"ServiceCPUHigh\"": matcher value contains unescaped double quote: ="ServiceCPUHigh" (hint: use Alertmanager's syntax, e.g. alertname="ServiceMemoryHigh" or severity=~"warning|critical")`,

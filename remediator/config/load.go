@@ -95,6 +95,7 @@ func ParseWithOptions(data []byte, file string, o Options) (*Config, error) {
 		return nil, e.err()
 	}
 	cfg.File = file
+	settleHTTPConfigs(cfg, s.pos, e)
 	if o.PrometheusURL != "" {
 		cfg.Global.PrometheusURL = o.PrometheusURL
 	}

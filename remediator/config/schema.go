@@ -32,6 +32,7 @@ const (
 var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Config{}):           "the top level",
 	reflect.TypeOf(Global{}):           "global",
+	reflect.TypeOf(Prometheus{}):       "global.prometheus",
 	reflect.TypeOf(Defaults{}):         "defaults",
 	reflect.TypeOf(Playbook{}):         "a playbook",
 	reflect.TypeOf(Step{}):             "a step",
@@ -45,7 +46,7 @@ var nouns = map[reflect.Type]string{
 	reflect.TypeOf(Adaptive{}):         "adaptive",
 	reflect.TypeOf(Verify{}):           "verify",
 	reflect.TypeOf(Precondition{}):     "a precondition",
-	reflect.TypeOf(TimeWindow{}):       "a time window",
+	typeOlderTimeWindow:                "a time window",
 	reflect.TypeOf(Approval{}):         "approval",
 	reflect.TypeOf(KubernetesAction{}): "a kubernetes action",
 	reflect.TypeOf(Alertmanager{}):     "alertmanager",
@@ -155,6 +156,9 @@ func (s *schema) walk(n *yaml.Node, t reflect.Type, path string, depth int) {
 		return
 	case t == typeHTTPClientConfig:
 		s.httpConfig(n, path)
+		return
+	case t == typeTimeWindow:
+		s.timeWindow(n, path, depth)
 		return
 	case t == typeAdaptive && n.Kind == yaml.ScalarNode:
 		s.scalar(n, reflect.TypeOf(true), path)

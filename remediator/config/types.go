@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/alertmanager/timeinterval"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -26,6 +28,8 @@ type Global struct {
 	// PrometheusURL is queried for verification and preconditions. Empty means: verify by
 	// resolved notifications instead.
 	PrometheusURL string `yaml:"prometheus_url"`
+	// Prometheus is the newer spelling, with client settings; its URL fills PrometheusURL.
+	Prometheus Prometheus `yaml:"prometheus"`
 	// DryRun decides and records everything but acts on nothing.
 	DryRun bool `yaml:"dry_run"`
 	// MaxConcurrentHeals bounds heals in flight across all targets (default 1).
@@ -77,6 +81,8 @@ type Playbook struct {
 	// Silence silences the alert in Alertmanager while a heal acts on it, so people are paged
 	// only when the heal fails (needs global.alertmanager).
 	Silence bool `yaml:"silence"`
+	// HTTPConfig is the client of the playbook's http steps that give none of their own.
+	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
 
 	// Line is where the playbook starts in the file, for messages.
 	Line int `yaml:"-"`
@@ -129,19 +135,15 @@ type Precondition struct {
 	Description string   `yaml:"description"`
 }
 
-// TimeWindow allows healing only on the given weekdays between Start and End ("HH:MM") in Location.
+// TimeWindow allows healing inside one Alertmanager time interval (see timewindow.go). The
+// older form's fields are kept as written; Intervals is what the window is once loaded.
 type TimeWindow struct {
-	Weekdays []string `yaml:"weekdays"`
-	Start    string   `yaml:"start"`
-	End      string   `yaml:"end"`
-	Location string   `yaml:"location"`
+	Weekdays []string `yaml:"-"`
+	Start    string   `yaml:"-"`
+	End      string   `yaml:"-"`
+	Location string   `yaml:"-"`
 
-	// Parsed forms, filled by Parse.
-	days      [7]bool // indexed by time.Weekday
-	startMin  int     // minutes after midnight
-	endMin    int
-	loc       *time.Location
-	validated bool
+	Intervals []timeinterval.TimeInterval `yaml:"-"`
 }
 
 // Verify says how a step's success is judged. By default the triggering alert must stop firing
@@ -204,6 +206,8 @@ type HTTPAction struct {
 	Headers      map[string]string `yaml:"headers"`
 	Body         string            `yaml:"body"`
 	ExpectStatus []int             `yaml:"expect_status"`
+	// HTTPConfig is the client's authorization, TLS and proxy (nil: a plain client).
+	HTTPConfig *promconfig.HTTPClientConfig `yaml:"http_config"`
 }
 
 // DockerAction acts on the target's container through the Docker engine.

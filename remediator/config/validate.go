@@ -93,7 +93,7 @@ func (v *validator) global(o Options) {
 			if o.PrometheusURL != "" {
 				v.e.add(1, "", "--prometheus.url: %v", err)
 			} else {
-				gs.report([]string{"prometheus_url"}, "e.g. http://prometheus:9090", "prometheus_url: %v", err)
+				gs.report([]string{"prometheus_url", "prometheus.url"}, "e.g. http://prometheus:9090", "prometheus_url: %v", err)
 			}
 		}
 	}

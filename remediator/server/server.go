@@ -155,6 +155,10 @@ func New(o Options) (*Server, error) {
 	limited.Handle("/webhook", hook)
 	limited.Handle("POST /-/reload", auth.Require(intake.Operate, http.HandlerFunc(s.reloadHandler)))
 	api.Register(limited, api.Options{Controller: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth, Logger: o.Logger.With("component", "api")})
+	if err := s.registerPages(limited, auth); err != nil {
+		st.Close()
+		return nil, err
+	}
 	api.RegisterSimulate(limited, api.SimulateOptions{Simulator: s.pipeline, Auth: auth, ReadAuth: o.ReadAuth, MaxBodyBytes: o.MaxBodyBytes})
 	limitedHandler := limitRequests(limited, o.MaxRequests)
 
@@ -162,6 +166,8 @@ func New(o Options) (*Server, error) {
 	mux.Handle("/webhook", limitedHandler)
 	mux.Handle("/api/", limitedHandler)
 	mux.Handle("/-/reload", limitedHandler)
+	mux.Handle("GET /{$}", limitedHandler)
+	mux.Handle("GET /heals", limitedHandler)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{Registry: o.Registerer, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("OK\n")) })
 	mux.HandleFunc("GET /-/ready", s.readyHandler)
@@ -177,7 +183,7 @@ func querier(cfg *config.Config) (verify.Querier, error) {
 	if cfg.Global.PrometheusURL == "" {
 		return nil, nil
 	}
-	return verify.NewPrometheus(cfg.Global.PrometheusURL)
+	return verify.NewPrometheusWithConfig(cfg.Global.PrometheusURL, cfg.Global.Prometheus.HTTPConfig)
 }
 
 // Handler is the remediator's HTTP handler (tests serve it with httptest).

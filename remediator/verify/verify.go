@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 )
 
@@ -25,8 +26,21 @@ type Querier interface {
 }
 
 // NewPrometheus returns a Querier for the Prometheus HTTP API at url.
-func NewPrometheus(url string) (Querier, error) {
-	c, err := api.NewClient(api.Config{Address: url})
+func NewPrometheus(url string) (Querier, error) { return NewPrometheusWithConfig(url, nil) }
+
+// NewPrometheusWithConfig is NewPrometheus with client settings (authorization, basic auth, TLS,
+// proxy) as Prometheus itself reads them; nil means a plain client. Credential files are read
+// on every request, so a rotated token needs no reload.
+func NewPrometheusWithConfig(url string, hc *promconfig.HTTPClientConfig) (Querier, error) {
+	ac := api.Config{Address: url}
+	if hc != nil {
+		rt, err := promconfig.NewRoundTripperFromConfig(*hc, "remediator")
+		if err != nil {
+			return nil, fmt.Errorf("prometheus client for %q: http_config: %w", url, err)
+		}
+		ac.RoundTripper = rt
+	}
+	c, err := api.NewClient(ac)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus client for %q: %w", url, err)
 	}
