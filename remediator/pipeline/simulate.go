@@ -184,6 +184,9 @@ func simulate(ctx context.Context, cfg *config.Config, w world, now time.Time, e
 			continue
 		}
 		cur.Playbook, cur.Target = d.playbook.Name, d.target
+		if cur.StoppedBy == "match" {
+			continue // a playbook matched but no target could be named: no step would run
+		}
 		cur.Steps = planSteps(d)
 		if cur.StoppedBy != "" {
 			continue
@@ -199,8 +202,8 @@ func simulate(ctx context.Context, cfg *config.Config, w world, now time.Time, e
 	return out
 }
 
-// decideAll runs every stage and notes each verdict; the first stop is the decision. Without a
-// playbook (match stopped) the later stages have nothing to decide.
+// decideAll runs every stage and notes each verdict; the first stop is the decision. When match
+// stops (no playbook, or no valid target) the later stages have nothing to decide.
 func decideAll(ctx context.Context, stages []namedStage, d *decision, sim *Simulation) {
 	for _, s := range stages {
 		if s.stage == nil {
@@ -218,7 +221,7 @@ func decideAll(ctx context.Context, stages []namedStage, d *decision, sim *Simul
 			}
 		}
 		sim.Stages = append(sim.Stages, sv)
-		if _, matching := s.stage.(match); matching && d.playbook == nil {
+		if _, matching := s.stage.(match); matching && v.stop {
 			return
 		}
 	}
