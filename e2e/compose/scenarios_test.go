@@ -270,7 +270,10 @@ func unhealable(t *testing.T, s *stack, tl *timeline, token string) {
 		return
 	}
 	tl.Note = fmt.Sprintf("%d heals, all failed, before the suspension", len(healsSince(t, tl.Target, tl.Injected)))
-	// The README's way out: fix the cause, then give the target back.
+	// The README's way out: fix the cause, then give the target back. (The injection's context
+	// has long run out: the budget took minutes to spend.)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	if out, err := s.compose(ctx, "up", "-d", "user-service"); err != nil {
 		fail(t, tl, "docker compose up -d user-service: %v\n%s", err, out)
 		return
