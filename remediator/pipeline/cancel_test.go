@@ -80,3 +80,39 @@ func TestResolveDuringAction(t *testing.T) {
 		})
 	}
 }
+
+// The step's fix resolves the alert (its resolved notification arrives while the step acts),
+// then the alert comes back in the step's hold: the step flapped, and the resolution it heard
+// of is over. The playbook escalates to the restart instead of ending resolved.
+func TestFlapAfterResolveEscalates(t *testing.T) {
+	prom := quietProm()
+	h := newHarness(t, playbooks(t, fastVerify), prom)
+	h.runner.block = make(chan struct{})
+	h.runner.after = func() {
+		prom.mu.Lock()
+		defer prom.mu.Unlock()
+		if calls := h.runner.Calls(); calls[len(calls)-1] == "c1/restart" {
+			prom.pending = nil
+		} else {
+			prom.pending = map[string]bool{"ServiceMemoryHigh": true}
+		}
+	}
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+	waitFor(t, func() bool {
+		h.p.mu.Lock()
+		defer h.p.mu.Unlock()
+		j := h.p.inFlight["c1"]
+		return j != nil && j.resolved
+	})
+	close(h.runner.block)
+	h.idle()
+	hs := h.heals()
+	if len(hs) != 1 || steps(hs[0]) != "flush-cache=failed;restart=succeeded;" || hs[0].Result != store.HealHealed {
+		t.Fatalf("heals = %+v", hs)
+	}
+	if hs[0].Steps[0].Reason != ReasonFlapped {
+		t.Errorf("flush-cache: reason %q, want %q", hs[0].Steps[0].Reason, ReasonFlapped)
+	}
+}
