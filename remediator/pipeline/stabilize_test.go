@@ -11,11 +11,12 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// The alert goes pending again during the first step's hold: that step failed as flapped, and
-// the playbook escalates to the restart, whose hold the target passes.
+// The alert goes pending again during the first step's hold, after its first look saw it gone:
+// that step failed as flapped, and the playbook escalates to the restart, whose hold the target
+// passes.
 func TestFlapEscalates(t *testing.T) {
 	prom := quietProm()
-	prom.pending = map[string]bool{"ServiceMemoryHigh": true}
+	prom.pendingAfter = 1
 	h := newHarness(t, playbooks(t, fastVerify), prom)
 	h.runner.after = func() {
 		if calls := h.runner.Calls(); calls[len(calls)-1] == "c1/restart" {
