@@ -45,7 +45,7 @@ fuzz:
 	done
 
 e2e: build
-	E2E=1 $(GO) test -count=1 -timeout 15m -v ./e2e
+	E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e
 
 # The intake benchmark drives the real remediator and two bare baselines with one load driver in
 # one run, prints the table and rewrites docs/benchmarks.md (figures as ratios to the baselines).
