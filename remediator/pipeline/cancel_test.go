@@ -56,15 +56,7 @@ func TestResolveDuringAction(t *testing.T) {
 			h := newHarness(t, playbooks(t), quietProm())
 			h.runner.block = make(chan struct{})
 			h.runner.fail["flush-cache"] = tc.fail
-			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-			waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
-			h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
-			waitFor(t, func() bool {
-				h.p.mu.Lock()
-				defer h.p.mu.Unlock()
-				j := h.p.inFlight["c1"]
-				return j != nil && j.resolved
-			})
+			h.resolveWhileActing(t)
 			close(h.runner.block)
 			h.idle()
 			hs := h.heals()
@@ -89,22 +81,8 @@ func TestFlapAfterResolveEscalates(t *testing.T) {
 	prom.pendingAfter = 1
 	h := newHarness(t, playbooks(t, fastVerify), prom)
 	h.runner.block = make(chan struct{})
-	h.runner.after = func() {
-		if calls := h.runner.Calls(); calls[len(calls)-1] == "c1/restart" {
-			prom.mu.Lock()
-			prom.pending = nil
-			prom.mu.Unlock()
-		}
-	}
-	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
-	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
-	waitFor(t, func() bool {
-		h.p.mu.Lock()
-		defer h.p.mu.Unlock()
-		j := h.p.inFlight["c1"]
-		return j != nil && j.resolved
-	})
+	clearPendingOnRestart(h, prom)
+	h.resolveWhileActing(t)
 	close(h.runner.block)
 	h.idle()
 	hs := h.heals()
@@ -114,4 +92,18 @@ func TestFlapAfterResolveEscalates(t *testing.T) {
 	if hs[0].Steps[0].Reason != ReasonFlapped {
 		t.Errorf("flush-cache: reason %q, want %q", hs[0].Steps[0].Reason, ReasonFlapped)
 	}
+}
+
+// resolveWhileActing delivers the alert, then its resolved notification while the first action
+// runs (the runner must block), and waits until the running heal knows of it.
+func (h *harness) resolveWhileActing(t *testing.T) {
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+	waitFor(t, func() bool {
+		h.p.mu.Lock()
+		defer h.p.mu.Unlock()
+		j := h.p.inFlight["c1"]
+		return j != nil && j.resolved
+	})
 }
