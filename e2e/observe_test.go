@@ -314,9 +314,10 @@ type step struct {
 	// StabilizingSince is when the step's checks passed and its hold began.
 	StabilizingSince time.Time `json:"stabilizing_since"`
 	Evidence         *struct {
-		Object string            `json:"object"`
-		State  map[string]string `json:"state"`
-		Log    string            `json:"log"`
+		Captured time.Time         `json:"captured"`
+		Object   string            `json:"object"`
+		State    map[string]string `json:"state"`
+		Log      string            `json:"log"`
 	} `json:"evidence"`
 	EvidenceError string `json:"evidence_error"`
 }
