@@ -45,7 +45,7 @@ fuzz:
 	done
 
 e2e: build
-	E2E=1 $(GO) test -count=1 -timeout 15m -v ./e2e
+	E2E=1 $(GO) test -count=1 -timeout 30m -v ./e2e
 
 # The shipped docker-compose.yml, started on the local engine with images .ci/compose-images builds
 # (nothing pulled), healing README scenarios; it rewrites docs/compose-timeline.md.

@@ -31,6 +31,9 @@ var scenarios = []scenario{
 	{"pool exhaustion on order-service: pool reset, no restart", poolExhaustion, false},
 	{"payment instance partitioned: rerouted, restarted", partition, false},
 	{"healing paused: nothing done until resumed", pausedThenResumed, false},
+	{"a fix that does not hold: flapped, escalated to a restart", flapDuringHold, false},
+	{"restart with a scrape gap: verified only after a healthy hold", scrapeGap, false},
+	{"relapse after a verified heal: recorded and counted", relapseAfterHeal, false},
 }
 
 // TestEndToEnd runs the whole stack and every scenario against it. It is the only test here, so
@@ -96,13 +99,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// The CPU scenario (4) and the flushable leak (1) run alone first: 4 holds the loop to
 	// "healthy within 30s of the alert", which a heal queued behind another target's would miss
-	// (max_concurrent_heals is 1), and 1 is the reference time to heal.
+	// (max_concurrent_heals is 1), and 1 is the reference time to heal. The scrape gap (11)
+	// follows, in its own container: its timings are the hold's, and a heal of scenario 6 in
+	// between would only blur them. The memory scenarios are spread so that no five minutes
+	// see more than three targets of memory-high, its blast radius (1: user; 11: catalog; 2:
+	// payment-2; 5: user and payment-1, minutes later; 9, 10, 12: user again).
 	// The unhealable service (6) spends minutes waiting out cooldowns and failed verifications in
 	// its own container; it runs alongside the others, one after another, to keep the whole run
 	// within its time budget. Their timings then include waiting for its heals, which the
 	// table's "received" to "first action" gap shows.
 	runOne(t, 3)
 	runOne(t, 0)
+	runOne(t, 10)
 	t.Run("rest", func(t *testing.T) {
 		t.Run("background", func(t *testing.T) {
 			t.Parallel()
@@ -112,7 +120,7 @@ func TestEndToEnd(t *testing.T) {
 		})
 		t.Run("foreground", func(t *testing.T) {
 			t.Parallel()
-			for _, i := range []int{1, 2, 4, 6, 7, 8} {
+			for _, i := range []int{1, 2, 6, 7, 4, 8, 9, 11} {
 				runOne(t, i)
 			}
 		})

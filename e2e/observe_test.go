@@ -287,16 +287,49 @@ type heal struct {
 	Ended    time.Time `json:"ended"`
 	Result   string    `json:"result"`
 	Reason   string    `json:"reason"`
-	Steps    []struct {
-		Name    string    `json:"name"`
-		Action  string    `json:"action"`
-		Start   time.Time `json:"start"`
-		End     time.Time `json:"end"`
-		Outcome string    `json:"outcome"`
-		Reason  string    `json:"reason"`
-		Error   string    `json:"error"`
-		Detail  string    `json:"detail"`
-	} `json:"steps"`
+	Steps    []step    `json:"steps"`
+	// Relapse is set when the alert came back within the relapse window after the heal.
+	Relapse *struct {
+		At    time.Time `json:"at"`
+		Alert struct {
+			Name     string    `json:"name"`
+			StartsAt time.Time `json:"startsAt"`
+		} `json:"alert"`
+	} `json:"relapse"`
+	OutsideRestart *struct {
+		What string `json:"what"`
+	} `json:"outside_restart"`
+}
+
+// step is one step of a heal record.
+type step struct {
+	Name    string    `json:"name"`
+	Action  string    `json:"action"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Outcome string    `json:"outcome"`
+	Reason  string    `json:"reason"`
+	Error   string    `json:"error"`
+	Detail  string    `json:"detail"`
+	// StabilizingSince is when the step's checks passed and its hold began.
+	StabilizingSince time.Time `json:"stabilizing_since"`
+	Evidence         *struct {
+		Captured time.Time         `json:"captured"`
+		Object   string            `json:"object"`
+		State    map[string]string `json:"state"`
+		Log      string            `json:"log"`
+	} `json:"evidence"`
+	EvidenceError string `json:"evidence_error"`
+}
+
+// step returns the heal's step of that name, and whether it ran.
+func (h heal) step(name string) (step, bool) {
+	for _, st := range h.Steps {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return step{}, false
 }
 
 func (h heal) String() string {
@@ -309,10 +342,20 @@ func (h heal) String() string {
 		if st.Error != "" {
 			s += " error: " + st.Error
 		}
+		if !st.StabilizingSince.IsZero() {
+			s += " stabilizing " + clock(st.StabilizingSince) + "-" + clock(st.End)
+		}
 		steps = append(steps, s)
 	}
-	return fmt.Sprintf("heal %s %s on %s for %s: %s %s [%s] %s-%s", h.ID, h.Playbook, h.Target, h.Alert.Name,
+	s := fmt.Sprintf("heal %s %s on %s for %s: %s %s [%s] %s-%s", h.ID, h.Playbook, h.Target, h.Alert.Name,
 		h.Result, h.Reason, strings.Join(steps, "; "), clock(h.Started), clock(h.Ended))
+	if h.OutsideRestart != nil {
+		s += " outside restart: " + h.OutsideRestart.What
+	}
+	if h.Relapse != nil {
+		s += " relapsed at " + clock(h.Relapse.At)
+	}
+	return s
 }
 
 // firstAction returns when the heal's first step that did something started.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -31,23 +32,29 @@ const (
 // would reach the limit, and the kernel's OOM kill, before the alert's `for:` has passed.
 func (s *stack) fillMemory(t *testing.T, c, kind string) time.Time {
 	t.Helper()
+	return s.fillMemoryTo(t, c, kind, fillRateMB, fillRatio)
+}
+
+// fillMemoryTo is fillMemory at another leak rate (MB/s) and share of the limit.
+func (s *stack) fillMemoryTo(t *testing.T, c, kind, rateMB string, target float64) time.Time {
+	t.Helper()
 	svc := s.svc(c)
-	at := s.chaos(t, c, "memory-leak", url.Values{"kind": {kind}, "rate_mb": {fillRateMB}})
-	ratio, ok := s.waitMemory(c, 90*time.Second)
+	at := s.chaos(t, c, "memory-leak", url.Values{"kind": {kind}, "rate_mb": {rateMB}})
+	ratio, ok := s.waitMemory(c, target, 90*time.Second)
 	code, body := testutil.Do(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), "", nil)
 	if code/100 != 2 {
 		t.Fatalf("stop leak on %s: %d %s", c, code, body)
 	}
 	if !ok {
-		t.Fatalf("%s: resident memory reached only %.0f%% of the limit", c, ratio*100)
+		t.Fatalf("%s: resident memory reached only %.0f%% of the limit, want %.0f%%", c, ratio*100, target*100)
 	}
 	t.Logf("%s memory at %.0f%% of its limit", c, ratio*100)
 	return at
 }
 
 // waitMemory polls c's resident memory closely (the leak grows a few MB between two polls) until
-// it reaches fillRatio of the limit; it returns the last ratio seen.
-func (s *stack) waitMemory(c string, timeout time.Duration) (float64, bool) {
+// it reaches target (a share of the limit); it returns the last ratio seen.
+func (s *stack) waitMemory(c string, target float64, timeout time.Duration) (float64, bool) {
 	u := s.svc(c).url("/metrics")
 	deadline := time.Now().Add(timeout)
 	var ratio float64
@@ -62,7 +69,7 @@ func (s *stack) waitMemory(c string, timeout time.Duration) (float64, bool) {
 				limit, _ := testutil.Sample(fams, "demo_memory_limit_bytes", nil)
 				if limit > 0 {
 					ratio = rss / limit
-					if ratio >= fillRatio {
+					if ratio >= target {
 						return ratio, true
 					}
 				}
@@ -138,6 +145,39 @@ func (s *stack) expectHealed(t *testing.T, tl *timeline, c string, alertnames ..
 		}
 	}
 	return h
+}
+
+// healPage returns GET /api/v1/heals/{id}.
+func (s *stack) healPage(t *testing.T, id string) heal {
+	t.Helper()
+	var h heal
+	testutil.GetJSON(t, s.remURL+"/api/v1/heals/"+url.PathEscape(id), &h)
+	return h
+}
+
+// assertEvidence checks that a docker step kept, before acting, what a person would look at
+// afterwards: the container's state as the engine showed it, and its log lines as far as the
+// engine holds any from before the capture.
+func assertEvidence(t *testing.T, c string, st step) {
+	t.Helper()
+	ev := st.Evidence
+	if ev == nil {
+		t.Errorf("the %s step kept no evidence (%s)", st.Name, st.EvidenceError)
+		return
+	}
+	if ev.State["status"] != "running" || ev.State["oom_killed"] != "false" || ev.State["restart_count"] == "" || ev.State["log_error"] != "" {
+		t.Errorf("the %s step's evidence does not hold the running container's state: %+v", st.Name, ev)
+	}
+	out, err := exec.Command("docker", "logs", "--until", ev.Captured.Format(time.RFC3339Nano), c).CombinedOutput()
+	switch {
+	case err != nil:
+		t.Errorf("docker logs %s: %v: %s", c, err, out)
+	case strings.TrimSpace(ev.Log) == "" && strings.TrimSpace(string(out)) != "":
+		t.Errorf("the %s step's evidence has no log lines, the engine has %d bytes from before the capture: %q",
+			st.Name, len(out), out)
+	case strings.TrimSpace(ev.Log) == "":
+		t.Logf("%s printed nothing before the capture: the evidence's empty log is right", c)
+	}
 }
 
 // ranActions returns the actions of the steps that acted (not skipped), in order.
@@ -232,6 +272,9 @@ func unflushableLeak(t *testing.T, s *stack, tl *timeline) {
 	if after.ID != before.ID {
 		t.Logf("%s was recreated (new id), not restarted", c)
 	}
+	// The list leaves the evidence logs out; the heal's own page has them.
+	full := s.healPage(t, h.ID)
+	assertEvidence(t, c, full.Steps[len(full.Steps)-1])
 	if r := s.memoryRatio(t, c); r > 0.5 {
 		t.Errorf("%s memory still at %.0f%% of its limit after the restart", c, r*100)
 	}
@@ -301,11 +344,21 @@ func cpuExhaustion(t *testing.T, s *stack, tl *timeline) {
 		t.Errorf("want a restart to heal %s, ran %v", c, acted)
 	}
 	after := assertRestarted(t, s, c, before, startTime)
-	// Healthy again: restarted, and the heal verified (the alert stopped firing).
-	if d := tl.Verified.Sub(tl.Firing); d > 30*time.Second {
-		t.Errorf("%s healed %s after the alert fired, want within 30s", c, d.Round(time.Second))
+	// Healthy again within 30s: restarted and the alert gone, which is when the restart's hold
+	// began. The heal is verified a hold later: that it stayed healthy is not part of the 30s.
+	restart := h.Steps[len(h.Steps)-1]
+	hold := time.Duration(s.stepVerify(t, h.Playbook, restart.Name).StableFor)
+	if restart.StabilizingSince.IsZero() {
+		t.Fatalf("the restart of %s has no hold: %s", c, h)
 	}
-	tl.Note = fmt.Sprintf("restarted %.1fs after firing", after.StartedAt.Sub(tl.Firing).Seconds())
+	if d := restart.StabilizingSince.Sub(tl.Firing); d > 30*time.Second {
+		t.Errorf("%s healthy again %s after the alert fired, want within 30s", c, d.Round(time.Second))
+	}
+	if d := tl.Verified.Sub(restart.StabilizingSince); d < hold {
+		t.Errorf("%s verified %s after its hold began, want at least the hold, %s", c, d.Round(100*time.Millisecond), hold)
+	}
+	tl.Note = fmt.Sprintf("restarted %.1fs after firing, healthy (hold began) %.1fs after firing, verified after a %s hold",
+		after.StartedAt.Sub(tl.Firing).Seconds(), restart.StabilizingSince.Sub(tl.Firing).Seconds(), hold)
 	if v, _ := testutil.Sample(testutil.Scrape(t, s.svc(c).url("/metrics")), "demo_fault_active", map[string]string{"fault": "cpu"}); v != 0 {
 		t.Errorf("%s still burns CPU after the restart", c)
 	}
@@ -356,7 +409,7 @@ func (s *stack) fillMemoryNoFail(t *testing.T, c, kind string) time.Time {
 		t.Errorf("leak on %s: %d %s", c, code, body)
 		return at
 	}
-	_, ok := s.waitMemory(c, 90*time.Second)
+	_, ok := s.waitMemory(c, fillRatio, 90*time.Second)
 	testutil.Do(t, http.MethodDelete, svc.url("/chaos/memory-leak?kind="+kind), "", nil)
 	if !ok {
 		t.Errorf("%s: memory did not reach %.0f%% of the limit", c, fillRatio*100)

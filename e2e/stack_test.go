@@ -18,6 +18,7 @@ import (
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/remediator/config"
 )
 
 // Container resources as in the compose file: the memory and CPU alerts are relative to them.
@@ -52,6 +53,8 @@ type stack struct {
 	token     string
 	addrs     stackAddrs
 	changes   Changes
+	// playbooks is the playbook file the remediator runs, as it reads it.
+	playbooks *config.Config
 
 	prom     promv1.API
 	promURL  string
@@ -109,11 +112,13 @@ const (
 	cPayment2   = "e2e-payment-service-2"
 	cLoadgen    = "e2e-loadgen"
 	cUnhealable = "e2e-inventory-service"
+	cGap        = "e2e-catalog-service"
 )
 
 // startStack builds and starts everything, and stops it all when t ends, even on failure.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	var err error
 	s := &stack{
 		root:     testutil.RepoRoot(t),
 		dir:      t.TempDir(),
@@ -174,7 +179,7 @@ func startStack(t *testing.T) *stack {
 	s.promURL = "http://" + s.addrs.Prometheus
 	s.amURL = "http://" + s.addrs.Alertmanager
 	s.remURL = "http://" + s.addrs.Remediator
-	for i, name := range []string{cUser, cOrder, cPayment1, cPayment2, cUnhealable} {
+	for i, name := range []string{cUser, cOrder, cPayment1, cPayment2, cUnhealable, cGap} {
 		s.addrs.Ports[name] = ports[4+i]
 	}
 	s.oncall = testutil.StartReceiver(t)
@@ -189,6 +194,9 @@ func startStack(t *testing.T) *stack {
 	promCfg := s.generate(t, "prometheus/prometheus.yml", "prometheus.yml", genPrometheusConfig)
 	amCfg := s.generate(t, "alertmanager/alertmanager.yml", "alertmanager.yml", genAlertmanagerConfig)
 	playbooks := s.generate(t, "remediator/playbooks.yml", "playbooks.yml", genPlaybooks)
+	if s.playbooks, err = config.Load(playbooks); err != nil {
+		t.Fatalf("the generated playbooks do not load: %v", err)
+	}
 
 	// The shared helper skips outside CI when PostgreSQL is missing; with E2E set that must fail.
 	lookTool(t, "initdb")

@@ -106,7 +106,7 @@ func memTotal() string {
 func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passed bool) error {
 	var b strings.Builder
 	b.WriteString("# End-to-end timeline\n\n")
-	b.WriteString("Written by the end-to-end test (`make e2e`, or `E2E=1 go test -count=1 -timeout 15m -v ./e2e`) on every run;\n")
+	b.WriteString("Written by the end-to-end test (`make e2e`, or `E2E=1 go test -count=1 -timeout 30m -v ./e2e`) on every run;\n")
 	b.WriteString("the numbers below are from the latest run. Each scenario injects a real fault into a demo container\n")
 	b.WriteString("and times, from the outside, how the loop reacted: Prometheus' alert states (polled every 0.5 s), the\n")
 	b.WriteString("remediator's target states and heal history (its API), and the container's state (the engine).\n\n")
@@ -116,8 +116,9 @@ func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passe
 	b.WriteString(machine(s.versions))
 	b.WriteString("\n## Timeline\n\n")
 	b.WriteString("Seconds after the fault was injected. *received*: the remediator's API first shows the target affected;\n")
-	b.WriteString("*first action*: the first step of the heal that acted; *verified*: the heal ended healed;\n")
-	b.WriteString("*firing → healed*: from the alert firing in Prometheus to the verified heal.\n\n")
+	b.WriteString("*first action*: the first step of the heal that acted; *verified*: the heal ended healed, which is\n")
+	b.WriteString("after the healing step's hold (`verify.stable_for`: the target stayed healthy and the alert neither\n")
+	b.WriteString("fired nor was pending); *firing → healed*: from the alert firing in Prometheus to the verified heal.\n\n")
 	b.WriteString(table(tls))
 	b.WriteString("\n## How the test stack differs from the shipped configuration\n\n")
 	b.WriteString("The test generates its configuration from the shipped files at every run; only addresses and timings change:\n\n")
@@ -150,9 +151,10 @@ func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passe
 	b.WriteString("- Before each scenario the test waits until no alert of the previous one is pending or firing and the\n")
 	b.WriteString("  rule windows hold no slow or failed request, then resets every target through the remediator's API\n")
 	b.WriteString("  (as an operator would), so each scenario starts with a full budget and no cooldown.\n")
-	b.WriteString("- Order: 4 and 1 run alone; then 6 (the unhealable service, in its own container) runs alongside 2, 3,\n")
-	b.WriteString("  5, 7, 8 and 9, which run one after another. With one heal at a time (max_concurrent_heals: 1), their\n")
-	b.WriteString("  first action can wait for one of 6's failing verifications; the notes say when.\n")
+	b.WriteString("- Order: 4, 1 and 11 run alone; then 6 (the unhealable service, in its own container) runs alongside\n")
+	b.WriteString("  2, 3, 7, 8, 5, 9, 10 and 12, which run one after another (spread so that no five minutes see more\n")
+	b.WriteString("  than three targets of one playbook, its blast radius). With one heal at a time (max_concurrent_heals:\n")
+	b.WriteString("  1), their first action can wait for one of 6's failing verifications; the notes say when.\n")
 	path := filepath.Join(root, "docs", "e2e-timeline.md")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err

@@ -123,6 +123,11 @@ func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first in
 			h.Result, h.Reason = store.HealFailed, "step "+rec.Name+" "+rec.Error
 			break
 		}
+		if rec.Reason == ReasonFlapped {
+			// The step's fix made the alert resolve, and the hold saw it come back: that
+			// resolution is over, and the playbook escalates instead of ending resolved.
+			p.unresolve(j)
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -169,12 +174,12 @@ func (s act) run(ctx context.Context, d *decision, st *config.Step, rec *store.S
 	req := action.Request{Playbook: d.playbook, Step: st, Alert: d.alert, Target: d.target}
 	s.collectEvidence(ctx, req, rec)
 	actx, cancel := context.WithTimeout(ctx, stepTimeout(d.playbook, st))
-	if st.Wait != nil && d.resolved != nil {
+	if resolved := d.resolved; st.Wait != nil && resolved != nil {
 		// A wait gives the target time to recover; once the alert resolved there is nothing
 		// to wait for. Any other action, once started, is finished and verified.
 		go func() {
 			select {
-			case <-d.resolved:
+			case <-resolved:
 				cancel()
 			case <-actx.Done(): // the wait ended; cancel below ends this
 			}
@@ -243,6 +248,16 @@ func (p *Pipeline) isResolved(j *job) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return j.resolved
+}
+
+// unresolve forgets that the job's alert resolved, with a fresh channel for later waits.
+func (p *Pipeline) unresolve(j *job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.resolved {
+		j.resolved = false
+		j.d.resolved = make(chan struct{})
+	}
 }
 
 func stepTimeout(pb *config.Playbook, st *config.Step) time.Duration {

@@ -56,15 +56,7 @@ func TestResolveDuringAction(t *testing.T) {
 			h := newHarness(t, playbooks(t), quietProm())
 			h.runner.block = make(chan struct{})
 			h.runner.fail["flush-cache"] = tc.fail
-			h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
-			waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
-			h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
-			waitFor(t, func() bool {
-				h.p.mu.Lock()
-				defer h.p.mu.Unlock()
-				j := h.p.inFlight["c1"]
-				return j != nil && j.resolved
-			})
+			h.resolveWhileActing(t)
 			close(h.runner.block)
 			h.idle()
 			hs := h.heals()
@@ -79,4 +71,39 @@ func TestResolveDuringAction(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The step's fix resolves the alert (its resolved notification arrives while the step acts),
+// then the alert comes back in the step's hold: the step flapped, and the resolution it heard
+// of is over. The playbook escalates to the restart instead of ending resolved.
+func TestFlapAfterResolveEscalates(t *testing.T) {
+	prom := quietProm()
+	prom.pendingAfter = 1
+	h := newHarness(t, playbooks(t, fastVerify), prom)
+	h.runner.block = make(chan struct{})
+	clearPendingOnRestart(h, prom)
+	h.resolveWhileActing(t)
+	close(h.runner.block)
+	h.idle()
+	hs := h.heals()
+	if len(hs) != 1 || steps(hs[0]) != "flush-cache=failed;restart=succeeded;" || hs[0].Result != store.HealHealed {
+		t.Fatalf("heals = %+v", hs)
+	}
+	if hs[0].Steps[0].Reason != ReasonFlapped {
+		t.Errorf("flush-cache: reason %q, want %q", hs[0].Steps[0].Reason, ReasonFlapped)
+	}
+}
+
+// resolveWhileActing delivers the alert, then its resolved notification while the first action
+// runs (the runner must block), and waits until the running heal knows of it.
+func (h *harness) resolveWhileActing(t *testing.T) {
+	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
+	waitFor(t, func() bool { return len(h.runner.Calls()) == 1 })
+	h.deliver(alert("ServiceMemoryHigh", "c1", "resolved"))
+	waitFor(t, func() bool {
+		h.p.mu.Lock()
+		defer h.p.mu.Unlock()
+		j := h.p.inFlight["c1"]
+		return j != nil && j.resolved
+	})
 }

@@ -88,6 +88,9 @@ type fakeProm struct {
 	// pending[alertname] puts the alert back in ALERTS as pending (seen by the hold, which asks
 	// for every state, not by the verification, which asks for firing only).
 	pending map[string]bool
+	// pendingAfter, when set, puts ServiceMemoryHigh back in pending after that many looks of a
+	// hold (once): the alert comes back after the hold saw it gone.
+	pendingAfter, looks int
 	// result for any non-ALERTS query
 	queryOK bool
 }
@@ -99,6 +102,11 @@ func (f *fakeProm) Query(_ context.Context, q string) (model.Vector, error) {
 		return nil, errors.New("connection refused")
 	}
 	if len(q) > 6 && q[:6] == "ALERTS" {
+		if f.pendingAfter > 0 && !strings.Contains(q, `alertstate="firing"`) {
+			if f.looks++; f.looks > f.pendingAfter {
+				f.pending, f.pendingAfter = map[string]bool{"ServiceMemoryHigh": true}, 0
+			}
+		}
 		for name, on := range f.firing {
 			if on && strings.Contains(q, `alertname="`+name+`"`) {
 				return model.Vector{&model.Sample{Metric: model.Metric{"alertname": model.LabelValue(name)}}}, nil

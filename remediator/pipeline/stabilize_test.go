@@ -11,19 +11,14 @@ import (
 	"github.com/selfheal/selfheal/remediator/store"
 )
 
-// The alert goes pending again during the first step's hold: that step failed as flapped, and
-// the playbook escalates to the restart, whose hold the target passes.
+// The alert goes pending again during the first step's hold, after its first look saw it gone:
+// that step failed as flapped, and the playbook escalates to the restart, whose hold the target
+// passes.
 func TestFlapEscalates(t *testing.T) {
 	prom := quietProm()
-	prom.pending = map[string]bool{"ServiceMemoryHigh": true}
+	prom.pendingAfter = 1
 	h := newHarness(t, playbooks(t, fastVerify), prom)
-	h.runner.after = func() {
-		if calls := h.runner.Calls(); calls[len(calls)-1] == "c1/restart" {
-			prom.mu.Lock()
-			prom.pending = nil
-			prom.mu.Unlock()
-		}
-	}
+	clearPendingOnRestart(h, prom)
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	h.idle()
 	hs := h.heals()
@@ -39,6 +34,17 @@ func TestFlapEscalates(t *testing.T) {
 	}
 	if got := h.counter("heals", "memory-high", "healed"); got != 1 {
 		t.Errorf("heals_total{healed} = %v", got)
+	}
+}
+
+// clearPendingOnRestart takes the alert out of pending when the restart acts: its hold passes.
+func clearPendingOnRestart(h *harness, prom *fakeProm) {
+	h.runner.after = func() {
+		if calls := h.runner.Calls(); calls[len(calls)-1] == "c1/restart" {
+			prom.mu.Lock()
+			prom.pending = nil
+			prom.mu.Unlock()
+		}
 	}
 }
 

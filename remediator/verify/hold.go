@@ -49,7 +49,9 @@ var (
 
 // Hold blocks until the target was observed healthy for h.For without a break (nil), the alert
 // came back (ErrFlapped) or h.For+h.Timeout passed (ErrNotStable). Healthy means: the alert is
-// neither firing nor pending in Prometheus' ALERTS, and the healthy query returns a sample.
+// neither firing nor pending in Prometheus' ALERTS, and the healthy query returns a sample. The
+// alert firing is a flap at any look; pending only once the hold saw it gone, since a pending
+// series the step's action has not been judged on yet is the past, not a flap.
 // Without Prometheus, healthy means the episode's resolved notification arrived and no new one
 // fired.
 func (v *Verifier) Hold(ctx context.Context, h Hold) error {
@@ -67,9 +69,19 @@ func (v *Verifier) Hold(ctx context.Context, h Hold) error {
 	deadline := start.Add(h.For + h.Timeout)
 	var since time.Time // zero while the target is not seen healthy
 	lastBreak := ""
+	cleared := false // the alert was seen neither firing nor pending in this hold
 	for {
 		now := clock.Now()
 		state, broken := v.look(ctx, h)
+		switch {
+		case state == "":
+			cleared = true
+		case state == "pending" && !cleared:
+			// Pending since before the step: the rule has not yet been evaluated on a scrape
+			// from after the action (a restart's first scrape comes a scrape interval later).
+			// Not healthy yet; a flap is the alert coming back once it was gone.
+			state, broken = "", "alert "+h.Alert.Labels["alertname"]+" still pending from before the hold"
+		}
 		if state != "" {
 			return fmt.Errorf("%w: alert %s is %s again %s into the hold", ErrFlapped, h.Alert.Labels["alertname"], state, now.Sub(start).Round(time.Millisecond))
 		}

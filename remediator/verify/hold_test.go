@@ -97,6 +97,21 @@ func TestHold(t *testing.T) {
 			}
 			return ""
 		}, always, 20 * s, "flapped: alert ServiceMemoryHigh is firing again 15s into the hold", 15 * s},
+		// Pending from before the step (no scrape since the action yet): not healthy, no flap.
+		{"still pending from before, then gone", func(el time.Duration) string {
+			if el < 10*s {
+				return "pending"
+			}
+			return ""
+		}, always, 20 * s, "", 30 * s},
+		{"still pending from before, then firing", func(el time.Duration) string {
+			if el < 10*s {
+				return "pending"
+			}
+			return "firing"
+		}, always, 20 * s, "flapped: alert ServiceMemoryHigh is firing again 10s into the hold", 10 * s},
+		{"pending throughout", func(time.Duration) string { return "pending" }, always, 20 * s,
+			"not stable: the target was not observed healthy for 20s in a row within 50s: alert ServiceMemoryHigh still pending from before the hold", 50 * s},
 		// Missing, then healthy only for a moment, then missing: never 20s in a row.
 		{"healthy too briefly", quiet, between(5, 15), 20 * s, "not stable: the target was not observed healthy for 20s in a row within 50s: up == 1 returned no samples", 50 * s},
 		{"healthy too late", quiet, between(40, 100), 20 * s, "healthy for only 10s, after up == 1 returned no samples", 50 * s},
