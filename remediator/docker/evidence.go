@@ -37,7 +37,7 @@ func (a *Actuator) Evidence(ctx context.Context, req action.Request) (*action.Ev
 	if req.Step == nil || req.Step.Docker == nil {
 		return nil, errors.New("not a docker step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 	t, err := a.target(ctx, req, start)
@@ -58,7 +58,7 @@ func (a *Actuator) Incarnation(ctx context.Context, req action.Request) (action.
 	if req.Step == nil || req.Step.Docker == nil {
 		return action.Incarnation{}, errors.New("not a docker step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	t, err := a.target(ctx, req, time.Now())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
@@ -136,7 +137,7 @@ func TestSelfDetection(t *testing.T) {
 
 func TestGuard(t *testing.T) {
 	id := strings.Repeat("c", 64)
-	a := &Actuator{optIn: DefaultOptInLabel, protected: DefaultProtectedLabel}
+	a := &Actuator{Settings: action.Settings{OptInLabel: DefaultOptInLabel, ProtectedLabel: DefaultProtectedLabel}}
 	for _, c := range []struct {
 		name   string
 		self   string

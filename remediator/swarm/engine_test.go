@@ -20,6 +20,7 @@ import (
 	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
 
 // The demo service's image, built once for the package FROM scratch under a test-only name.
@@ -325,7 +326,7 @@ func TestRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("evidence: %+v", ev)
-	if ev.Object != "service "+name+" ("+shortID(inspect(t, name, "{{.ID}}"))+")" {
+	if ev.Object != "service "+name+" ("+docker.ShortID(inspect(t, name, "{{.ID}}"))+")" {
 		t.Errorf("evidence is about %q, want the service", ev.Object)
 	}
 	for k, want := range map[string]string{

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
 
 // maxLogRead bounds what is read of a task's log stream, whatever the tail asked for: a task
@@ -27,7 +28,7 @@ func (a *Actuator) Evidence(ctx context.Context, req action.Request) (*action.Ev
 	if req.Step == nil || req.Step.Swarm == nil {
 		return nil, fmt.Errorf("not a swarm step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 	s, err := a.target(ctx, req)
@@ -88,7 +89,7 @@ func serviceState(o observation) map[string]string {
 
 func taskEvent(service string, t swarm.Task) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s task %s (%s): %s, desired %s", t.Status.Timestamp.UTC().Format(time.RFC3339), taskLabel(service, t), shortID(t.ID), t.Status.State, t.DesiredState)
+	fmt.Fprintf(&b, "%s task %s (%s): %s, desired %s", t.Status.Timestamp.UTC().Format(time.RFC3339), taskLabel(service, t), docker.ShortID(t.ID), t.Status.State, t.DesiredState)
 	if t.Status.Message != "" {
 		fmt.Fprintf(&b, ": %s", t.Status.Message)
 	}
