@@ -37,9 +37,7 @@ func chaos(t *testing.T, port int, query string) {
 
 func TestEvidenceHoldsStateAndLastLogLines(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	_, port := runDemo(t, healthy, name, optIn)
+	name, _, port := demoContainer(t, demoImages(t).healthy, optIn)
 	for range action.MaxEvidenceLogLines + 50 {
 		chaos(t, port, "errors?ratio=0.01")
 	}
@@ -89,9 +87,7 @@ func TestEvidenceHoldsStateAndLastLogLines(t *testing.T) {
 
 func TestEvidenceRefusesWhatRunRefuses(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, plain, name, nil)
+	name, _, _ := demoContainer(t, demoImages(t).plain, nil)
 	a := newActuator(t, Options{})
 	req := request(config.DockerAction{Action: "restart"}, map[string]string{"container": name})
 	if ev, err := a.Evidence(context.Background(), req); err == nil || !strings.Contains(err.Error(), "has not opted in") {
@@ -106,9 +102,7 @@ func TestEvidenceRefusesWhatRunRefuses(t *testing.T) {
 // an unflushable leak makes the kernel kill it and the engine start it again.
 func oomContainer(t *testing.T) (name string, port int) {
 	t.Helper()
-	plain, _, _ := demoImages(t)
-	name = containerName(t)
-	_, port = runDemo(t, plain, name, optIn, "--memory", "48m", "--memory-swap", "48m", "--restart", "on-failure")
+	name, _, port = demoContainer(t, demoImages(t).plain, optIn, "--memory", "48m", "--memory-swap", "48m", "--restart", "on-failure")
 	return name, port
 }
 
@@ -251,9 +245,7 @@ func (e *engineHeal) heal() store.Heal {
 
 func TestRestartHealRecordsEvidence(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, healthy, name, optIn)
+	name, _, _ := demoContainer(t, demoImages(t).healthy, optIn)
 	e := newEngineHeal(t, `
       - name: restart
         docker: {action: restart, stop_timeout: 2s}
