@@ -44,6 +44,18 @@ func validName(s string) error {
 	return nil
 }
 
+// IsContainerID reports whether s is a container id as an alert may carry one: 12 to 64 hex
+// digits.
+func IsContainerID(s string) bool { return isHexID(s, 12) }
+
+// IsExactRef reports whether the container the engine answered for ref (its name without the
+// leading slash, and its id) is the one ref means: by its exact name, or by an id of 12 or more
+// digits. The engine also takes any unambiguous id prefix for a name, so a short label value
+// could otherwise hit an unrelated container.
+func IsExactRef(ref, name, id string) bool {
+	return name == ref || (isHexID(ref, 12) && strings.HasPrefix(id, ref))
+}
+
 func isHexID(s string, minLen int) bool {
 	return len(s) >= minLen && len(s) <= 64 && hexPattern.MatchString(s)
 }
@@ -68,7 +80,7 @@ func (a *Actuator) resolve(ctx context.Context, explicit string, labels map[stri
 	}
 	if v := labels["container_id"]; v != "" {
 		v = strings.ToLower(v)
-		if !isHexID(v, 12) {
+		if !IsContainerID(v) {
 			return nil, action.Refuse(action.RefusedTarget, "alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
 		}
 		return a.byRef(ctx, v, "alert label container_id")
@@ -96,7 +108,7 @@ func (a *Actuator) byRef(ctx context.Context, ref, from string) (*target, error)
 		}
 		return nil, err
 	}
-	if t.name != ref && !(isHexID(ref, 12) && strings.HasPrefix(t.id, ref)) {
+	if !IsExactRef(ref, t.name, t.id) {
 		return nil, action.Refuse(action.RefusedTarget, "%s: %q is neither the name of a container nor an id of 12+ digits (the engine matched %s)", from, ref, t)
 	}
 	return t, nil

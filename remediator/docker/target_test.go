@@ -269,3 +269,23 @@ func TestConfigActionsAreImplemented(t *testing.T) {
 		}
 	}
 }
+
+func TestIsExactRef(t *testing.T) {
+	const id = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd"
+	for _, tc := range []struct {
+		ref  string
+		want bool
+	}{
+		{"order-service", true},
+		{id, true},
+		{id[:12], true},
+		// The engine matches a name by any unambiguous id prefix; a short one means another thing.
+		{id[:6], false},
+		{"order", false},
+		{"3F2A9C1B7D4E", false},
+	} {
+		if got := IsExactRef(tc.ref, "order-service", id); got != tc.want {
+			t.Errorf("IsExactRef(%q) = %v, want %v", tc.ref, got, tc.want)
+		}
+	}
+}

@@ -33,8 +33,7 @@ var (
 	// Swarm's object ids are 25 lowercase letters and digits.
 	objectID = regexp.MustCompile(`^[a-z0-9]{25}$`)
 	// A task's name, and its container's: <service>.<slot or node id>.<task id>.
-	taskName    = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9_-]{0,62})\.([0-9]{1,9}|[a-z0-9]{25})\.([a-z0-9]{25})$`)
-	containerID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	taskName = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9_-]{0,62})\.([0-9]{1,9}|[a-z0-9]{25})\.([a-z0-9]{25})$`)
 )
 
 // service is the one service an action is about, as inspected just before acting.
@@ -72,7 +71,7 @@ func (a *Actuator) resolve(ctx context.Context, explicit string, labels map[stri
 		return a.byContainer(ctx, v, "alert label "+l)
 	}
 	if v := strings.ToLower(labels["container_id"]); v != "" {
-		if !containerID.MatchString(v) {
+		if !docker.IsContainerID(v) {
 			return nil, action.Refuse(action.RefusedTarget, "alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
 		}
 		return a.byContainer(ctx, v, "alert label container_id")
@@ -138,9 +137,7 @@ func (a *Actuator) byContainer(ctx context.Context, ref, from string) (*service,
 		return nil, err
 	}
 	c := res.Container
-	// The engine also takes any unambiguous id prefix for a name: a short value must not hit an
-	// unrelated container.
-	if c.Config == nil || (strings.TrimPrefix(c.Name, "/") != ref && !(containerID.MatchString(ref) && strings.HasPrefix(c.ID, ref))) {
+	if c.Config == nil || !docker.IsExactRef(ref, strings.TrimPrefix(c.Name, "/"), c.ID) {
 		return nil, action.Refuse(action.RefusedTarget, "%s: %q is neither the name of a container nor an id of 12+ digits", from, ref)
 	}
 	id, name := c.Config.Labels[serviceIDLabel], c.Config.Labels[serviceNameLabel]
