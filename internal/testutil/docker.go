@@ -2,13 +2,16 @@ package testutil
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -117,6 +120,62 @@ func BuildDemoServiceImages(images map[string][]string) error {
 		}
 	}
 	return nil
+}
+
+// DemoImages are the FROM scratch images of the demo service that a test package shares: built
+// once, on first use, under test-only names, and removed by the package's TestMain with Remove.
+type DemoImages struct {
+	once sync.Once
+	err  error
+	tags []string
+}
+
+// Build builds the images on first use and returns their tags, in the order of variants: each
+// variant is a tag suffix and its extra Dockerfile lines (see BuildScratchImage). pkg names the
+// package in the tags, so that packages testing at once on one engine never share an image.
+// Every later call returns the same tags, whatever it asks for.
+func (d *DemoImages) Build(t testing.TB, pkg string, variants ...DemoImage) []string {
+	t.Helper()
+	d.once.Do(func() {
+		base := fmt.Sprintf("selfheal-test/demo-service:%s-%d", pkg, os.Getpid())
+		images := map[string][]string{}
+		for _, v := range variants {
+			images[base+v.Suffix] = v.Dockerfile
+			// Named before they are built, so that Remove deletes whatever a failed build left.
+			d.tags = append(d.tags, base+v.Suffix)
+		}
+		d.err = BuildDemoServiceImages(images)
+	})
+	if d.err != nil {
+		t.Fatalf("building the demo-service test images: %v", d.err)
+	}
+	return d.tags
+}
+
+// A DemoImage is one variant of DemoImages: a tag suffix and the Dockerfile lines it adds.
+type DemoImage struct {
+	Suffix     string
+	Dockerfile []string
+}
+
+// Remove deletes the images Build made, if it ran.
+func (d *DemoImages) Remove() error {
+	var errs []error
+	for _, tag := range d.tags {
+		errs = append(errs, RemoveImage(tag))
+	}
+	return errors.Join(errs...)
+}
+
+// UniqueName is a name for what one test creates on the shared engine (a container, a service):
+// prefix, the test's name as Docker accepts it (at most 40 characters), and a random suffix, so
+// that parallel runs and leftovers of an earlier run never collide.
+func UniqueName(t testing.TB, prefix string) string {
+	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(n) > 40 {
+		n = n[:40]
+	}
+	return fmt.Sprintf("%s-%s-%04x", prefix, strings.Trim(n, "-"), rand.IntN(0x10000))
 }
 
 // buildDemoService builds the demo service as a static binary at out.

@@ -12,11 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -46,7 +44,7 @@ type KubeControlPlane struct {
 	AdminKubeconfig string
 
 	dir   string
-	procs []*exec.Cmd // in start order
+	procs []*Process // in start order
 	err   error
 }
 
@@ -87,23 +85,11 @@ func (k *KubeControlPlane) Require(t testing.TB) {
 // already gone), and removes their files.
 func (k *KubeControlPlane) Stop() {
 	for i := len(k.procs) - 1; i >= 0; i-- {
-		stopProcess(k.procs[i])
+		k.procs[i].Stop()
 	}
 	k.procs = nil
 	if k.dir != "" {
 		_ = os.RemoveAll(k.dir)
-	}
-}
-
-func stopProcess(cmd *exec.Cmd) {
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
 	}
 }
 
@@ -195,19 +181,11 @@ current-context: test
 
 // run starts one process with its output in a log file next to its data.
 func (k *KubeControlPlane) run(bin, name string, args ...string) error {
-	logFile, err := os.Create(filepath.Join(k.dir, name+".log"))
+	p, err := launch(name, os.Environ(), filepath.Join(bin, name), filepath.Join(k.dir, name+".log"), setParentDeathSignal, args...)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(bin, name), args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	setParentDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	_ = logFile.Close()
-	k.procs = append(k.procs, cmd)
+	k.procs = append(k.procs, p)
 	return nil
 }
 
@@ -255,11 +233,7 @@ func (k *KubeControlPlane) waitHealthy(name, url string, tlsCfg *tls.Config, tok
 
 func (k *KubeControlPlane) logTail(name string) string {
 	b, _ := os.ReadFile(filepath.Join(k.dir, name+".log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return "\n" + strings.Join(lines, "\n")
+	return "\n" + lastLines(string(b), 15)
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

@@ -35,25 +35,10 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 // startProcess is StartProcess with the whole environment given.
 func startProcess(t testing.TB, name string, env []string, bin string, args ...string) *Process {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	f, err := os.Create(logPath)
+	p, err := launch(name, env, bin, filepath.Join(t.TempDir(), name+".log"), nil, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &Process{Name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
@@ -61,6 +46,34 @@ func startProcess(t testing.TB, name string, env []string, bin string, args ...s
 		}
 	})
 	return p
+}
+
+// launch starts bin with args and env, its output in the file logPath, in a process group of its
+// own. prepare, when given, adjusts the command before it starts. It is the start of every
+// program here, whether a test or a whole package owns it.
+func launch(name string, env []string, bin, logPath string, prepare func(*exec.Cmd), args ...string) (*Process, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if prepare != nil {
+		prepare(cmd)
+	}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &Process{Name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
 }
 
 // StartServer starts a program that serves HTTP on a free loopback port, given to it as
@@ -172,8 +185,10 @@ func (p *Process) Output() string {
 }
 
 // Tail is the last n lines of the program's output.
-func (p *Process) Tail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.Output(), "\n"), "\n")
+func (p *Process) Tail(n int) string { return lastLines(p.Output(), n) }
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

@@ -1,8 +1,14 @@
 package testutil
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -67,13 +73,7 @@ func StartPrometheusBinary(t testing.TB, bin, configYAML string, ruleFiles ...st
 			t.Fatalf("prometheus config: %v", err)
 		}
 	}
-	cfg := WriteFile(t, dir, "prometheus.yml", configYAML)
-	return StartServer(t, "prometheus", bin, "/-/ready",
-		"--config.file="+cfg,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.enable-lifecycle",
-		"--log.level=info",
-	).URL
+	return startConfigured(t, dir, "prometheus", bin, configYAML, "--storage.tsdb.path", "--web.enable-lifecycle")
 }
 
 // StartAlertmanager runs a real Alertmanager (Debian's `prometheus-alertmanager`, or
@@ -82,15 +82,18 @@ func StartPrometheusBinary(t testing.TB, bin, configYAML string, ruleFiles ...st
 func StartAlertmanager(t testing.TB, configYAML string) string {
 	t.Helper()
 	bin := LookPath(t, "prometheus-alertmanager", "alertmanager")
-	dir := t.TempDir()
-	cfg := WriteFile(t, dir, "alertmanager.yml", configYAML)
-	return StartServer(t, "alertmanager", bin, "/-/ready",
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		// An empty address turns gossip off: no second port, no peers to wait for.
-		"--cluster.listen-address=",
-		"--log.level=info",
-	).URL
+	// An empty address turns gossip off: no second port, no peers to wait for.
+	return startConfigured(t, t.TempDir(), "alertmanager", bin, configYAML, "--storage.path", "--cluster.listen-address=")
+}
+
+// startConfigured runs a server of the Prometheus family the way both take it: configYAML in
+// dir/<name>.yml, its storage in dir/data under the server's own storageFlag, then the extra
+// flags. It returns the base URL once /-/ready answers.
+func startConfigured(t testing.TB, dir, name, bin, configYAML, storageFlag string, extra ...string) string {
+	t.Helper()
+	cfg := WriteFile(t, dir, name+".yml", configYAML)
+	args := append([]string{"--config.file=" + cfg, storageFlag + "=" + filepath.Join(dir, "data")}, extra...)
+	return StartServer(t, name, bin, "/-/ready", append(args, "--log.level=info")...).URL
 }
 
 // replaceRuleFiles sets rule_files in a Prometheus config to the given paths (made absolute,
@@ -114,4 +117,69 @@ func replaceRuleFiles(configYAML string, ruleFiles []string) (string, error) {
 	cfg["rule_files"] = abs
 	out, err := yaml.Marshal(cfg)
 	return string(out), err
+}
+
+// A ScrapeTarget is a tiny endpoint for a real Prometheus to scrape: it serves "demo_ready 1"
+// while healthy and answers 503 while failing, so a test opens and closes a scrape gap at will.
+type ScrapeTarget struct {
+	// Instance is host:port, the instance label Prometheus gives the target's series.
+	Instance string
+	failing  atomic.Bool
+}
+
+// NewScrapeTarget starts a healthy ScrapeTarget on a loopback port; it closes when the test ends.
+func NewScrapeTarget(t testing.TB) *ScrapeTarget {
+	t.Helper()
+	s := &ScrapeTarget{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if s.failing.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "demo_ready 1")
+	}))
+	t.Cleanup(srv.Close)
+	s.Instance = strings.TrimPrefix(srv.URL, "http://")
+	return s
+}
+
+// SetFailing makes every scrape from now on fail (true) or succeed again (false).
+func (s *ScrapeTarget) SetFailing(failing bool) { s.failing.Store(failing) }
+
+// A ScrapingPrometheus is a real Prometheus that scrapes one job every 200ms, its targets
+// discovered from a file, so a test can drop a target as service discovery drops a stopped
+// container (its series are then marked stale).
+type ScrapingPrometheus struct {
+	URL     string
+	targets string // the file_sd file
+}
+
+// StartScrapingPrometheus runs bin (see Prometheuses) scraping job from targets (host:port, e.g.
+// a ScrapeTarget's Instance); rules are evaluated every 200ms too.
+func StartScrapingPrometheus(t testing.TB, bin, job string, targets ...string) *ScrapingPrometheus {
+	t.Helper()
+	p := &ScrapingPrometheus{targets: filepath.Join(t.TempDir(), "targets.json")}
+	p.SetTargets(t, targets...)
+	p.URL = StartPrometheusBinary(t, bin, fmt.Sprintf(`global: {scrape_interval: 200ms, evaluation_interval: 200ms}
+scrape_configs:
+  - job_name: %q
+    file_sd_configs: [{files: [%q], refresh_interval: 1s}]
+`, job, p.targets))
+	return p
+}
+
+// SetTargets replaces the job's targets; Prometheus reads them within a second.
+func (p *ScrapingPrometheus) SetTargets(t testing.TB, targets ...string) {
+	t.Helper()
+	b, err := json.Marshal([]map[string][]string{{"targets": append([]string{}, targets...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written whole and renamed, so Prometheus never reads half a file.
+	if err := os.WriteFile(p.targets+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p.targets+".tmp", p.targets); err != nil {
+		t.Fatal(err)
+	}
 }

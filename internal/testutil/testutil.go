@@ -10,6 +10,7 @@ package testutil
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -100,4 +101,13 @@ func repoRoot() (string, error) {
 		return "", errors.New("cannot locate the repository root")
 	}
 	return filepath.Join(filepath.Dir(file), "..", ".."), nil
+}
+
+// Logger is the logger for code under test: its lines go to stderr with `go test -v`, and
+// nowhere otherwise.
+func Logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -24,3 +24,13 @@ type Request struct {
 type Runner interface {
 	Run(ctx context.Context, req Request) (detail string, err error)
 }
+
+// FirstLabel returns the first of the named alert labels that is set, and its name.
+func FirstLabel(labels map[string]string, names ...string) (value, name string) {
+	for _, n := range names {
+		if v := labels[n]; v != "" {
+			return v, n
+		}
+	}
+	return "", ""
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
@@ -69,7 +70,7 @@ func (a *Actuator) stop(ctx context.Context, t *target, da *config.DockerAction)
 func (a *Actuator) kill(ctx context.Context, t *target, da *config.DockerAction) (string, error) {
 	sig, _ := normalizeSignal(da.Signal)
 	if !t.info.State.Running {
-		return "", refusef("%s is not running (%s): nothing to signal", t, t.info.State.Status)
+		return "", action.Refuse(action.RefusedAction, "%s is not running (%s): nothing to signal", t, t.info.State.Status)
 	}
 	before := t.info.State.StartedAt
 	if _, err := a.cli.ContainerKill(ctx, t.id, client.ContainerKillOptions{Signal: sig}); err != nil {
@@ -130,7 +131,7 @@ func stopTimeout(ctx context.Context, da *config.DockerAction) (*int, error) {
 		return nil, nil
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
-		return nil, refusef("stop_timeout %s does not fit in the action's deadline (%s left)", d, time.Until(dl).Round(time.Second))
+		return nil, action.Refuse(action.RefusedAction, "stop_timeout %s does not fit in the action's deadline (%s left)", d, time.Until(dl).Round(time.Second))
 	}
 	s := int((d + time.Second - 1) / time.Second)
 	return &s, nil
@@ -198,7 +199,7 @@ func (a *Actuator) waitFor(ctx context.Context, id string, done func(container.I
 		}
 		last, seen = res.Container, true
 		if last.State == nil {
-			return last, fmt.Errorf("engine returned no state for %s", shortID(id))
+			return last, fmt.Errorf("engine returned no state for %s", ShortID(id))
 		}
 		ok, err := done(last)
 		if err != nil || ok {

@@ -20,8 +20,8 @@ import (
 
 // Defaults for Options left empty.
 const (
-	DefaultOptInLabel     = "remediator.enable"
-	DefaultProtectedLabel = "remediator.protected"
+	DefaultOptInLabel     = action.DefaultOptInLabel
+	DefaultProtectedLabel = action.DefaultProtectedLabel
 	// DefaultTimeout bounds one action including the wait for its result. It leaves room for a
 	// stop timeout of 10s and a healthcheck with Docker's default 30s interval.
 	DefaultTimeout = 90 * time.Second
@@ -46,13 +46,10 @@ type Options struct {
 
 // Actuator runs docker steps. It is safe for concurrent use.
 type Actuator struct {
-	cli       *client.Client
-	host      string
-	optIn     string
-	protected string
-	self      string
-	timeout   time.Duration
-	logger    *slog.Logger
+	action.Settings
+	cli  *client.Client
+	host string
+	self string
 	// poll is how often a wait looks at the container's state.
 	poll time.Duration
 }
@@ -63,30 +60,16 @@ var _ action.Actuator = (*Actuator)(nil)
 // Alertmanager, while the engine or its proxy is down; each action reports that instead.
 func New(opts Options) (*Actuator, error) {
 	a := &Actuator{
-		optIn:     opts.OptInLabel,
-		protected: opts.ProtectedLabel,
-		self:      strings.ToLower(strings.TrimSpace(opts.SelfContainerID)),
-		timeout:   opts.Timeout,
-		logger:    opts.Logger,
-		poll:      200 * time.Millisecond,
-	}
-	if a.optIn == "" {
-		a.optIn = DefaultOptInLabel
-	}
-	if a.protected == "" {
-		a.protected = DefaultProtectedLabel
-	}
-	if a.timeout <= 0 {
-		a.timeout = DefaultTimeout
-	}
-	if a.logger == nil {
-		a.logger = slog.New(slog.DiscardHandler)
+		Settings: action.Settings{OptInLabel: opts.OptInLabel, ProtectedLabel: opts.ProtectedLabel,
+			Timeout: opts.Timeout, Logger: opts.Logger}.WithDefaults(DefaultTimeout),
+		self: strings.ToLower(strings.TrimSpace(opts.SelfContainerID)),
+		poll: 200 * time.Millisecond,
 	}
 	if a.self == "" {
 		id, source := DetectSelfContainerID()
 		a.self = id
 		if id != "" {
-			a.logger.Info("running in a container, it will never be acted on", "container_id", shortID(id), "source", source)
+			a.Logger.Info("running in a container, it will never be acted on", "container_id", ShortID(id), "source", source)
 		}
 	} else if !isHexID(a.self, 12) {
 		return nil, fmt.Errorf("self container id %q is not a container id (12 to 64 hex digits)", opts.SelfContainerID)
@@ -120,26 +103,26 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 			return "", err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 
 	t, err := a.target(ctx, req, start)
 	if err != nil {
-		if errors.As(err, new(*refusal)) {
-			a.logger.Warn("docker action refused", "action", act, "reason", err)
+		if action.IsRefusal(err) {
+			a.Logger.Warn("docker action refused", "action", act, "reason", err)
 		}
 		return "", err
 	}
-	a.logger.Info("docker action starting", "action", act, "container", t.name, "id", shortID(t.id))
+	a.Logger.Info("docker action starting", "action", act, "container", t.name, "id", ShortID(t.id))
 	detail, err := actions[act](a, ctx, t, da)
 	if err != nil {
 		err = a.engineError(ctx, err, act+" "+t.String(), start)
-		a.logger.Error("docker action failed", "action", act, "container", t.name, "err", err)
+		a.Logger.Error("docker action failed", "action", act, "container", t.name, "err", err)
 		return detail, err
 	}
 	detail = fmt.Sprintf("%s in %s", detail, time.Since(start).Round(100*time.Millisecond))
-	a.logger.Info("docker action done", "action", act, "container", t.name, "detail", detail)
+	a.Logger.Info("docker action done", "action", act, "container", t.name, "detail", detail)
 	return detail, nil
 }
 
@@ -178,8 +161,7 @@ var actions = map[string]actionFunc{
 
 // engineError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
-	var refused *refusal
-	if errors.As(err, &refused) {
+	if action.IsRefusal(err) {
 		return err
 	}
 	if e := EngineError(ctx, err, a.host, what, start); e != nil {
@@ -190,14 +172,6 @@ func (a *Actuator) engineError(ctx context.Context, err error, what string, star
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-// refusal is a decision of the actuator (not opted in, protected, ambiguous...), not a fault
-// of the engine: its message is final.
-type refusal struct{ msg string }
-
-func (r *refusal) Error() string { return r.msg }
-
-func refusef(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
 
 // Kind is the step key docker steps are written under.
 func (a *Actuator) Kind() string { return "docker" }

@@ -3,13 +3,9 @@ package docker
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,45 +20,35 @@ import (
 // Images built once for the package from the statically linked demo service: plain, with a
 // HEALTHCHECK that passes, and with one that never can. Scratch has no shell, so the checks
 // run the binary itself: --help exits 0, an unknown flag does not.
-var images struct {
-	once                         sync.Once
-	err                          error
-	plain, healthy, unhealthable string
-}
+var demoImageSet testutil.DemoImages
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, img := range []string{images.unhealthable, images.healthy, images.plain} {
-		if img != "" {
-			_ = testutil.RemoveImage(img)
-		}
-	}
+	_ = demoImageSet.Remove()
 	os.Exit(code)
 }
 
 // demoImages needs the engine, then builds the images on first use.
-func demoImages(t *testing.T) (plain, healthy, unhealthable string) {
+func demoImages(t *testing.T) (images struct{ plain, healthy, unhealthable string }) {
 	t.Helper()
 	testutil.RequireDocker(t)
-	images.once.Do(func() {
-		base := fmt.Sprintf("selfheal-test/demo-service:docker-%d", os.Getpid())
-		// Named before they are built, so that TestMain removes whatever a failed build left.
-		images.plain, images.healthy, images.unhealthable = base, base+"-healthy", base+"-unhealthable"
-		images.err = testutil.BuildDemoServiceImages(map[string][]string{
-			images.plain:        nil,
-			images.healthy:      {`HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/demo-service", "--help"]`},
-			images.unhealthable: {`HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/demo-service", "--bad-flag"]`},
-		})
-	})
-	if images.err != nil {
-		t.Fatalf("building the demo-service test images: %v", images.err)
-	}
-	return images.plain, images.healthy, images.unhealthable
+	tags := demoImageSet.Build(t, "docker",
+		testutil.DemoImage{Suffix: ""},
+		testutil.DemoImage{Suffix: "-healthy", Dockerfile: []string{`HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD ["/demo-service", "--help"]`}},
+		testutil.DemoImage{Suffix: "-unhealthable", Dockerfile: []string{`HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD ["/demo-service", "--bad-flag"]`}},
+	)
+	images.plain, images.healthy, images.unhealthable = tags[0], tags[1], tags[2]
+	return images
 }
 
-func containerName(t *testing.T) string {
-	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	return fmt.Sprintf("selfheal-dt-%s-%04x", n, rand.IntN(0x10000))
+func containerName(t *testing.T) string { return testutil.UniqueName(t, "selfheal-dt") }
+
+// demoContainer runs the demo service from image as runDemo does, under a name of the test's own.
+func demoContainer(t *testing.T, image string, labels map[string]string, extra ...string) (name string, c testutil.Container, port int) {
+	t.Helper()
+	name = containerName(t)
+	c, port = runDemo(t, image, name, labels, extra...)
+	return name, c, port
 }
 
 // runDemo starts the demo service in a container publishing 8080 on 127.0.0.1 and waits until
@@ -92,10 +78,7 @@ func newActuator(t *testing.T, opts Options) *Actuator {
 	if opts.Timeout == 0 {
 		opts.Timeout = 30 * time.Second
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	opts.Logger = testutil.Logger()
 	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +103,7 @@ func processStart(t *testing.T, port int) float64 {
 
 func TestRestartStartsANewProcess(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	c, port := runDemo(t, healthy, name, optIn)
+	name, c, port := demoContainer(t, demoImages(t).healthy, optIn)
 	startedBefore := testutil.InspectField(t, name, "{{.State.StartedAt}}")
 	procBefore := processStart(t, port)
 
@@ -151,9 +132,7 @@ func TestRestartStartsANewProcess(t *testing.T) {
 
 func TestStopStartKill(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, plain, name, optIn)
+	name, _, _ := demoContainer(t, demoImages(t).plain, optIn)
 	a := newActuator(t, Options{})
 	labels := map[string]string{"container": name}
 	steps := []struct {
@@ -188,10 +167,8 @@ func TestStopStartKill(t *testing.T) {
 
 func TestRecreateKeepsConfiguration(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
 	labels := map[string]string{"remediator.enable": "true", "selfheal.service": "user-service"}
-	old, port := runDemo(t, healthy, name, labels, "--memory", "64m", "--restart", "on-failure:3")
+	name, old, port := demoContainer(t, demoImages(t).healthy, labels, "--memory", "64m", "--restart", "on-failure:3")
 
 	a := newActuator(t, Options{})
 	detail, err := a.Run(context.Background(), request(config.DockerAction{Action: "recreate", StopTimeout: model.Duration(2 * time.Second)}, map[string]string{"container": name}))
@@ -234,9 +211,7 @@ func TestRecreateKeepsConfiguration(t *testing.T) {
 
 func TestRecreateRollsBackWhenNewNeverHealthy(t *testing.T) {
 	t.Parallel()
-	_, _, unhealthable := demoImages(t)
-	name := containerName(t)
-	old, _ := runDemo(t, unhealthable, name, optIn)
+	name, old, _ := demoContainer(t, demoImages(t).unhealthable, optIn)
 
 	a := newActuator(t, Options{})
 	_, err := a.Run(context.Background(), request(config.DockerAction{Action: "recreate", StopTimeout: model.Duration(2 * time.Second)}, map[string]string{"container": name}))
@@ -269,7 +244,7 @@ func TestRecreateRollsBackWhenNewNeverHealthy(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
+	plain := demoImages(t).plain
 	base := containerName(t)
 	unlabelled, _ := runDemo(t, plain, base+"-nolabel", nil)
 	runDemo(t, plain, base+"-false", map[string]string{"remediator.enable": "false"})
@@ -327,7 +302,7 @@ func TestRefusals(t *testing.T) {
 
 func TestComposeServiceReplicas(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
+	plain := demoImages(t).plain
 	base := containerName(t)
 	project := strings.ReplaceAll(base, "-", "")
 	compose := func(n int) map[string]string {
@@ -375,9 +350,7 @@ func TestComposeServiceReplicas(t *testing.T) {
 
 func TestContainerGoneMidAction(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, healthy, name, optIn)
+	name, _, _ := demoContainer(t, demoImages(t).healthy, optIn)
 	a := newActuator(t, Options{})
 	go func() {
 		time.Sleep(300 * time.Millisecond)
@@ -427,9 +400,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 
 func TestActionDeadline(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, healthy, name, optIn)
+	name, _, _ := demoContainer(t, demoImages(t).healthy, optIn)
 	labels := map[string]string{"container": name}
 
 	a := newActuator(t, Options{Timeout: 5 * time.Second})

@@ -22,9 +22,10 @@ var (
 	_ action.IncarnationReporter = (*Actuator)(nil)
 )
 
-// maxLogRead bounds what is read of a log stream, whatever the tail asked for: a container that
-// wrote one endless line must not hold the heal or its memory.
-const maxLogRead = 4 * action.MaxEvidenceLog
+// maxLogRead bounds what is read of a log stream, whatever the tail asked for: a container or
+// task that wrote one endless line must not hold the heal. Memory stays within
+// action.MaxEvidenceLog whatever is read.
+const maxLogRead = 8 << 20
 
 // maxProbeOutput bounds each healthcheck output kept; Docker keeps the last five probes.
 const maxProbeOutput = 512
@@ -37,7 +38,7 @@ func (a *Actuator) Evidence(ctx context.Context, req action.Request) (*action.Ev
 	if req.Step == nil || req.Step.Docker == nil {
 		return nil, errors.New("not a docker step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 	t, err := a.target(ctx, req, start)
@@ -58,7 +59,7 @@ func (a *Actuator) Incarnation(ctx context.Context, req action.Request) (action.
 	if req.Step == nil || req.Step.Docker == nil {
 		return action.Incarnation{}, errors.New("not a docker step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	t, err := a.target(ctx, req, time.Now())
 	if err != nil {
@@ -127,25 +128,47 @@ func (a *Actuator) lastLog(ctx context.Context, t *target) (string, error) {
 		return "", err
 	}
 	defer rc.Close()
-	var buf bytes.Buffer
-	r := io.LimitReader(rc, maxLogRead)
-	if t.info.Config.Tty {
-		// A terminal's output is one raw stream, not stdcopy's multiplexed frames.
-		_, err = io.Copy(&buf, r)
-	} else {
-		_, err = stdcopy.StdCopy(&buf, &buf, r)
-	}
-	return logTail(buf.Bytes(), action.MaxEvidenceLog), err
+	return LogTail(rc, t.info.Config.Tty)
 }
 
-// logTail keeps the end of b within max bytes, starting at a line when it had to cut, as valid
-// UTF-8.
-func logTail(b []byte, max int) string {
-	if len(b) > max {
-		b = b[len(b)-max:]
-		if i := bytes.IndexByte(b, '\n'); i >= 0 && i+1 < len(b) {
-			b = b[i+1:]
-		}
+// LogTail reads a log stream of the engine (a container's or a Swarm task's) and returns its
+// end, the evidence a person reads: at most action.MaxEvidenceLog bytes, starting at a line when
+// it had to cut, as valid UTF-8. The stream is stdout and stderr multiplexed in stdcopy's frames,
+// unless the container has a terminal (tty), whose output is one raw stream. What was read before
+// an error is returned with it.
+func LogTail(stream io.Reader, tty bool) (string, error) {
+	w := &tailWriter{max: action.MaxEvidenceLog}
+	r := io.LimitReader(stream, maxLogRead)
+	var err error
+	if tty {
+		_, err = io.Copy(w, r)
+	} else {
+		_, err = stdcopy.StdCopy(w, w, r)
+	}
+	return w.String(), err
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	buf []byte
+	max int
+	cut bool
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	if over := len(w.buf) - w.max; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+		w.cut = true
+	}
+	return len(p), nil
+}
+
+// String is what was kept, from the first whole line if the start was cut off.
+func (w *tailWriter) String() string {
+	b := w.buf
+	if i := bytes.IndexByte(b, '\n'); w.cut && i >= 0 && i+1 < len(b) {
+		b = b[i+1:]
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }

@@ -1,7 +1,9 @@
 package docker
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
@@ -37,9 +40,7 @@ func chaos(t *testing.T, port int, query string) {
 
 func TestEvidenceHoldsStateAndLastLogLines(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	_, port := runDemo(t, healthy, name, optIn)
+	name, _, port := demoContainer(t, demoImages(t).healthy, optIn)
 	for range action.MaxEvidenceLogLines + 50 {
 		chaos(t, port, "errors?ratio=0.01")
 	}
@@ -89,9 +90,7 @@ func TestEvidenceHoldsStateAndLastLogLines(t *testing.T) {
 
 func TestEvidenceRefusesWhatRunRefuses(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, plain, name, nil)
+	name, _, _ := demoContainer(t, demoImages(t).plain, nil)
 	a := newActuator(t, Options{})
 	req := request(config.DockerAction{Action: "restart"}, map[string]string{"container": name})
 	if ev, err := a.Evidence(context.Background(), req); err == nil || !strings.Contains(err.Error(), "has not opted in") {
@@ -106,9 +105,7 @@ func TestEvidenceRefusesWhatRunRefuses(t *testing.T) {
 // an unflushable leak makes the kernel kill it and the engine start it again.
 func oomContainer(t *testing.T) (name string, port int) {
 	t.Helper()
-	plain, _, _ := demoImages(t)
-	name = containerName(t)
-	_, port = runDemo(t, plain, name, optIn, "--memory", "48m", "--memory-swap", "48m", "--restart", "on-failure")
+	name, _, port = demoContainer(t, demoImages(t).plain, optIn, "--memory", "48m", "--memory-swap", "48m", "--restart", "on-failure")
 	return name, port
 }
 
@@ -251,9 +248,7 @@ func (e *engineHeal) heal() store.Heal {
 
 func TestRestartHealRecordsEvidence(t *testing.T) {
 	t.Parallel()
-	_, healthy, _ := demoImages(t)
-	name := containerName(t)
-	runDemo(t, healthy, name, optIn)
+	name, _, _ := demoContainer(t, demoImages(t).healthy, optIn)
 	e := newEngineHeal(t, `
       - name: restart
         docker: {action: restart, stop_timeout: 2s}
@@ -312,5 +307,52 @@ func TestOOMKillDuringHealIsNotHealed(t *testing.T) {
 	}
 	if got := testutil.InspectField(t, name, "{{.State.StartedAt}}"); got != startedByPolicy {
 		t.Errorf("the container was started again (%s, policy started it at %s): the heal acted after the outside restart", got, startedByPolicy)
+	}
+}
+
+func TestTailWriter(t *testing.T) {
+	for _, tc := range []struct {
+		writes []string
+		want   string
+	}{
+		// Cut inside the first line: the kept part starts at the next whole line.
+		{[]string{"first line\n", "second\n", "end\xff"}, "end\uFFFD"},
+		// Nothing cut: all of it, even without a newline.
+		{[]string{"short\n", "ok"}, "short\nok"},
+		// Cut with no newline left to start from: the bytes as they are.
+		{[]string{"0123456789"}, "23456789"},
+	} {
+		w := &tailWriter{max: 8}
+		for _, s := range tc.writes {
+			if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", s, n, err)
+			}
+		}
+		if got := w.String(); got != tc.want {
+			t.Errorf("%q: kept %q, want %q", tc.writes, got, tc.want)
+		}
+	}
+}
+
+func TestLogTailReadsBothStreamKinds(t *testing.T) {
+	// The engine's frames: stream, three zero bytes, the payload's length big-endian, the payload.
+	var muxed bytes.Buffer
+	for _, f := range []struct {
+		stream stdcopy.StdType
+		line   string
+	}{{stdcopy.Stdout, "out 1\n"}, {stdcopy.Stderr, "err 2\n"}} {
+		muxed.Write(binary.BigEndian.AppendUint32([]byte{byte(f.stream), 0, 0, 0}, uint32(len(f.line))))
+		muxed.WriteString(f.line)
+	}
+	got, err := LogTail(&muxed, false)
+	if err != nil || got != "out 1\nerr 2\n" {
+		t.Errorf("multiplexed: %q, %v; want both streams in order", got, err)
+	}
+
+	long := strings.Repeat("x", 100) + "\n"
+	raw := strings.Repeat(long, 2*action.MaxEvidenceLog/len(long))
+	got, err = LogTail(strings.NewReader(raw+"last\n"), true)
+	if err != nil || len(got) > action.MaxEvidenceLog || !strings.HasPrefix(got, long) || !strings.HasSuffix(got, long+"last\n") {
+		t.Errorf("terminal stream: %d bytes, %v; want whole lines up to the last, within %d bytes", len(got), err, action.MaxEvidenceLog)
 	}
 }

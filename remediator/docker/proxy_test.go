@@ -26,9 +26,7 @@ func leastPrivilegeProxy(t *testing.T) string {
 
 func TestThroughLeastPrivilegeProxy(t *testing.T) {
 	t.Parallel()
-	plain, _, _ := demoImages(t)
-	name := containerName(t)
-	c, _ := runDemo(t, plain, name, optIn)
+	name, c, _ := demoContainer(t, demoImages(t).plain, optIn)
 	a := newActuator(t, Options{Host: leastPrivilegeProxy(t)})
 	labels := map[string]string{"container": name}
 

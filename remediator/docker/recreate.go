@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
@@ -27,7 +28,7 @@ const rollbackTimeout = 60 * time.Second
 // started again.
 func (a *Actuator) recreate(ctx context.Context, t *target, da *config.DockerAction) (string, error) {
 	if t.info.HostConfig.AutoRemove {
-		return "", refusef("%s was started with --rm (AutoRemove): stopping it would delete it, so a recreate could not be rolled back", t)
+		return "", action.Refuse(action.RefusedAction, "%s was started with --rm (AutoRemove): stopping it would delete it, so a recreate could not be rolled back", t)
 	}
 	timeout, err := stopTimeout(ctx, da)
 	if err != nil {
@@ -35,7 +36,7 @@ func (a *Actuator) recreate(ctx context.Context, t *target, da *config.DockerAct
 	}
 	spec := cloneSpec(t.info)
 	wasRunning := t.info.State.Running
-	oldName := fmt.Sprintf("%s-old-%s", t.name, shortID(t.id))
+	oldName := fmt.Sprintf("%s-old-%s", t.name, ShortID(t.id))
 
 	if _, err := a.cli.ContainerRename(ctx, t.id, client.ContainerRenameOptions{NewName: oldName}); err != nil {
 		return "", fmt.Errorf("rename the old container to %s: %w", oldName, err)
@@ -65,17 +66,17 @@ func (a *Actuator) recreate(ctx context.Context, t *target, da *config.DockerAct
 		rb.stopped = true
 	}
 	if _, err := a.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		return "", rb.undo(ctx, fmt.Errorf("start the new container %s: %w", shortID(created.ID), err))
+		return "", rb.undo(ctx, fmt.Errorf("start the new container %s: %w", ShortID(created.ID), err))
 	}
 	state, err := a.waitUp(ctx, created.ID, "", true)
 	if err != nil {
-		return "", rb.undo(ctx, fmt.Errorf("new container %s: %w", shortID(created.ID), err))
+		return "", rb.undo(ctx, fmt.Errorf("new container %s: %w", ShortID(created.ID), err))
 	}
-	detail := fmt.Sprintf("recreated %s as %s; %s", t, shortID(created.ID), state)
+	detail := fmt.Sprintf("recreated %s as %s; %s", t, ShortID(created.ID), state)
 	// Volumes stay: the new container uses them.
 	if _, err := a.cli.ContainerRemove(ctx, t.id, client.ContainerRemoveOptions{}); err != nil {
 		detail += fmt.Sprintf("; the old container is left as %s: removing it failed: %v", oldName, err)
-		a.logger.Warn("recreate: old container not removed", "container", oldName, "err", err)
+		a.Logger.Warn("recreate: old container not removed", "container", oldName, "err", err)
 	} else {
 		detail += "; old container removed"
 	}
@@ -96,11 +97,11 @@ type rollback struct {
 func (r *rollback) undo(ctx context.Context, cause error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
 	defer cancel()
-	r.a.logger.Warn("recreate failed, rolling back", "container", r.t.name, "err", cause)
+	r.a.Logger.Warn("recreate failed, rolling back", "container", r.t.name, "err", cause)
 	var errs []error
 	if r.newID != "" {
 		if _, err := r.a.cli.ContainerRemove(ctx, r.newID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("remove the new container %s: %w", shortID(r.newID), err))
+			errs = append(errs, fmt.Errorf("remove the new container %s: %w", ShortID(r.newID), err))
 		}
 	}
 	if len(errs) == 0 {
@@ -126,8 +127,8 @@ func (r *rollback) undo(ctx context.Context, cause error) error {
 	if len(errs) > 0 {
 		return fmt.Errorf("%w; ROLLBACK FAILED: %w (the old container may be left as %s, stopped)", cause, errors.Join(errs...), r.oldName)
 	}
-	r.a.logger.Info("recreate rolled back", "container", r.t.name, "id", shortID(r.t.id))
-	return fmt.Errorf("%w; rolled back: the old container %s runs again under its name", cause, shortID(r.t.id))
+	r.a.Logger.Info("recreate rolled back", "container", r.t.name, "id", ShortID(r.t.id))
+	return fmt.Errorf("%w; rolled back: the old container %s runs again under its name", cause, ShortID(r.t.id))
 }
 
 // containerSpec is what ContainerCreate needs to make a twin of an existing container.
@@ -149,7 +150,7 @@ func cloneSpec(info container.InspectResponse) containerSpec {
 	cfg.Image = info.Image
 	hc := *info.HostConfig
 	mode := hc.NetworkMode
-	if cfg.Hostname == shortID(info.ID) || mode.IsHost() || mode.IsContainer() {
+	if cfg.Hostname == ShortID(info.ID) || mode.IsHost() || mode.IsContainer() {
 		// The default hostname is the old id; host and container network modes forbid one.
 		cfg.Hostname = ""
 	}
@@ -189,7 +190,7 @@ func endpointTwin(ep *network.EndpointSettings, oldID string) *network.EndpointS
 	var aliases []string
 	for _, al := range ep.Aliases {
 		// The engine adds the short id as an alias on user networks.
-		if al != shortID(oldID) && al != oldID {
+		if al != ShortID(oldID) && al != oldID {
 			aliases = append(aliases, al)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
@@ -29,7 +30,7 @@ type target struct {
 	info   container.InspectResponse
 }
 
-func (t *target) String() string { return fmt.Sprintf("container %s (%s)", t.name, shortID(t.id)) }
+func (t *target) String() string { return fmt.Sprintf("container %s (%s)", t.name, ShortID(t.id)) }
 
 var hexPattern = regexp.MustCompile(`^[0-9a-f]+$`)
 
@@ -38,16 +39,29 @@ var hexPattern = regexp.MustCompile(`^[0-9a-f]+$`)
 // part of an API path.
 func validName(s string) error {
 	if err := config.ValidContainerName(strings.TrimPrefix(s, "/")); err != nil {
-		return refusef("%v", err)
+		return action.Refuse(action.RefusedTarget, "%v", err)
 	}
 	return nil
+}
+
+// IsContainerID reports whether s is a container id as an alert may carry one: 12 to 64 hex
+// digits.
+func IsContainerID(s string) bool { return isHexID(s, 12) }
+
+// IsExactRef reports whether the container the engine answered for ref (its name without the
+// leading slash, and its id) is the one ref means: by its exact name, or by an id of 12 or more
+// digits. The engine also takes any unambiguous id prefix for a name, so a short label value
+// could otherwise hit an unrelated container.
+func IsExactRef(ref, name, id string) bool {
+	return name == ref || (isHexID(ref, 12) && strings.HasPrefix(id, ref))
 }
 
 func isHexID(s string, minLen int) bool {
 	return len(s) >= minLen && len(s) <= 64 && hexPattern.MatchString(s)
 }
 
-func shortID(id string) string {
+// ShortID is an engine object id as the docker CLI shows it.
+func ShortID(id string) string {
 	if len(id) > 12 {
 		return id[:12]
 	}
@@ -66,26 +80,17 @@ func (a *Actuator) resolve(ctx context.Context, explicit string, labels map[stri
 	}
 	if v := labels["container_id"]; v != "" {
 		v = strings.ToLower(v)
-		if !isHexID(v, 12) {
-			return nil, refusef("alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
+		if !IsContainerID(v) {
+			return nil, action.Refuse(action.RefusedTarget, "alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
 		}
 		return a.byRef(ctx, v, "alert label container_id")
 	}
-	service, svcLabel := firstLabel(labels, "compose_service", "service")
+	service, svcLabel := action.FirstLabel(labels, "compose_service", "service")
 	if service == "" {
-		return nil, refusef("the alert names no container: it has none of the labels container, container_id, compose_service, service")
+		return nil, action.Refuse(action.RefusedTarget, "the alert names no container: it has none of the labels container, container_id, compose_service, service")
 	}
-	project, projLabel := firstLabel(labels, "compose_project", "project")
+	project, projLabel := action.FirstLabel(labels, "compose_project", "project")
 	return a.byCompose(ctx, service, svcLabel, project, projLabel, labels["instance"])
-}
-
-func firstLabel(labels map[string]string, names ...string) (value, name string) {
-	for _, n := range names {
-		if v := labels[n]; v != "" {
-			return v, n
-		}
-	}
-	return "", ""
 }
 
 // byRef inspects a container by name or id. The engine also accepts any unambiguous id prefix
@@ -93,18 +98,18 @@ func firstLabel(labels map[string]string, names ...string) (value, name string) 
 // exact name or an id of at least 12 digits.
 func (a *Actuator) byRef(ctx context.Context, ref, from string) (*target, error) {
 	if err := validName(ref); err != nil {
-		return nil, refusef("%s: %v", from, err)
+		return nil, action.Refuse(action.RefusedTarget, "%s: %v", from, err)
 	}
 	ref = strings.TrimPrefix(ref, "/")
 	t, err := a.inspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, refusef("%s: no container named %q", from, ref)
+			return nil, action.Refuse(action.RefusedTarget, "%s: no container named %q", from, ref)
 		}
 		return nil, err
 	}
-	if t.name != ref && !(isHexID(ref, 12) && strings.HasPrefix(t.id, ref)) {
-		return nil, refusef("%s: %q is neither the name of a container nor an id of 12+ digits (the engine matched %s)", from, ref, t)
+	if !IsExactRef(ref, t.name, t.id) {
+		return nil, action.Refuse(action.RefusedTarget, "%s: %q is neither the name of a container nor an id of 12+ digits (the engine matched %s)", from, ref, t)
 	}
 	return t, nil
 }
@@ -124,14 +129,14 @@ func (a *Actuator) inspect(ctx context.Context, ref string) (*target, error) {
 // byCompose lists the replicas of a compose service and picks the one instance names.
 func (a *Actuator) byCompose(ctx context.Context, service, svcLabel, project, projLabel, instance string) (*target, error) {
 	if config.ValidContainerName(service) != nil {
-		return nil, refusef("alert label %s=%q is not a valid compose service name", svcLabel, service)
+		return nil, action.Refuse(action.RefusedTarget, "alert label %s=%q is not a valid compose service name", svcLabel, service)
 	}
 	f := client.Filters{}
 	f.Add("label", composeServiceLabel+"="+service)
 	what := fmt.Sprintf("compose service %q", service)
 	if project != "" {
 		if config.ValidContainerName(project) != nil {
-			return nil, refusef("alert label %s=%q is not a valid compose project name", projLabel, project)
+			return nil, action.Refuse(action.RefusedTarget, "alert label %s=%q is not a valid compose project name", projLabel, project)
 		}
 		f.Add("label", composeProjectLabel+"="+project)
 		what += fmt.Sprintf(" in project %q", project)
@@ -156,13 +161,13 @@ func pickReplica(items []container.Summary, instance, what string) (container.Su
 	}
 	sort.Strings(names)
 	if len(items) == 0 {
-		return container.Summary{}, refusef("%s has no containers", what)
+		return container.Summary{}, action.Refuse(action.RefusedTarget, "%s has no containers", what)
 	}
 	if instance == "" {
 		if len(items) == 1 {
 			return items[0], nil
 		}
-		return container.Summary{}, refusef("%s is ambiguous: %d replicas (%s) and the alert has no instance label to pick one", what, len(items), strings.Join(names, ", "))
+		return container.Summary{}, action.Refuse(action.RefusedTarget, "%s is ambiguous: %d replicas (%s) and the alert has no instance label to pick one", what, len(items), strings.Join(names, ", "))
 	}
 	host := instanceHost(instance)
 	var found []container.Summary
@@ -175,9 +180,9 @@ func pickReplica(items []container.Summary, instance, what string) (container.Su
 	case 1:
 		return found[0], nil
 	case 0:
-		return container.Summary{}, refusef("%s has no replica for instance %q (replicas: %s)", what, instance, strings.Join(names, ", "))
+		return container.Summary{}, action.Refuse(action.RefusedTarget, "%s has no replica for instance %q (replicas: %s)", what, instance, strings.Join(names, ", "))
 	}
-	return container.Summary{}, refusef("%s: instance %q matches %d replicas", what, instance, len(found))
+	return container.Summary{}, action.Refuse(action.RefusedTarget, "%s: instance %q matches %d replicas", what, instance, len(found))
 }
 
 func instanceHost(instance string) string {
@@ -213,24 +218,18 @@ func summaryName(c container.Summary) string {
 	if len(c.Names) > 0 {
 		return strings.TrimPrefix(c.Names[0], "/")
 	}
-	return shortID(c.ID)
+	return ShortID(c.ID)
 }
 
 // guard refuses what must never be touched: the remediator itself (acting on it would end the
 // heal half-way), protected containers, and anything that did not opt in.
 func (a *Actuator) guard(t *target) error {
 	if a.self != "" && (strings.HasPrefix(t.id, a.self) || strings.HasPrefix(a.self, t.id)) {
-		return refusef("%s is the remediator's own container: refusing to act on it", t)
+		return action.Refuse(action.RefusedSelf, "%s is the remediator's own container: refusing to act on it", t)
 	}
-	if v, ok := t.labels[a.protected]; ok {
-		return refusef("%s carries the protection label %s=%q: refusing to act on it", t, a.protected, v)
+	if err := a.Unprotected(t, t.labels); err != nil {
+		return err
 	}
-	v, ok := t.labels[a.optIn]
-	switch {
-	case !ok:
-		return refusef("%s has not opted in: label %s=true is missing", t, a.optIn)
-	case v != "true":
-		return refusef("%s has not opted in: label %s=%q, want \"true\"", t, a.optIn, v)
-	}
-	return nil
+	v, ok := t.labels[a.OptInLabel]
+	return a.OptedIn(t, "label", v, ok)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
 )
 
@@ -136,7 +137,7 @@ func TestSelfDetection(t *testing.T) {
 
 func TestGuard(t *testing.T) {
 	id := strings.Repeat("c", 64)
-	a := &Actuator{optIn: DefaultOptInLabel, protected: DefaultProtectedLabel}
+	a := &Actuator{Settings: action.Settings{OptInLabel: DefaultOptInLabel, ProtectedLabel: DefaultProtectedLabel}}
 	for _, c := range []struct {
 		name   string
 		self   string
@@ -265,6 +266,26 @@ func TestConfigActionsAreImplemented(t *testing.T) {
 	for _, a := range config.DockerActions {
 		if actions[a] == nil {
 			t.Errorf("docker action %q passes the loader but is not implemented", a)
+		}
+	}
+}
+
+func TestIsExactRef(t *testing.T) {
+	const id = "3f2a9c1b7d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd"
+	for _, tc := range []struct {
+		ref  string
+		want bool
+	}{
+		{"order-service", true},
+		{id, true},
+		{id[:12], true},
+		// The engine matches a name by any unambiguous id prefix; a short one means another thing.
+		{id[:6], false},
+		{"order", false},
+		{"3F2A9C1B7D4E", false},
+	} {
+		if got := IsExactRef(tc.ref, "order-service", id); got != tc.want {
+			t.Errorf("IsExactRef(%q) = %v, want %v", tc.ref, got, tc.want)
 		}
 	}
 }

@@ -32,7 +32,7 @@ const (
 
 func (a *Actuator) rolloutRestart(ctx context.Context, t *target, _ action.Request) (string, error) {
 	if t.kind == kindPod {
-		return "", refusef("%s has no controller to restart it: use delete-pod", t)
+		return "", action.Refuse(action.RefusedAction, "%s has no controller to restart it: use delete-pod", t)
 	}
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{restartedAtAnnotation: time.Now().Format(time.RFC3339)}},
@@ -63,7 +63,7 @@ func (a *Actuator) scale(ctx context.Context, t *target, req action.Request) (st
 	case *appsv1.StatefulSet:
 		current = w.Spec.Replicas
 	default:
-		return "", refusef("%s cannot be scaled: only a Deployment or StatefulSet can", t)
+		return "", action.Refuse(action.RefusedAction, "%s cannot be scaled: only a Deployment or StatefulSet can", t)
 	}
 	cur := int(replicasOf(current))
 	want := cur + k.By
@@ -80,7 +80,7 @@ func (a *Actuator) scale(ctx context.Context, t *target, req action.Request) (st
 		want = 0
 	}
 	if want == cur {
-		return "", refusef("%s already has %d replicas: this step would leave it so (min %s, max %s)", t, cur, bound(k.Min), bound(k.Max))
+		return "", action.Refuse(action.RefusedAction, "%s already has %d replicas: this step would leave it so (min %s, max %s)", t, cur, bound(k.Min), bound(k.Max))
 	}
 	ops := []map[string]any{
 		{"op": "test", "path": "/spec/replicas", "value": cur},
@@ -106,7 +106,7 @@ func bound(p *int) string {
 func (a *Actuator) rollback(ctx context.Context, t *target, _ action.Request) (string, error) {
 	d, ok := t.workload.(*appsv1.Deployment)
 	if !ok {
-		return "", refusef("%s cannot be rolled back: only a Deployment can", t)
+		return "", action.Refuse(action.RefusedAction, "%s cannot be rolled back: only a Deployment can", t)
 	}
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil {
@@ -136,7 +136,7 @@ func (a *Actuator) rollback(ctx context.Context, t *target, _ action.Request) (s
 		}
 	}
 	if len(older) == 0 {
-		return "", refusef("%s has no revision before %d to roll back to", t, current)
+		return "", action.Refuse(action.RefusedAction, "%s has no revision before %d to roll back to", t, current)
 	}
 	sort.Slice(older, func(i, j int) bool { return older[i].n > older[j].n })
 	prev := older[0]
@@ -184,10 +184,10 @@ func (a *Actuator) deletePod(ctx context.Context, t *target, req action.Request)
 	}
 	if err := a.cs.PolicyV1().Evictions(pod.Namespace).Evict(ctx, ev); err != nil {
 		if apierrors.IsTooManyRequests(err) {
-			return "", refusef("eviction of pod %s/%s refused, a PodDisruptionBudget forbids it now: %v", pod.Namespace, pod.Name, err)
+			return "", action.Refuse(action.RefusedAction, "eviction of pod %s/%s refused, a PodDisruptionBudget forbids it now: %v", pod.Namespace, pod.Name, err)
 		}
 		if apierrors.IsNotFound(err) {
-			return "", refusef("pod %s/%s is already gone", pod.Namespace, pod.Name)
+			return "", action.Refuse(action.RefusedAction, "pod %s/%s is already gone", pod.Namespace, pod.Name)
 		}
 		return "", err
 	}

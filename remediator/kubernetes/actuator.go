@@ -22,8 +22,8 @@ import (
 
 // Defaults for Options left empty.
 const (
-	DefaultOptIn     = "remediator.enable"
-	DefaultProtected = "remediator.protected"
+	DefaultOptIn     = action.DefaultOptInLabel
+	DefaultProtected = action.DefaultProtectedLabel
 	// DefaultTimeout bounds one action, the wait for its rollout included, when the step's own
 	// timeout is longer.
 	DefaultTimeout = 5 * time.Minute
@@ -52,13 +52,10 @@ type Options struct {
 
 // Actuator runs kubernetes steps. It is safe for concurrent use.
 type Actuator struct {
+	action.Settings
 	cs         k8s.Interface
 	host       string
 	namespaces map[string]bool
-	optIn      string
-	protected  string
-	timeout    time.Duration
-	logger     *slog.Logger
 	// poll is how often a wait looks at the object's status.
 	poll time.Duration
 }
@@ -72,24 +69,10 @@ var (
 // answer Alertmanager while the cluster is unreachable; each action reports that instead.
 func New(o Options) (*Actuator, error) {
 	a := &Actuator{
+		Settings: action.Settings{OptInLabel: o.OptIn, ProtectedLabel: o.Protected,
+			Timeout: o.Timeout, Logger: o.Logger}.WithDefaults(DefaultTimeout),
 		namespaces: map[string]bool{},
-		optIn:      o.OptIn,
-		protected:  o.Protected,
-		timeout:    o.Timeout,
-		logger:     o.Logger,
 		poll:       200 * time.Millisecond,
-	}
-	if a.optIn == "" {
-		a.optIn = DefaultOptIn
-	}
-	if a.protected == "" {
-		a.protected = DefaultProtected
-	}
-	if a.timeout <= 0 {
-		a.timeout = DefaultTimeout
-	}
-	if a.logger == nil {
-		a.logger = slog.New(slog.DiscardHandler)
 	}
 	for _, ns := range o.Namespaces {
 		ns = strings.TrimSpace(ns)
@@ -148,7 +131,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	if !ok {
 		return "", fmt.Errorf("unknown kubernetes action %q (want one of rollout-restart, delete-pod, scale, rollback)", ka.Action)
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 
@@ -157,18 +140,18 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 		return "", a.apiError(ctx, err, "resolve target", start)
 	}
 	if err := a.guard(t); err != nil {
-		a.logger.Warn("kubernetes action refused", "action", act, "target", t.String(), "reason", err)
+		a.Logger.Warn("kubernetes action refused", "action", act, "target", t.String(), "reason", err)
 		return "", err
 	}
-	a.logger.Info("kubernetes action starting", "action", act, "target", t.String())
+	a.Logger.Info("kubernetes action starting", "action", act, "target", t.String())
 	detail, err := run(a, ctx, t, req)
 	if err != nil {
 		err = a.apiError(ctx, err, act+" "+t.String(), start)
-		a.logger.Error("kubernetes action failed", "action", act, "target", t.String(), "err", err)
+		a.Logger.Error("kubernetes action failed", "action", act, "target", t.String(), "err", err)
 		return detail, err
 	}
 	detail = fmt.Sprintf("%s in %s", detail, time.Since(start).Round(100*time.Millisecond))
-	a.logger.Info("kubernetes action done", "action", act, "target", t.String(), "detail", detail)
+	a.Logger.Info("kubernetes action done", "action", act, "target", t.String(), "detail", detail)
 	return detail, nil
 }
 
@@ -181,25 +164,10 @@ var actions = map[string]actionFunc{
 	"rollback":        (*Actuator).rollback,
 }
 
-// refusal is a decision of the actuator (not allowed, not opted in, protected, at its bound),
-// not a fault of the cluster: its message is final.
-type refusal struct{ msg string }
-
-func (r *refusal) Error() string { return r.msg }
-
-func refusef(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
-
-// IsRefusal reports whether err is the actuator declining to act rather than a failure to.
-func IsRefusal(err error) bool {
-	var r *refusal
-	return errors.As(err, &r)
-}
-
 // apiError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) apiError(ctx context.Context, err error, what string, start time.Time) error {
-	var refused *refusal
 	switch {
-	case errors.As(err, &refused):
+	case action.IsRefusal(err):
 		return err
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("%s: forbidden for the remediator's identity; its RBAC must allow this (see deploy/kubernetes): %w", what, err)

@@ -221,7 +221,7 @@ func TestDeletePodRespectsDisruptionBudget(t *testing.T) {
 	a := newActuator(t, ns)
 	victim := podsOf(t, ns, "api")[0]
 	_, err = run(t, a, config.KubernetesAction{Action: "delete-pod"}, map[string]string{"namespace": ns, "pod": victim.Name})
-	if !IsRefusal(err) || !strings.Contains(err.Error(), "PodDisruptionBudget forbids it") {
+	if !action.IsRefusal(err) || !strings.Contains(err.Error(), "PodDisruptionBudget forbids it") {
 		t.Fatalf("err = %v, want a refusal by the PodDisruptionBudget", err)
 	}
 	if _, err := admin.CoreV1().Pods(ns).Get(ctx, victim.Name, metav1.GetOptions{}); err != nil {
@@ -240,7 +240,7 @@ func TestDeletePodRespectsDisruptionBudget(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		_, err = run(t, a, config.KubernetesAction{Action: "delete-pod"}, map[string]string{"namespace": ns, "pod": victim.Name})
-		if err == nil || !IsRefusal(err) || time.Now().After(deadline) {
+		if err == nil || !action.IsRefusal(err) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -262,7 +262,7 @@ func TestScaleWithinBounds(t *testing.T) {
 		t.Errorf("detail = %q", detail)
 	}
 	// At its max, a step up is refused instead of pretending to help.
-	if _, err := run(t, a, config.KubernetesAction{Action: "scale", By: 1, Max: ptr(3)}, labels); !IsRefusal(err) {
+	if _, err := run(t, a, config.KubernetesAction{Action: "scale", By: 1, Max: ptr(3)}, labels); !action.IsRefusal(err) {
 		t.Errorf("scale past max: err = %v, want a refusal", err)
 	}
 	// A value beyond the bound is clamped to it.
@@ -282,7 +282,7 @@ func TestRollbackToPreviousRevision(t *testing.T) {
 	deployment(t, ns, "api", o)
 	a := newActuator(t, ns)
 	labels := map[string]string{"namespace": ns, "deployment": "api"}
-	if _, err := run(t, a, config.KubernetesAction{Action: "rollback"}, labels); !IsRefusal(err) {
+	if _, err := run(t, a, config.KubernetesAction{Action: "rollback"}, labels); !action.IsRefusal(err) {
 		t.Errorf("rollback of a first revision: err = %v, want a refusal", err)
 	}
 
@@ -333,7 +333,7 @@ func TestOptInAndProtection(t *testing.T) {
 		want   string
 	}{
 		{map[string]string{"namespace": ns, "deployment": "plain"}, "has not opted in: label or annotation remediator.enable=true is missing"},
-		{map[string]string{"namespace": ns, "deployment": "wrong-value"}, `has not opted in: remediator.enable="yes", want "true"`},
+		{map[string]string{"namespace": ns, "deployment": "wrong-value"}, `has not opted in: label or annotation remediator.enable="yes", want "true"`},
 		{map[string]string{"namespace": ns, "deployment": "protected"}, `deployment ` + ns + `/protected carries remediator.protected="true"`},
 		{map[string]string{"namespace": ns, "pod": podsOf(t, ns, "pod-protected")[0].Name}, `carries remediator.protected="true": refusing`},
 		{map[string]string{"namespace": other, "deployment": "elsewhere"}, `namespace "` + other + `" is not one the remediator may act in`},
@@ -342,7 +342,7 @@ func TestOptInAndProtection(t *testing.T) {
 		{map[string]string{"namespace": ns, "job": "x"}, "the alert names no workload"},
 	} {
 		_, err := run(t, a, restart, tc.labels)
-		if !IsRefusal(err) || !strings.Contains(err.Error(), tc.want) {
+		if !action.IsRefusal(err) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("labels %v: err = %v, want a refusal containing %q", tc.labels, err, tc.want)
 		}
 	}
@@ -377,7 +377,7 @@ func TestHostileLabelValues(t *testing.T) {
 		labels := map[string]string{"namespace": ns, "deployment": "api"}
 		labels[tc.key] = tc.value
 		_, err := run(t, a, config.KubernetesAction{Action: "rollout-restart"}, labels)
-		if !IsRefusal(err) || !strings.Contains(err.Error(), "is not a valid Kubernetes name") {
+		if !action.IsRefusal(err) || !strings.Contains(err.Error(), "is not a valid Kubernetes name") {
 			t.Errorf("%s=%q: err = %v, want a refusal for an invalid name", tc.key, tc.value, err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/selfheal/selfheal/remediator/action"
 )
 
 // getWorkload reads a Deployment, StatefulSet or DaemonSet.
@@ -22,7 +24,7 @@ func (a *Actuator) getWorkload(ctx context.Context, ns, kind, name string) (meta
 	case kindDaemonSet:
 		return apps.DaemonSets(ns).Get(ctx, name, metav1.GetOptions{})
 	}
-	return nil, refusef("%s is not a workload kind this actuator handles", kind)
+	return nil, action.Refuse(action.RefusedAction, "%s is not a workload kind this actuator handles", kind)
 }
 
 // patchWorkload applies a patch to the target's workload and returns the generation it made,
@@ -40,7 +42,7 @@ func (a *Actuator) patchWorkload(ctx context.Context, t *target, pt types.PatchT
 	case kindDaemonSet:
 		obj, err = apps.DaemonSets(t.namespace).Patch(ctx, t.name, pt, data, opts)
 	default:
-		return 0, refusef("%s is not a Deployment, StatefulSet or DaemonSet", t)
+		return 0, action.Refuse(action.RefusedAction, "%s is not a Deployment, StatefulSet or DaemonSet", t)
 	}
 	if err != nil {
 		return 0, err

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/selfheal/selfheal/remediator/action"
 )
 
 // Workload kinds, as owner references and messages name them.
@@ -54,7 +56,7 @@ func checkName(what, v string, label bool) error {
 		problems = validation.IsDNS1123Subdomain(v)
 	}
 	if len(problems) > 0 {
-		return refusef("%s %q is not a valid Kubernetes name: %s", what, v, strings.Join(problems, "; "))
+		return action.Refuse(action.RefusedTarget, "%s %q is not a valid Kubernetes name: %s", what, v, strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -64,13 +66,13 @@ func checkName(what, v string, label bool) error {
 func (a *Actuator) resolve(ctx context.Context, labels map[string]string, needPod bool) (*target, error) {
 	ns := labels["namespace"]
 	if ns == "" {
-		return nil, refusef("the alert has no namespace label: cannot tell where to act")
+		return nil, action.Refuse(action.RefusedTarget, "the alert has no namespace label: cannot tell where to act")
 	}
 	if err := checkName("alert label namespace", ns, true); err != nil {
 		return nil, err
 	}
 	if !a.namespaces[ns] {
-		return nil, refusef("namespace %q is not one the remediator may act in (allowed: %s)", ns, a.allowed())
+		return nil, action.Refuse(action.RefusedTarget, "namespace %q is not one the remediator may act in (allowed: %s)", ns, a.allowed())
 	}
 	t := &target{namespace: ns}
 	if c := labels["container"]; c != "" {
@@ -87,12 +89,12 @@ func (a *Actuator) resolve(ctx context.Context, labels map[string]string, needPo
 	}
 	if needPod || podName != "" && !hasWorkloadLabel(labels) {
 		if podName == "" {
-			return nil, refusef("the alert names no pod (label pod)")
+			return nil, action.Refuse(action.RefusedTarget, "the alert names no pod (label pod)")
 		}
 		pod, err := a.cs.CoreV1().Pods(ns).Get(ctx, podName, metav1.GetOptions{})
 		if err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, refusef("alert label pod: no pod %s/%s", ns, podName)
+				return nil, action.Refuse(action.RefusedTarget, "alert label pod: no pod %s/%s", ns, podName)
 			}
 			return nil, err
 		}
@@ -115,14 +117,14 @@ func (a *Actuator) resolve(ctx context.Context, labels map[string]string, needPo
 		obj, err := a.getWorkload(ctx, ns, w.kind, name)
 		if err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, refusef("alert label %s: no %s %s/%s", w.label, strings.ToLower(w.kind), ns, name)
+				return nil, action.Refuse(action.RefusedTarget, "alert label %s: no %s %s/%s", w.label, strings.ToLower(w.kind), ns, name)
 			}
 			return nil, err
 		}
 		t.workload = obj
 		return t, nil
 	}
-	return nil, refusef("the alert names no workload: it has none of the labels deployment, statefulset, daemonset, pod")
+	return nil, action.Refuse(action.RefusedTarget, "the alert names no workload: it has none of the labels deployment, statefulset, daemonset, pod")
 }
 
 func hasWorkloadLabel(labels map[string]string) bool {
@@ -151,14 +153,14 @@ func (a *Actuator) owner(ctx context.Context, t *target) error {
 		}
 		up := metav1.GetControllerOf(rs)
 		if up == nil || up.Kind != kindDeployment {
-			return refusef("pod %s/%s belongs to replicaset %s, which no Deployment manages: not supported", t.namespace, t.pod.Name, name)
+			return action.Refuse(action.RefusedTarget, "pod %s/%s belongs to replicaset %s, which no Deployment manages: not supported", t.namespace, t.pod.Name, name)
 		}
 		kind, name = up.Kind, up.Name
 	}
 	switch kind {
 	case kindDeployment, kindStatefulSet, kindDaemonSet:
 	default:
-		return refusef("pod %s/%s is managed by a %s (%s): not supported", t.namespace, t.pod.Name, kind, name)
+		return action.Refuse(action.RefusedTarget, "pod %s/%s is managed by a %s (%s): not supported", t.namespace, t.pod.Name, kind, name)
 	}
 	obj, err := a.getWorkload(ctx, t.namespace, kind, name)
 	if err != nil {
@@ -185,18 +187,12 @@ func (a *Actuator) guard(t *target) error {
 		objs = append(objs, t.pod)
 	}
 	for _, o := range objs {
-		if v, ok := marker(o, a.protected); ok && v != "false" {
-			return refusef("%s %s/%s carries %s=%q: refusing to act on it", kindOf(o, t), o.GetNamespace(), o.GetName(), a.protected, v)
+		if v, ok := marker(o, a.ProtectedLabel); ok && v != "false" {
+			return action.Refuse(action.RefusedProtected, "%s %s/%s carries %s=%q: refusing to act on it", kindOf(o, t), o.GetNamespace(), o.GetName(), a.ProtectedLabel, v)
 		}
 	}
-	v, ok := marker(t.workload, a.optIn)
-	switch {
-	case !ok:
-		return refusef("%s has not opted in: label or annotation %s=true is missing", t, a.optIn)
-	case v != "true":
-		return refusef("%s has not opted in: %s=%q, want \"true\"", t, a.optIn, v)
-	}
-	return nil
+	v, ok := marker(t.workload, a.OptInLabel)
+	return a.OptedIn(t, "label or annotation", v, ok)
 }
 
 func kindOf(o metav1.Object, t *target) string {

@@ -3,8 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -19,17 +17,11 @@ import (
 func TestHoldOnRealPrometheus(t *testing.T) {
 	for name, bin := range testutil.Prometheuses(t) {
 		t.Run(name, func(t *testing.T) {
-			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "demo_ready 1") }))
-			defer up.Close()
-			down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				http.Error(w, "down", http.StatusServiceUnavailable)
-			}))
-			defer down.Close()
-			instance := map[string]string{"scraped": strings.TrimPrefix(up.URL, "http://"), "gap": strings.TrimPrefix(down.URL, "http://")}
-			url := testutil.StartPrometheusBinary(t, bin, fmt.Sprintf(
-				"global: {scrape_interval: 200ms}\nscrape_configs:\n  - job_name: demo\n    static_configs: [{targets: [%q, %q]}]\n",
-				instance["scraped"], instance["gap"]))
-			q, err := verify.NewPrometheus(url)
+			up, down := testutil.NewScrapeTarget(t), testutil.NewScrapeTarget(t)
+			down.SetFailing(true)
+			instance := map[string]string{"scraped": up.Instance, "gap": down.Instance}
+			prom := testutil.StartScrapingPrometheus(t, bin, "demo", instance["scraped"], instance["gap"])
+			q, err := verify.NewPrometheus(prom.URL)
 			if err != nil {
 				t.Fatal(err)
 			}

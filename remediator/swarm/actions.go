@@ -12,7 +12,9 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
 
 // forceUpdate replaces every task of the service with a new one from the same spec, as
@@ -23,7 +25,7 @@ func (a *Actuator) forceUpdate(ctx context.Context, s *service, _ *config.SwarmA
 		return "", err
 	}
 	if r := s.svc.Spec.Mode.Replicated; r != nil && r.Replicas != nil && *r.Replicas == 0 {
-		return "", refusef("%s has 0 replicas: there is no task to restart", s)
+		return "", action.Refuse(action.RefusedAction, "%s has 0 replicas: there is no task to restart", s)
 	}
 	spec := s.svc.Spec
 	spec.TaskTemplate.ForceUpdate++
@@ -45,15 +47,15 @@ func (a *Actuator) scale(ctx context.Context, s *service, sa *config.SwarmAction
 	}
 	r := s.svc.Spec.Mode.Replicated
 	if r == nil || r.Replicas == nil {
-		return "", refusef("%s is a global service: it runs one task per node and cannot be scaled", s)
+		return "", action.Refuse(action.RefusedAction, "%s is a global service: it runs one task per node and cannot be scaled", s)
 	}
 	cur := int64(*r.Replicas)
 	want, bounds, err := scaleTarget(cur, sa)
 	if err != nil {
-		return "", refusef("%s: %v", s, err)
+		return "", action.Refuse(action.RefusedAction, "%s: %v", s, err)
 	}
 	if want == cur {
-		return "", refusef("%s already has %d replicas%s: nothing to scale", s, cur, bounds)
+		return "", action.Refuse(action.RefusedAction, "%s already has %d replicas%s: nothing to scale", s, cur, bounds)
 	}
 	n := uint64(want)
 	spec := s.svc.Spec
@@ -114,10 +116,10 @@ func (a *Actuator) rollback(ctx context.Context, s *service, _ *config.SwarmActi
 		return "", err
 	}
 	if s.svc.PreviousSpec == nil {
-		return "", refusef("%s has no previous spec to roll back to (it was never updated)", s)
+		return "", action.Refuse(action.RefusedAction, "%s has no previous spec to roll back to (it was never updated)", s)
 	}
 	if sameButRestartAndScale(*s.svc.PreviousSpec, s.svc.Spec) {
-		return "", refusef("%s: its previous spec differs from the current one only by a force-update or scale; Swarm keeps a single previous spec, so the deploy before can no longer be rolled back this way", s)
+		return "", action.Refuse(action.RefusedAction, "%s: its previous spec differs from the current one only by a force-update or scale; Swarm keeps a single previous spec, so the deploy before can no longer be rolled back this way", s)
 	}
 	if err := a.update(ctx, s, s.svc.Spec, "previous"); err != nil {
 		return "", err
@@ -142,7 +144,7 @@ func sameButRestartAndScale(a, b swarm.ServiceSpec) bool {
 func longRunning(s *service) error {
 	m := s.svc.Spec.Mode
 	if m.ReplicatedJob != nil || m.GlobalJob != nil {
-		return refusef("%s is a job: swarm steps act on long-running services only", s)
+		return action.Refuse(action.RefusedAction, "%s is a job: swarm steps act on long-running services only", s)
 	}
 	return nil
 }
@@ -163,7 +165,7 @@ func (a *Actuator) update(ctx context.Context, s *service, spec swarm.ServiceSpe
 		return err
 	}
 	for _, w := range res.Warnings {
-		a.logger.Warn("swarm service update warning", "service", s.name, "warning", w)
+		a.Logger.Warn("swarm service update warning", "service", s.name, "warning", w)
 	}
 	return nil
 }
@@ -318,5 +320,5 @@ func taskLabel(service string, t swarm.Task) string {
 	if t.Slot > 0 {
 		return fmt.Sprintf("%s.%d", service, t.Slot)
 	}
-	return service + "." + shortID(t.NodeID)
+	return service + "." + docker.ShortID(t.NodeID)
 }

@@ -54,15 +54,3 @@ func TestSameButRestartAndScale(t *testing.T) {
 		t.Error("a new image does not count as a deploy")
 	}
 }
-
-func TestTailWriter(t *testing.T) {
-	w := &tailWriter{max: 8}
-	for _, s := range []string{"first line\n", "second\n", "end\xff"} {
-		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
-			t.Fatalf("Write(%q) = %d, %v", s, n, err)
-		}
-	}
-	if got := w.String(); got != "ond\nend\uFFFD" {
-		t.Errorf("kept %q, want the last 8 bytes with invalid UTF-8 replaced", got)
-	}
-}

@@ -45,12 +45,9 @@ type Options struct {
 
 // Actuator runs swarm steps. It is safe for concurrent use.
 type Actuator struct {
-	cli       *client.Client
-	host      string
-	optIn     string
-	protected string
-	timeout   time.Duration
-	logger    *slog.Logger
+	action.Settings
+	cli  *client.Client
+	host string
 	// poll is how often a wait looks at the service and its tasks.
 	poll time.Duration
 
@@ -69,24 +66,10 @@ var (
 // remediator starts (and answers Alertmanager) while a manager is unreachable.
 func New(opts Options) (*Actuator, error) {
 	a := &Actuator{
-		optIn:       opts.OptInLabel,
-		protected:   opts.ProtectedLabel,
-		timeout:     opts.Timeout,
-		logger:      opts.Logger,
+		Settings: action.Settings{OptInLabel: opts.OptInLabel, ProtectedLabel: opts.ProtectedLabel,
+			Timeout: opts.Timeout, Logger: opts.Logger}.WithDefaults(DefaultTimeout),
 		poll:        250 * time.Millisecond,
 		selfService: strings.TrimSpace(opts.SelfService),
-	}
-	if a.optIn == "" {
-		a.optIn = docker.DefaultOptInLabel
-	}
-	if a.protected == "" {
-		a.protected = docker.DefaultProtectedLabel
-	}
-	if a.timeout <= 0 {
-		a.timeout = DefaultTimeout
-	}
-	if a.logger == nil {
-		a.logger = slog.New(slog.DiscardHandler)
 	}
 	if a.selfService != "" {
 		if config.ValidSwarmServiceName(a.selfService) != nil {
@@ -130,7 +113,7 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	if !ok {
 		return "", fmt.Errorf("unknown swarm action %q (want one of %s)", sa.Action, strings.Join(config.SwarmActions, ", "))
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 
@@ -138,15 +121,15 @@ func (a *Actuator) Run(ctx context.Context, req action.Request) (string, error) 
 	if err != nil {
 		return "", a.engineError(ctx, err, "resolve target", start)
 	}
-	a.logger.Info("swarm action starting", "action", act, "service", s.name, "id", s.id)
+	a.Logger.Info("swarm action starting", "action", act, "service", s.name, "id", s.id)
 	detail, err := do(a, ctx, s, sa)
 	if err != nil {
 		err = a.engineError(ctx, err, act+" "+s.String(), start)
-		a.logger.Error("swarm action failed", "action", act, "service", s.name, "err", err)
+		a.Logger.Error("swarm action failed", "action", act, "service", s.name, "err", err)
 		return detail, err
 	}
 	detail = fmt.Sprintf("%s in %s", detail, time.Since(start).Round(100*time.Millisecond))
-	a.logger.Info("swarm action done", "action", act, "service", s.name, "detail", detail)
+	a.Logger.Info("swarm action done", "action", act, "service", s.name, "detail", detail)
 	return detail, nil
 }
 
@@ -157,7 +140,7 @@ func (a *Actuator) target(ctx context.Context, req action.Request) (*service, er
 		var err error
 		explicit, err = config.RenderSwarmService(sa.Service, config.NewTemplateData(req.Alert, req.Target, req.Playbook))
 		if err != nil {
-			return nil, refusef("%v", err)
+			return nil, action.Refuse(action.RefusedTarget, "%v", err)
 		}
 	}
 	s, err := a.resolve(ctx, explicit, req.Alert.Labels)
@@ -165,7 +148,7 @@ func (a *Actuator) target(ctx context.Context, req action.Request) (*service, er
 		return nil, err
 	}
 	if err := a.guard(ctx, s); err != nil {
-		a.logger.Warn("swarm action refused", "action", req.Step.Swarm.Action, "service", s.name, "reason", err)
+		a.Logger.Warn("swarm action refused", "action", req.Step.Swarm.Action, "service", s.name, "reason", err)
 		return nil, err
 	}
 	return s, nil
@@ -173,8 +156,7 @@ func (a *Actuator) target(ctx context.Context, req action.Request) (*service, er
 
 // engineError turns what the client returned into a reason an operator can act on.
 func (a *Actuator) engineError(ctx context.Context, err error, what string, start time.Time) error {
-	var refused *refusal
-	if errors.As(err, &refused) {
+	if action.IsRefusal(err) {
 		return err
 	}
 	if e := docker.EngineError(ctx, err, a.host, what, start); e != nil {
@@ -188,11 +170,3 @@ func (a *Actuator) engineError(ctx context.Context, err error, what string, star
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
-
-// refusal is a decision of the actuator (not opted in, protected, unknown service...), not a
-// fault of the engine: its message is final.
-type refusal struct{ msg string }
-
-func (r *refusal) Error() string { return r.msg }
-
-func refusef(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }

@@ -3,14 +3,9 @@ package swarm
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,21 +15,16 @@ import (
 	"github.com/selfheal/selfheal/internal/testutil"
 	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
 
 // The demo service's image, built once for the package FROM scratch under a test-only name.
-var image struct {
-	once sync.Once
-	err  error
-	tag  string
-}
+var image testutil.DemoImages
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if image.tag != "" {
-		if err := testutil.RemoveImage(image.tag); err != nil {
-			fmt.Fprintln(os.Stderr, "removing the test image:", err)
-		}
+	if err := image.Remove(); err != nil {
+		fmt.Fprintln(os.Stderr, "removing the test image:", err)
 	}
 	if err := testutil.ReleaseSwarm(); err != nil {
 		fmt.Fprintln(os.Stderr, "leaving the engine as it was:", err)
@@ -49,26 +39,7 @@ func TestMain(m *testing.M) {
 func demoImage(t *testing.T) string {
 	t.Helper()
 	testutil.RequireSwarm(t)
-	image.once.Do(func() {
-		dir, err := os.MkdirTemp("", "selfheal-swarm-test-")
-		if err != nil {
-			image.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		bin := filepath.Join(dir, "demo-service")
-		if image.err = testutil.BuildStatic(testutil.RepoRoot(t), "./services/cmd/demo-service", bin); image.err != nil {
-			return
-		}
-		tag := fmt.Sprintf("selfheal-test/demo-service:swarm-%d", os.Getpid())
-		if image.err = testutil.BuildScratchImage(bin, tag); image.err == nil {
-			image.tag = tag
-		}
-	})
-	if image.err != nil {
-		t.Fatalf("building the demo-service test image: %v", image.err)
-	}
-	return image.tag
+	return image.Build(t, "swarm", testutil.DemoImage{})[0]
 }
 
 func dockerCLI(t *testing.T, args ...string) string {
@@ -99,11 +70,7 @@ type serviceSpec struct {
 func createService(t *testing.T, spec serviceSpec) (name, id string) {
 	t.Helper()
 	img := demoImage(t)
-	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(n) > 40 {
-		n = n[:40]
-	}
-	name = fmt.Sprintf("selfheal-st-%s-%04x", strings.Trim(n, "-"), rand.IntN(0x10000))
+	name = testutil.UniqueName(t, "selfheal-st")
 	args := []string{"service", "create", "--detach", "--quiet", "--no-resolve-image", "--name", name,
 		"--label", testutil.TestLabel, "--container-label", testutil.TestLabel,
 		"--replicas", strconv.Itoa(spec.replicas), "--env", "SERVICE_NAME=user-service",
@@ -196,10 +163,7 @@ func newActuator(t *testing.T, opts Options) *Actuator {
 	if opts.Timeout == 0 {
 		opts.Timeout = 90 * time.Second
 	}
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	opts.Logger = testutil.Logger()
 	a, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +289,7 @@ func TestRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("evidence: %+v", ev)
-	if ev.Object != "service "+name+" ("+shortID(inspect(t, name, "{{.ID}}"))+")" {
+	if ev.Object != "service "+name+" ("+docker.ShortID(inspect(t, name, "{{.ID}}"))+")" {
 		t.Errorf("evidence is about %q, want the service", ev.Object)
 	}
 	for k, want := range map[string]string{
@@ -333,7 +297,7 @@ func TestRollback(t *testing.T) {
 		"mode":          "replicated 1",
 		"previous_spec": "true",
 		"spec_version":  inspect(t, name, "{{.Version.Index}}"),
-		"image":         image.tag,
+		"image":         demoImage(t),
 	} {
 		if ev.State[k] != want {
 			t.Errorf("evidence state %s = %q, want %q", k, ev.State[k], want)
@@ -437,7 +401,7 @@ func TestResolve(t *testing.T) {
 	task := runningTasks(t, name)[0]
 	container := dockerCLI(t, "ps", "--no-trunc", "--quiet", "--filter", "label=com.docker.swarm.task.id="+task)
 	containerName := dockerCLI(t, "inspect", "--format", "{{.Name}}", container)
-	plain := testutil.RunContainer(t, testutil.ContainerSpec{Name: name + "-plain", Image: image.tag, Labels: optIn})
+	plain := testutil.RunContainer(t, testutil.ContainerSpec{Name: name + "-plain", Image: demoImage(t), Labels: optIn})
 	const found = "has no previous spec to roll back to"
 	for _, tc := range []struct {
 		step   string

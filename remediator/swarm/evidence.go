@@ -3,21 +3,16 @@ package swarm
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/selfheal/selfheal/remediator/action"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
-
-// maxLogRead bounds what is read of a task's log stream, whatever the tail asked for: a task
-// that writes one endless line must not hold the heal.
-const maxLogRead = 8 << 20
 
 // Evidence captures what a person looks at after a heal: the service's spec version and update
 // status, its tasks' states and errors, and the last log lines of the task that failed last
@@ -27,7 +22,7 @@ func (a *Actuator) Evidence(ctx context.Context, req action.Request) (*action.Ev
 	if req.Step == nil || req.Step.Swarm == nil {
 		return nil, fmt.Errorf("not a swarm step")
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
 	start := time.Now()
 	s, err := a.target(ctx, req)
@@ -88,7 +83,7 @@ func serviceState(o observation) map[string]string {
 
 func taskEvent(service string, t swarm.Task) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s task %s (%s): %s, desired %s", t.Status.Timestamp.UTC().Format(time.RFC3339), taskLabel(service, t), shortID(t.ID), t.Status.State, t.DesiredState)
+	fmt.Fprintf(&b, "%s task %s (%s): %s, desired %s", t.Status.Timestamp.UTC().Format(time.RFC3339), taskLabel(service, t), docker.ShortID(t.ID), t.Status.State, t.DesiredState)
 	if t.Status.Message != "" {
 		fmt.Fprintf(&b, ": %s", t.Status.Message)
 	}
@@ -120,8 +115,8 @@ func failingTask(tasks []swarm.Task) (swarm.Task, bool) {
 	return swarm.Task{}, false
 }
 
-// taskLog returns the last lines of a task's output, stdout and stderr interleaved, at most
-// action.MaxEvidenceLog bytes (the end is kept).
+// taskLog returns the last lines of a task's output, stdout and stderr interleaved, bounded as
+// docker.LogTail bounds them.
 func (a *Actuator) taskLog(ctx context.Context, taskID string) (string, error) {
 	rc, err := a.cli.TaskLogs(ctx, taskID, client.TaskLogsOptions{
 		ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(action.MaxEvidenceLogLines),
@@ -130,25 +125,5 @@ func (a *Actuator) taskLog(ctx context.Context, taskID string) (string, error) {
 		return "", err
 	}
 	defer rc.Close()
-	w := &tailWriter{max: action.MaxEvidenceLog}
-	if _, err := stdcopy.StdCopy(w, w, io.LimitReader(rc, maxLogRead)); err != nil {
-		return w.String(), err
-	}
-	return w.String(), nil
+	return docker.LogTail(rc, false)
 }
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	buf []byte
-	max int
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	if over := len(w.buf) - w.max; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tailWriter) String() string { return strings.ToValidUTF8(string(w.buf), "\uFFFD") }

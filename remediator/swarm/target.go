@@ -10,7 +10,9 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
+	"github.com/selfheal/selfheal/remediator/action"
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/docker"
 )
 
 // The labels Swarm puts on the containers of its tasks.
@@ -31,8 +33,7 @@ var (
 	// Swarm's object ids are 25 lowercase letters and digits.
 	objectID = regexp.MustCompile(`^[a-z0-9]{25}$`)
 	// A task's name, and its container's: <service>.<slot or node id>.<task id>.
-	taskName    = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9_-]{0,62})\.([0-9]{1,9}|[a-z0-9]{25})\.([a-z0-9]{25})$`)
-	containerID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	taskName = regexp.MustCompile(`^([a-zA-Z0-9][a-zA-Z0-9_-]{0,62})\.([0-9]{1,9}|[a-z0-9]{25})\.([a-z0-9]{25})$`)
 )
 
 // service is the one service an action is about, as inspected just before acting.
@@ -42,13 +43,8 @@ type service struct {
 	svc      swarm.Service
 }
 
-func (s *service) String() string { return fmt.Sprintf("service %s (%s)", s.name, shortID(s.id)) }
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
+func (s *service) String() string {
+	return fmt.Sprintf("service %s (%s)", s.name, docker.ShortID(s.id))
 }
 
 // resolve finds the service: the step's explicit one if any, else from the alert's labels: a
@@ -58,56 +54,47 @@ func (a *Actuator) resolve(ctx context.Context, explicit string, labels map[stri
 	if explicit != "" {
 		return a.byName(ctx, explicit, "step service")
 	}
-	if v, l := firstLabel(labels, serviceLabels...); v != "" {
+	if v, l := action.FirstLabel(labels, serviceLabels...); v != "" {
 		return a.byName(ctx, v, "alert label "+l)
 	}
-	if v, l := firstLabel(labels, taskLabels...); v != "" {
+	if v, l := action.FirstLabel(labels, taskLabels...); v != "" {
 		return a.byTask(ctx, v, "alert label "+l)
 	}
-	if v, l := firstLabel(labels, containerLabels...); v != "" {
+	if v, l := action.FirstLabel(labels, containerLabels...); v != "" {
 		v = strings.TrimPrefix(v, "/")
 		if taskName.MatchString(v) {
 			return a.byTask(ctx, v, "alert label "+l)
 		}
 		if err := config.ValidContainerName(v); err != nil {
-			return nil, refusef("alert label %s: %v", l, err)
+			return nil, action.Refuse(action.RefusedTarget, "alert label %s: %v", l, err)
 		}
 		return a.byContainer(ctx, v, "alert label "+l)
 	}
 	if v := strings.ToLower(labels["container_id"]); v != "" {
-		if !containerID.MatchString(v) {
-			return nil, refusef("alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
+		if !docker.IsContainerID(v) {
+			return nil, action.Refuse(action.RefusedTarget, "alert label container_id=%q is not a container id (12 to 64 hex digits)", v)
 		}
 		return a.byContainer(ctx, v, "alert label container_id")
 	}
-	return nil, refusef("the alert names no Swarm service: it has none of the labels %s, %s, %s, container_id",
+	return nil, action.Refuse(action.RefusedTarget, "the alert names no Swarm service: it has none of the labels %s, %s, %s, container_id",
 		strings.Join(serviceLabels, ", "), strings.Join(taskLabels, ", "), strings.Join(containerLabels, ", "))
-}
-
-func firstLabel(labels map[string]string, names ...string) (value, name string) {
-	for _, n := range names {
-		if v := labels[n]; v != "" {
-			return v, n
-		}
-	}
-	return "", ""
 }
 
 // byName inspects a service by its name (or full id). The engine also accepts an id prefix,
 // so a short value could hit an unrelated service: the answer must match exactly.
 func (a *Actuator) byName(ctx context.Context, ref, from string) (*service, error) {
 	if err := config.ValidSwarmServiceName(ref); err != nil {
-		return nil, refusef("%s: %v", from, err)
+		return nil, action.Refuse(action.RefusedTarget, "%s: %v", from, err)
 	}
 	s, err := a.inspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, refusef("%s: no service named %q", from, ref)
+			return nil, action.Refuse(action.RefusedTarget, "%s: no service named %q", from, ref)
 		}
 		return nil, err
 	}
 	if s.name != ref && s.id != ref {
-		return nil, refusef("%s: %q is neither the name nor the id of a service (the engine matched %s)", from, ref, s)
+		return nil, action.Refuse(action.RefusedTarget, "%s: %q is neither the name nor the id of a service (the engine matched %s)", from, ref, s)
 	}
 	return s, nil
 }
@@ -117,24 +104,24 @@ func (a *Actuator) byName(ctx context.Context, ref, from string) (*service, erro
 func (a *Actuator) byTask(ctx context.Context, name, from string) (*service, error) {
 	m := taskName.FindStringSubmatch(name)
 	if m == nil {
-		return nil, refusef("%s: %q is not a task name (<service>.<slot>.<task id>)", from, name)
+		return nil, action.Refuse(action.RefusedTarget, "%s: %q is not a task name (<service>.<slot>.<task id>)", from, name)
 	}
 	res, err := a.cli.TaskInspect(ctx, m[3], client.TaskInspectOptions{})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, refusef("%s: no task %s", from, m[3])
+			return nil, action.Refuse(action.RefusedTarget, "%s: no task %s", from, m[3])
 		}
 		return nil, err
 	}
 	if res.Task.ID != m[3] || !objectID.MatchString(res.Task.ServiceID) {
-		return nil, refusef("%s: the engine answered task %q for %q", from, res.Task.ID, m[3])
+		return nil, action.Refuse(action.RefusedTarget, "%s: the engine answered task %q for %q", from, res.Task.ID, m[3])
 	}
 	s, err := a.inspect(ctx, res.Task.ServiceID)
 	if err != nil {
 		return nil, err
 	}
 	if s.name != m[1] {
-		return nil, refusef("%s: task %s belongs to %s, not to service %q", from, m[3], s, m[1])
+		return nil, action.Refuse(action.RefusedTarget, "%s: task %s belongs to %s, not to service %q", from, m[3], s, m[1])
 	}
 	return s, nil
 }
@@ -145,29 +132,27 @@ func (a *Actuator) byContainer(ctx context.Context, ref, from string) (*service,
 	res, err := a.cli.ContainerInspect(ctx, ref, client.ContainerInspectOptions{})
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return nil, refusef("%s: no container %q on the engine at %s", from, ref, a.host)
+			return nil, action.Refuse(action.RefusedTarget, "%s: no container %q on the engine at %s", from, ref, a.host)
 		}
 		return nil, err
 	}
 	c := res.Container
-	// The engine also takes any unambiguous id prefix for a name: a short value must not hit an
-	// unrelated container.
-	if c.Config == nil || (strings.TrimPrefix(c.Name, "/") != ref && !(containerID.MatchString(ref) && strings.HasPrefix(c.ID, ref))) {
-		return nil, refusef("%s: %q is neither the name of a container nor an id of 12+ digits", from, ref)
+	if c.Config == nil || !docker.IsExactRef(ref, strings.TrimPrefix(c.Name, "/"), c.ID) {
+		return nil, action.Refuse(action.RefusedTarget, "%s: %q is neither the name of a container nor an id of 12+ digits", from, ref)
 	}
 	id, name := c.Config.Labels[serviceIDLabel], c.Config.Labels[serviceNameLabel]
 	if id == "" {
-		return nil, refusef("%s: container %q is not a Swarm task (it has no %s label)", from, ref, serviceIDLabel)
+		return nil, action.Refuse(action.RefusedTarget, "%s: container %q is not a Swarm task (it has no %s label)", from, ref, serviceIDLabel)
 	}
 	if !objectID.MatchString(id) {
-		return nil, refusef("%s: container %q has %s=%q, which is not a service id", from, ref, serviceIDLabel, id)
+		return nil, action.Refuse(action.RefusedTarget, "%s: container %q has %s=%q, which is not a service id", from, ref, serviceIDLabel, id)
 	}
 	s, err := a.inspect(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if s.id != id || (name != "" && s.name != name) {
-		return nil, refusef("%s: container %q names service %q (%s), the engine has %s", from, ref, name, id, s)
+		return nil, action.Refuse(action.RefusedTarget, "%s: container %q names service %q (%s), the engine has %s", from, ref, name, id, s)
 	}
 	return s, nil
 }
@@ -190,19 +175,13 @@ func (a *Actuator) guard(ctx context.Context, s *service) error {
 		return err
 	}
 	if self != "" && (s.id == self || s.name == self) {
-		return refusef("%s is the remediator's own service: refusing to act on it", s)
+		return action.Refuse(action.RefusedSelf, "%s is the remediator's own service: refusing to act on it", s)
 	}
-	if v, ok := s.labels[a.protected]; ok {
-		return refusef("%s carries the protection label %s=%q: refusing to act on it", s, a.protected, v)
+	if err := a.Unprotected(s, s.labels); err != nil {
+		return err
 	}
-	v, ok := s.labels[a.optIn]
-	switch {
-	case !ok:
-		return refusef("%s has not opted in: service label %s=true is missing", s, a.optIn)
-	case v != "true":
-		return refusef("%s has not opted in: service label %s=%q, want \"true\"", s, a.optIn, v)
-	}
-	return nil
+	v, ok := s.labels[a.OptInLabel]
+	return a.OptedIn(s, "service label", v, ok)
 }
 
 // self returns the remediator's own service (name or id), looking it up once from the
@@ -218,13 +197,13 @@ func (a *Actuator) self(ctx context.Context) (string, error) {
 	switch {
 	case cerrdefs.IsNotFound(err):
 		// The engine is another host's (a remote manager): this container is none of its tasks.
-		a.logger.Info("own container is not on the swarm engine; no service is the remediator's own", "container_id", shortID(a.selfContainer))
+		a.Logger.Info("own container is not on the swarm engine; no service is the remediator's own", "container_id", docker.ShortID(a.selfContainer))
 	case err != nil:
-		return "", fmt.Errorf("looking up the remediator's own container %s: %w", shortID(a.selfContainer), err)
+		return "", fmt.Errorf("looking up the remediator's own container %s: %w", docker.ShortID(a.selfContainer), err)
 	case res.Container.Config != nil:
 		a.selfService = res.Container.Config.Labels[serviceIDLabel]
 		if a.selfService != "" {
-			a.logger.Info("running as a Swarm task, its service will never be acted on", "service_id", a.selfService)
+			a.Logger.Info("running as a Swarm task, its service will never be acted on", "service_id", a.selfService)
 		}
 	}
 	a.selfKnown = true

@@ -2,15 +2,9 @@ package verify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,25 +19,11 @@ import (
 func TestHoldScrapeGapWithRealPrometheus(t *testing.T) {
 	for name, bin := range testutil.Prometheuses(t) {
 		t.Run(name, func(t *testing.T) {
-			var failing atomic.Bool
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				if failing.Load() {
-					http.Error(w, "down", http.StatusServiceUnavailable)
-					return
-				}
-				fmt.Fprintln(w, "demo_ready 1")
-			}))
-			defer target.Close()
-			instance := strings.TrimPrefix(target.URL, "http://")
+			target := testutil.NewScrapeTarget(t)
+			instance := target.Instance
 			// The target comes from a file, as a container comes from service discovery.
-			sd := filepath.Join(t.TempDir(), "targets.json")
-			writeTargets(t, sd, instance)
-			url := testutil.StartPrometheusBinary(t, bin, fmt.Sprintf(`global: {scrape_interval: 200ms, evaluation_interval: 200ms}
-scrape_configs:
-  - job_name: gap
-    file_sd_configs: [{files: [%q], refresh_interval: 1s}]
-`, sd))
-			q, err := NewPrometheus(url)
+			prom := testutil.StartScrapingPrometheus(t, bin, "gap", instance)
+			q, err := NewPrometheus(prom.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,17 +37,17 @@ scrape_configs:
 				t.Fatalf("scraped target not held healthy: %v", err)
 			}
 
-			failing.Store(true)
+			target.SetFailing(true)
 			waitQuery(t, q, fmt.Sprintf(`up{instance=%q,job="gap"} == 0`, instance))
 			assertGap(t, v, a, hold, "failing scrape")
 
-			failing.Store(false)
+			target.SetFailing(false)
 			if err := v.Hold(context.Background(), hold); err != nil {
 				t.Fatalf("target scraped again not held healthy: %v", err)
 			}
 
 			// Gone from discovery, as a stopped container: its series is marked stale and vanishes.
-			writeTargets(t, sd)
+			prom.SetTargets(t)
 			waitQuery(t, q, fmt.Sprintf(`absent(up{instance=%q,job="gap"})`, instance))
 			assertGap(t, v, a, hold, "series gone")
 		})
@@ -85,22 +65,6 @@ func assertGap(t *testing.T, v *Verifier, a template.Alert, hold Hold, what stri
 	err := v.Hold(context.Background(), hold)
 	if !errors.Is(err, ErrNotStable) || !strings.Contains(err.Error(), "returned no samples") {
 		t.Fatalf("%s read as healthy: %v", what, err)
-	}
-}
-
-// writeTargets writes a file_sd file listing the targets.
-func writeTargets(t *testing.T, path string, targets ...string) {
-	t.Helper()
-	b, err := json.Marshal([]map[string][]string{{"targets": append([]string{}, targets...)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Written whole and renamed, so Prometheus never reads half a file.
-	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 
@@ -13,17 +12,19 @@ import (
 )
 
 type kubernetesOptions struct {
-	kubeconfig, namespaces, optIn, protected *string
-	timeout                                  *time.Duration
+	guardFlags
+	kubeconfig, namespaces *string
 }
 
 func kubernetesFlags(app *kingpin.Application) kubernetesOptions {
 	return kubernetesOptions{
 		namespaces: app.Flag("kubernetes.namespaces", "Comma-separated namespaces kubernetes steps may act in; setting it turns the Kubernetes actuator on.").String(),
 		kubeconfig: app.Flag("kubernetes.kubeconfig", "Kubeconfig file (default: the in-cluster service account).").String(),
-		optIn:      app.Flag("kubernetes.opt-in", "Only workloads with this label or annotation set to \"true\" are ever acted on.").Default(kubernetes.DefaultOptIn).String(),
-		protected:  app.Flag("kubernetes.protected", "Workloads and pods with this label or annotation (any value but \"false\") are never acted on.").Default(kubernetes.DefaultProtected).String(),
-		timeout:    app.Flag("kubernetes.timeout", "Bound on one kubernetes action, the wait for its rollout included.").Default(kubernetes.DefaultTimeout.String()).Duration(),
+		guardFlags: newGuardFlags(app,
+			flagHelp{"kubernetes.opt-in", "Only workloads with this label or annotation set to \"true\" are ever acted on."},
+			flagHelp{"kubernetes.protected", "Workloads and pods with this label or annotation (any value but \"false\") are never acted on."},
+			flagHelp{"kubernetes.timeout", "Bound on one kubernetes action, the wait for its rollout included."},
+			kubernetes.DefaultTimeout),
 	}
 }
 

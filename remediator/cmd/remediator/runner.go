@@ -10,18 +10,38 @@ import (
 	"github.com/selfheal/selfheal/remediator/docker"
 )
 
+// guardFlags are the flags every actuator with labels is started with: the label that opts a
+// target in, the one that protects it, and the bound on one action.
+type guardFlags struct {
+	optIn, protected *string
+	timeout          *time.Duration
+}
+
+// flagHelp is one flag's name and help text.
+type flagHelp struct{ name, help string }
+
+func newGuardFlags(app *kingpin.Application, optIn, protected, timeout flagHelp, defaultTimeout time.Duration) guardFlags {
+	return guardFlags{
+		optIn:     app.Flag(optIn.name, optIn.help).Default(action.DefaultOptInLabel).String(),
+		protected: app.Flag(protected.name, protected.help).Default(action.DefaultProtectedLabel).String(),
+		timeout:   app.Flag(timeout.name, timeout.help).Default(defaultTimeout.String()).Duration(),
+	}
+}
+
 type dockerOptions struct {
-	host, optIn, protected, self *string
-	timeout                      *time.Duration
+	guardFlags
+	host, self *string
 }
 
 func dockerFlags(app *kingpin.Application) dockerOptions {
 	return dockerOptions{
-		host:      app.Flag("docker.host", "Docker engine address, e.g. tcp://socket-proxy:2375 (default: DOCKER_HOST, else the local socket).").String(),
-		optIn:     app.Flag("docker.opt-in-label", "Only containers with this label set to \"true\" are ever acted on.").Default(docker.DefaultOptInLabel).String(),
-		protected: app.Flag("docker.protected-label", "Containers carrying this label are never acted on, even if opted in.").Default(docker.DefaultProtectedLabel).String(),
-		self:      app.Flag("docker.self-container-id", "The remediator's own container id (default: detected).").String(),
-		timeout:   app.Flag("docker.timeout", "Bound on one docker action, waiting for its result included.").Default(docker.DefaultTimeout.String()).Duration(),
+		host: app.Flag("docker.host", "Docker engine address, e.g. tcp://socket-proxy:2375 (default: DOCKER_HOST, else the local socket).").String(),
+		guardFlags: newGuardFlags(app,
+			flagHelp{"docker.opt-in-label", "Only containers with this label set to \"true\" are ever acted on."},
+			flagHelp{"docker.protected-label", "Containers carrying this label are never acted on, even if opted in."},
+			flagHelp{"docker.timeout", "Bound on one docker action, waiting for its result included."},
+			docker.DefaultTimeout),
+		self: app.Flag("docker.self-container-id", "The remediator's own container id (default: detected).").String(),
 	}
 }
 
