@@ -39,7 +39,7 @@ defaults:
   cooldown: {initial: 1h, factor: 1, max: 1h, reset_after: 1m}
   budget: {attempts: 1, window: 1h}
   blast_radius: {max_targets: 0, max_ratio: 0}
-  verify: {timeout: 25s, interval: 500ms}
+  verify: {timeout: 25s, interval: 500ms, stable_for: 5s}
 playbooks:
   - name: leak
     match: ['alertname=~"Leak.+"']
