@@ -134,7 +134,7 @@ func poolExhaustion(t *testing.T, s *stack, tl *timeline) {
 	}
 	var h *heal
 	if !observe(t, tl, queued, func(hs []heal) bool { h = healed(hs, "pool-exhausted"); return h != nil }) {
-		fail(t, tl, "no pool-exhausted heal ended healed within %s", queued)
+		fail(t, tl, "no pool-exhausted heal ended healed within %s (heals: %+v)", queued, healsSince(t, tl.Target, tl.Injected))
 		return
 	}
 	tl.Done = h.Ended
