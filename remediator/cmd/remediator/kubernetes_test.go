@@ -9,15 +9,16 @@ import (
 	"github.com/selfheal/selfheal/internal/testutil"
 )
 
-// --config.check knows the kubernetes actions next to the docker ones.
+// --config.check knows the kubernetes actions next to the docker and swarm ones, in one file.
 func TestConfigCheckKubernetesSteps(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
 	dir := t.TempDir()
 	good := testutil.WriteFile(t, dir, "mixed.yml", "playbooks:\n"+
 		"  - {name: mismatch, match: ['alertname=\"KubeDeploymentReplicasMismatch\"'], steps: [{kubernetes: {action: rollback}}]}\n"+
-		"  - {name: memory-high, match: ['alertname=\"ServiceMemoryHigh\"'], steps: [{docker: {action: restart}}, {kubernetes: {action: scale, by: 1, max: 4}}]}\n")
+		"  - {name: memory-high, match: ['alertname=\"ServiceMemoryHigh\"'], steps: [{docker: {action: restart}}, {kubernetes: {action: scale, by: 1, max: 4}}]}\n"+
+		"  - {name: swarm-down, match: ['alertname=\"ServiceDown\"'], steps: [{swarm: {action: force-update}}]}\n")
 	out, err := exec.Command(bin, "--config.check", "--config.file", good).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != good+": 2 playbooks, 3 steps, OK" {
+	if err != nil || strings.TrimSpace(string(out)) != good+": 3 playbooks, 4 steps, OK" {
 		t.Fatalf("mixed playbooks: %v\n%s", err, out)
 	}
 	bad := testutil.WriteFile(t, dir, "bad.yml", "playbooks:\n  - name: x\n    match: ['a=\"b\"']\n    target: x\n    steps:\n      - kubernetes: {action: drain}\n")
