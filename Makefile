@@ -15,7 +15,8 @@ PKGS      := ./...
 .PHONY: all build test unit fuzz bench lint fmt e2e compose-e2e clean up down check
 
 # Fuzz targets run for a bounded time in CI; each entry is package:target.
-FUZZ_TARGETS := ./remediator/config:FuzzParse ./remediator/config:FuzzRenderURL ./remediator/intake:FuzzDecode
+FUZZ_TARGETS := ./remediator/config:FuzzParse ./remediator/config:FuzzRenderURL ./remediator/config:FuzzRenderQuery \
+                ./remediator/intake:FuzzDecode ./remediator/notify:FuzzMatchers
 FUZZ_TIME    ?= 15s
 
 all: build
