@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // timeline is what one scenario measured, all from the outside: Prometheus' alert states, the
@@ -71,36 +72,6 @@ func table(tls []*timeline) string {
 	return b.String()
 }
 
-// machine describes where the numbers were measured.
-func machine(versions map[string]string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "- CPUs: %d, memory: %s\n", numCPU(), memTotal())
-	keys := make([]string, 0, len(versions))
-	for k := range versions {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "- %s: %s\n", k, versions[k])
-	}
-	return b.String()
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
-			var kb float64
-			fmt.Sscan(f[1], &kb)
-			return fmt.Sprintf("%.1f GiB", kb/1024/1024)
-		}
-	}
-	return "unknown"
-}
-
 // writeDoc writes docs/e2e-timeline.md: machine, versions, the generated configs' differences
 // from the shipped ones, and the table.
 func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passed bool) error {
@@ -113,7 +84,7 @@ func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passe
 	fmt.Fprintf(&b, "Run: %s, result: %s, total %s (stack start included).\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		map[bool]string{true: "passed", false: "FAILED"}[passed], total.Round(time.Second))
 	b.WriteString("## Machine\n\n")
-	b.WriteString(machine(s.versions))
+	b.WriteString(testutil.Machine(s.versions))
 	b.WriteString("\n## Timeline\n\n")
 	b.WriteString("Seconds after the fault was injected. *received*: the remediator's API first shows the target affected;\n")
 	b.WriteString("*first action*: the first step of the heal that acted; *verified*: the heal ended healed, which is\n")
@@ -161,5 +132,3 @@ func writeDoc(root string, s *stack, tls []*timeline, total time.Duration, passe
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
-
-func numCPU() int { return runtime.NumCPU() }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/selfheal/selfheal/internal/testutil"
 )
 
 // timeline is what one scenario measured from the outside: Prometheus' alert state, the
@@ -62,15 +62,7 @@ func writeDoc(s *stack, tls []*timeline, total time.Duration, passed bool) error
 	fmt.Fprintf(&b, "Run: %s, result: %s, total %s (image builds and stack start included).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), map[bool]string{true: "passed", false: "FAILED"}[passed], total.Round(time.Second))
 	b.WriteString("## Machine\n\n")
-	fmt.Fprintf(&b, "- CPUs: %d, memory: %s\n", runtime.NumCPU(), memTotal())
-	keys := make([]string, 0, len(s.versions))
-	for k := range s.versions {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "- %s: %s\n", k, s.versions[k])
-	}
+	b.WriteString(testutil.Machine(s.versions))
 	b.WriteString("\n## Timeline\n\n")
 	b.WriteString("Seconds after the injection. *firing*: the alert first seen firing in Prometheus (polled every second);\n")
 	b.WriteString("*heal starts*: the first heal of the target; *healed / suspended*: the heal ended healed, or the target\n")
@@ -92,19 +84,4 @@ func writeDoc(s *stack, tls []*timeline, total time.Duration, passed bool) error
 	b.WriteString("  (max_concurrent_heals: 1) a heal can wait for another chain's; the times include that wait.\n")
 	path := filepath.Join(s.root, "docs", "compose-timeline.md")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-func memTotal() string {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "MemTotal:" {
-			var kb float64
-			fmt.Sscan(f[1], &kb)
-			return fmt.Sprintf("%.1f GiB", kb/1024/1024)
-		}
-	}
-	return "unknown"
 }
