@@ -70,7 +70,7 @@ func TestComposeStack(t *testing.T) {
 	passed := !t.Failed()
 	t.Logf("timeline (seconds after injection), total %s:\n%s", time.Since(start).Round(time.Second), table(tls))
 	if err := writeDoc(s, tls, time.Since(start), passed); err != nil {
-		t.Error(err)
+		errorf(t, "%v", err)
 	}
 }
 
@@ -92,7 +92,7 @@ func (s *stack) checkDiscovery(t *testing.T) {
 			} `json:"data"`
 		}
 		if err := getJSON(promURL+"/api/v1/targets?state=active", &r); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 		got = nil
 		for _, tg := range r.Data.ActiveTargets {
@@ -107,7 +107,7 @@ func (s *stack) checkDiscovery(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	t.Fatalf("Prometheus' docker discovery (through the socket proxy) scrapes %v, want %v", got, want)
+	fatalf(t, "Prometheus' docker discovery (through the socket proxy) scrapes %v, want %v", got, want)
 }
 
 // checkRules: every rule of rules/*.yml is loaded and evaluates without error.
@@ -118,7 +118,7 @@ func (s *stack) checkRules(t *testing.T) {
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 		var rf struct {
 			Groups []struct {
@@ -126,7 +126,7 @@ func (s *stack) checkRules(t *testing.T) {
 			} `yaml:"groups"`
 		}
 		if err := yaml.Unmarshal(b, &rf); err != nil {
-			t.Fatalf("%s: %v", f, err)
+			fatalf(t, "%s: %v", f, err)
 		}
 		for _, g := range rf.Groups {
 			want += len(g.Rules)
@@ -146,7 +146,7 @@ func (s *stack) checkRules(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if err := getJSON(promURL+"/api/v1/rules", &r); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 		got, bad := 0, []string{}
 		for _, g := range r.Data.Groups {
@@ -162,7 +162,7 @@ func (s *stack) checkRules(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Prometheus loaded %d rules, rules/*.yml has %d; unhealthy: %v", got, want, bad)
+			fatalf(t, "Prometheus loaded %d rules, rules/*.yml has %d; unhealthy: %v", got, want, bad)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -172,32 +172,38 @@ func (s *stack) checkRules(t *testing.T) {
 // recreated with the wider allowlist and comes back healthy; nothing else is touched.
 func (s *stack) recreateWithOverride(t *testing.T) {
 	t.Helper()
+	// `compose up` checks every service's depends_on conditions again: a container that the
+	// remediator is restarting at that moment fails them. Recreate a quiet, healthy stack.
+	if !noHealRunning(t, 3*time.Minute) {
+		fatalf(t, "a heal was still running 3m after the scenarios ended")
+	}
+	s.waitHealthy(t, 2*time.Minute)
 	before := s.containers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	files := []string{s.files[0], filepath.Join(s.root, "docker-compose.recreate.yml"), s.files[1]}
 	if out, err := s.composeWith(ctx, files, nil, "up", "-d"); err != nil {
-		t.Fatalf("compose up with docker-compose.recreate.yml: %v\n%s", err, out)
+		fatalf(t, "compose up with docker-compose.recreate.yml: %v\n%s", err, out)
 	}
 	after := s.containers(t)
 	for svc, id := range before {
 		if svc == "remediator" {
 			if after[svc] == id {
-				t.Errorf("docker-compose.recreate.yml did not recreate the remediator")
+				errorf(t, "docker-compose.recreate.yml did not recreate the remediator")
 			}
 		} else if after[svc] != id {
-			t.Errorf("docker-compose.recreate.yml recreated %s too", svc)
+			errorf(t, "docker-compose.recreate.yml recreated %s too", svc)
 		}
 	}
 	labels := testutil.InspectField(t, after["remediator"], `{{index .Config.Labels "socket-proxy.allow.post"}}`)
 	if !strings.Contains(labels, "containers/create") {
-		t.Errorf("recreated remediator's socket-proxy.allow.post = %q, want it to allow containers/create", labels)
+		errorf(t, "recreated remediator's socket-proxy.allow.post = %q, want it to allow containers/create", labels)
 	}
 	s.waitHealthy(t, 2*time.Minute)
 	// The recreated remediator still reaches the engine through the proxy: its readiness
 	// includes the engine, and its targets are listed from it.
 	if err := testutil.WaitHTTP(remURL+"/-/ready", time.Minute); err != nil {
-		t.Error(err)
+		errorf(t, "%v", err)
 	}
 	t.Log("recreate: the remediator was recreated with docker-compose.recreate.yml's allowlist and is healthy; no other container changed")
 }
@@ -236,7 +242,7 @@ func (s *stack) recordVersions(t *testing.T) {
 func readToken(t *testing.T, root string) string {
 	b, err := os.ReadFile(filepath.Join(root, "secrets", "webhook-token"))
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	return strings.TrimSpace(string(b))
 }
@@ -246,5 +252,34 @@ func fail(t *testing.T, tl *timeline, format string, args ...any) {
 	t.Helper()
 	tl.Status = "FAILED"
 	tl.Note = fmt.Sprintf(format, args...)
-	t.Errorf("%s: %s", tl.Scenario, tl.Note)
+	errorf(t, "%s: %s", tl.Scenario, tl.Note)
+}
+
+// failures keeps every failure message, so the test can repeat them after the long compose
+// logs it prints on failure: a CI summary that shows only the last lines then shows the cause.
+var failures struct {
+	sync.Mutex
+	list []string
+}
+
+func errorf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	failures.Lock()
+	failures.list = append(failures.list, msg)
+	failures.Unlock()
+	t.Error(msg)
+}
+
+func fatalf(t *testing.T, format string, args ...any) {
+	t.Helper()
+	errorf(t, format, args...)
+	t.FailNow()
+}
+
+// failureSummary is the failures so far, one per line.
+func failureSummary() string {
+	failures.Lock()
+	defer failures.Unlock()
+	return "  - " + strings.Join(failures.list, "\n  - ")
 }

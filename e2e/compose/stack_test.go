@@ -86,10 +86,10 @@ func composeCommand(t *testing.T, root string) []string {
 	}
 	cfg := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(cfg, "cli-plugins"), 0o755); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	if err := os.Symlink(plugin, filepath.Join(cfg, "cli-plugins", "docker-compose")); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	return append(env, "DOCKER_CONFIG="+cfg)
 }
@@ -101,7 +101,7 @@ func startStack(t *testing.T) *stack {
 	testutil.RequireDocker(t)
 	root, err := filepath.Abs(testutil.RepoRoot(t))
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	s := &stack{root: root, env: composeCommand(t, root), versions: map[string]string{}}
 	for _, img := range append(mapValues(prebuiltImages), goImage) {
@@ -116,19 +116,19 @@ func startStack(t *testing.T) *stack {
 	for pkg, img := range map[string]string{"./e2e/compose/cmd/socket-proxy": proxyImage, "./e2e/compose/cmd/oncall-webhook": oncallImage} {
 		out := filepath.Join(bin, filepath.Base(pkg))
 		if err := testutil.BuildStatic(root, pkg, out); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 		extra := []string{"LABEL " + testutil.TestLabel}
 		if img == proxyImage {
 			extra = append(extra, "COPY socket-proxy /healthcheck") // the real image's healthcheck binary
 		}
 		if err := testutil.BuildScratchImage(out, img, extra...); err != nil {
-			t.Fatal(err)
+			fatalf(t, "%v", err)
 		}
 	}
 	gen := filepath.Join(t.TempDir(), "docker-compose.test.yml")
 	if err := os.WriteFile(gen, []byte(override()), 0o644); err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	s.files = []string{filepath.Join(root, "docker-compose.yml"), gen}
 	t.Cleanup(func() {
@@ -139,15 +139,18 @@ func startStack(t *testing.T) *stack {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if out, err := s.compose(ctx, "down", "-v", "--remove-orphans", "--timeout", "5"); err != nil {
-			t.Errorf("compose down: %v\n%s", err, out)
+			errorf(t, "compose down: %v\n%s", err, out)
 		}
 		s.checkNothingLeft(t)
+		if t.Failed() {
+			t.Logf("the compose test failed:\n%s", failureSummary())
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	start := time.Now()
 	if out, err := s.compose(ctx, "up", "-d", "--build"); err != nil {
-		t.Fatalf("compose up: %v\n%s", err, out)
+		fatalf(t, "compose up: %v\n%s", err, out)
 	}
 	t.Logf("compose up -d --build returned after %s", time.Since(start).Round(time.Second))
 	return s
@@ -179,7 +182,7 @@ func (s *stack) containers(t *testing.T) map[string]string {
 	out, err := testutil.DockerCLI(ctx, "ps", "-a", "--filter", "label=com.docker.compose.project="+project,
 		"--format", `{{.ID}} {{.Label "com.docker.compose.service"}}`)
 	if err != nil {
-		t.Fatal(err)
+		fatalf(t, "%v", err)
 	}
 	m := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
@@ -217,7 +220,7 @@ func (s *stack) waitHealthy(t *testing.T, timeout time.Duration) time.Duration {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	t.Fatalf("not every service became healthy within %s: %v", timeout, last)
+	fatalf(t, "not every service became healthy within %s: %v", timeout, last)
 	return 0
 }
 
@@ -230,9 +233,9 @@ func (s *stack) checkNothingLeft(t *testing.T) {
 	for _, what := range [][]string{{"ps", "-a", "-q"}, {"network", "ls", "-q"}, {"volume", "ls", "-q"}} {
 		out, err := testutil.DockerCLI(ctx, append(what, "--filter", filter)...)
 		if err != nil {
-			t.Errorf("docker %s: %v", what[0], err)
+			errorf(t, "docker %s: %v", what[0], err)
 		} else if out != "" {
-			t.Errorf("compose down -v left %s behind: %s", what[0], strings.ReplaceAll(out, "\n", " "))
+			errorf(t, "compose down -v left %s behind: %s", what[0], strings.ReplaceAll(out, "\n", " "))
 		}
 	}
 }
