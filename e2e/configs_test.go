@@ -16,7 +16,9 @@ package e2e
 //     on its own loopback port, so the container's network IP (empty in host mode) cannot be used;
 //   - alerting targets become the test Alertmanager's address.
 // alertmanager/alertmanager.yml
-//   - group_wait and group_interval shortened on every route that sets them;
+//   - group_wait and group_interval divided by amTimeScale on every route that sets them (and
+//     the root's defaults), so that their order is kept: the person's route of a healable alert
+//     still waits longer than the remediator's, which the silence-while-healing pattern needs;
 //   - webhook URLs: the remediator's becomes 127.0.0.1:<port>/webhook, any other (the human
 //     receiver's placeholder) points at a recorder in the test, so an escalation is seen arriving;
 //   - credentials_file points at the test's token file.
@@ -42,9 +44,10 @@ const (
 	promScrapeInterval = 2 * time.Second
 	promEvalInterval   = 1 * time.Second
 	dockerSDRefresh    = 2 * time.Second
-	amGroupWait        = 1 * time.Second
-	amGroupInterval    = 2 * time.Second
-	e2eLabel           = "selfheal.e2e"
+	// amTimeScale divides Alertmanager's group_wait and group_interval: the shipped 5s/10s
+	// become 1s/2s, and the person's 20s wait for a healable alert 4s.
+	amTimeScale = 5
+	e2eLabel    = "selfheal.e2e"
 )
 
 // stackAddrs says where each component of the test stack listens (host:port on 127.0.0.1) and
@@ -112,6 +115,36 @@ func shorten(m map[string]any, key string, d time.Duration, where string, ch Cha
 		old = "(default)"
 	}
 	ch.add(file, "%s%s: %s -> %s", where, key, old, promDur(d))
+}
+
+// amDefaults are Alertmanager's own defaults, which a root route without the key runs with.
+var amDefaults = map[string]time.Duration{"group_wait": 30 * time.Second, "group_interval": 5 * time.Minute}
+
+// scale divides m[key] by amTimeScale, recording the change; at the root a missing key is
+// Alertmanager's default, scaled the same way. Zero stays zero.
+func scale(m map[string]any, key string, def time.Duration, root bool, where string, ch Changes, file string) error {
+	old, ok := m[key].(string)
+	d := def
+	if ok {
+		var valid bool
+		if d, valid = parseDur(old); !valid {
+			return fmt.Errorf("%s: %s%s: %q is no duration the test can scale", file, where, key, old)
+		}
+	} else if !root {
+		return nil
+	} else {
+		old = "(default " + promDur(def) + ")"
+	}
+	if d == 0 {
+		return nil
+	}
+	nd := (d / amTimeScale).Round(time.Second)
+	if nd < time.Second {
+		nd = time.Second
+	}
+	m[key] = promDur(nd)
+	ch.add(file, "%s%s: %s -> %s", where, key, old, promDur(nd))
+	return nil
 }
 
 // componentAddr maps a compose host name to the test stack's address; "" drops the target.
@@ -271,14 +304,14 @@ func genAlertmanagerConfig(shipped []byte, a stackAddrs, ch Changes) ([]byte, er
 	if cfg == nil {
 		return nil, fmt.Errorf("%s: empty", file)
 	}
+	var err error
 	var walk func(r map[string]any, where string, root bool)
 	walk = func(r map[string]any, where string, root bool) {
 		// repeat_interval stays as shipped: the remediator's route already re-sends every minute,
 		// which is what lets it retry a still-firing alert after a cooldown.
 		for _, k := range []string{"group_wait", "group_interval"} {
-			d := map[string]time.Duration{"group_wait": amGroupWait, "group_interval": amGroupInterval}[k]
-			if _, ok := r[k]; ok || root {
-				shorten(r, k, d, where, ch, file)
+			if err == nil {
+				err = scale(r, k, amDefaults[k], root, where, ch, file)
 			}
 		}
 		for i, c := range asList(r["routes"]) {
@@ -290,6 +323,9 @@ func genAlertmanagerConfig(shipped []byte, a stackAddrs, ch Changes) ([]byte, er
 		return nil, fmt.Errorf("%s: no route", file)
 	}
 	walk(route, "route.", true)
+	if err != nil {
+		return nil, err
+	}
 
 	remediatorHooks := 0
 	for _, r := range asList(cfg["receivers"]) {

@@ -34,6 +34,8 @@ var scenarios = []scenario{
 	{"a fix that does not hold: flapped, escalated to a restart", flapDuringHold, false},
 	{"restart with a scrape gap: verified only after a healthy hold", scrapeGap, false},
 	{"relapse after a verified heal: recorded and counted", relapseAfterHeal, false},
+	{"a heal that fails: silent while it acts, then a person paged", failedHealPages, false},
+	{"four instances down at once: declined (blast radius), a person told why", blastRadiusDeclined, false},
 }
 
 // TestEndToEnd runs the whole stack and every scenario against it. It is the only test here, so
@@ -125,6 +127,11 @@ func TestEndToEnd(t *testing.T) {
 			}
 		})
 	})
+	// The people-in-the-loop scenarios come last: each adds ServiceDown targets to the
+	// service-down playbook's blast-radius window (5m), which 14 fills on purpose and which
+	// would otherwise decline the heals of 6 and 8.
+	runOne(t, 12)
+	runOne(t, 13)
 	t.Run("dashboards", func(t *testing.T) { s.dashboards(t, start) })
 }
 

@@ -299,6 +299,8 @@ type heal struct {
 	OutsideRestart *struct {
 		What string `json:"what"`
 	} `json:"outside_restart"`
+	// Silences are the ids of the Alertmanager silences the heal held while it acted.
+	Silences []string `json:"silences"`
 }
 
 // step is one step of a heal record.

@@ -255,6 +255,14 @@ func flushableLeak(t *testing.T, s *stack, tl *timeline) {
 	if v, _ := testutil.Sample(testutil.Scrape(t, s.svc(c).url("/metrics")), "demo_memory_leaked_bytes", map[string]string{"kind": "flushable"}); v != 0 {
 		t.Errorf("%s still holds %.0f leaked bytes", c, v)
 	}
+	// The heal silenced its alert while it acted, and the person's route waits longer than the
+	// remediator's: a heal that succeeds pages nobody. (This scenario runs alone, so its heal
+	// is not queued behind another, which the person's wait does not cover.)
+	if ps := s.pages(tl.Injected, map[string]string{"alertname": "ServiceMemoryHigh", "container": c}); len(ps) > 0 {
+		t.Errorf("the person was paged for %s's ServiceMemoryHigh although the heal succeeded: %+v", c, ps)
+	} else {
+		tl.Note = "the person was not paged (the alert was silenced while the heal acted)"
+	}
 }
 
 // 2. The unflushable leak: the flush is tried, fails its verification, and the playbook

@@ -113,7 +113,11 @@ const (
 	cLoadgen    = "e2e-loadgen"
 	cUnhealable = "e2e-inventory-service"
 	cGap        = "e2e-catalog-service"
+	cStock      = "e2e-stock-service"
 )
+
+// cShelves are scenario 14's four instances of one service, more than a playbook's blast radius.
+var cShelves = []string{"e2e-shelf-service-1", "e2e-shelf-service-2", "e2e-shelf-service-3", "e2e-shelf-service-4"}
 
 // startStack builds and starts everything, and stops it all when t ends, even on failure.
 func startStack(t *testing.T) *stack {
@@ -162,7 +166,8 @@ func startStack(t *testing.T) *stack {
 	t.Cleanup(func() { _ = testutil.RemoveImage(s.image) })
 
 	step("image built")
-	ports := testutil.FreePorts(t, 12)
+	own := append([]string{cUser, cOrder, cPayment1, cPayment2, cUnhealable, cGap, cStock}, cShelves...)
+	ports := testutil.FreePorts(t, 4+len(own))
 	s.addrs = stackAddrs{
 		Prometheus:   fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		Alertmanager: fmt.Sprintf("127.0.0.1:%d", ports[1]),
@@ -179,7 +184,7 @@ func startStack(t *testing.T) *stack {
 	s.promURL = "http://" + s.addrs.Prometheus
 	s.amURL = "http://" + s.addrs.Alertmanager
 	s.remURL = "http://" + s.addrs.Remediator
-	for i, name := range []string{cUser, cOrder, cPayment1, cPayment2, cUnhealable, cGap} {
+	for i, name := range own {
 		s.addrs.Ports[name] = ports[4+i]
 	}
 	s.oncall = testutil.StartReceiver(t)
@@ -220,6 +225,9 @@ func startStack(t *testing.T) *stack {
 		"--storage.path="+filepath.Join(s.dir, "remediator-data"),
 		"--webhook.token-file="+s.addrs.TokenFile,
 		"--prometheus.url="+s.promURL,
+		// As the compose file: silences while healing, and alerts to people (issue 16's loop).
+		"--alertmanager.url="+s.amURL,
+		"--web.external-url="+s.remURL,
 		"--log.level=debug",
 	)
 	am.WaitReady(t, s.amURL+"/-/ready", 30*time.Second)
