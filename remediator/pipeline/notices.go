@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/selfheal/selfheal/remediator/config"
@@ -81,7 +82,7 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 		return
 	}
 	ends := h.Started.Add(maxHealRun(d.playbook))
-	id := p.notifier.Silence(ctx, h.ID, d.target, d.alert.Labels, ends)
+	id := p.notifier.Silence(ctx, h.ID, d.target, silenceLabels(d.alert.Labels), ends)
 	if id == "" {
 		return
 	}
@@ -89,6 +90,16 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 	if err := p.store.UpdateHeal(h); err != nil {
 		p.logger.Error("record the heal's silence", "heal", h.ID, "silence", id, "err", err)
 	}
+}
+
+// silenceLabels are the labels the heal's silence matches: the alert's, but for severity. The
+// degraded and failing levels of one alert are one condition, which the heal's verification
+// waits out as one (verify.StillFiring); the silence covers them alike, so that the critical
+// level firing while a heal of the warning acts does not page a person for a heal under way.
+func silenceLabels(labels map[string]string) map[string]string {
+	out := maps.Clone(labels)
+	delete(out, "severity")
+	return out
 }
 
 // maxHealRun bounds how long a heal by pb can run: every step acting until its timeout and

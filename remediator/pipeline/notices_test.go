@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -43,6 +44,23 @@ func silencesAt(t *testing.T, am string) []amSilence {
 type amAlertJSON struct {
 	Labels      map[string]string `json:"labels"`
 	Annotations map[string]string `json:"annotations"`
+	Status      struct {
+		SilencedBy []string `json:"silencedBy"`
+	} `json:"status"`
+}
+
+// postToAM fires an alert at Alertmanager, as Prometheus would.
+func postToAM(t *testing.T, am string, labels map[string]string) {
+	t.Helper()
+	body, _ := json.Marshal([]map[string]any{{"labels": labels, "startsAt": time.Now().Format(time.RFC3339)}})
+	resp, err := http.Post(am+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s/api/v2/alerts: %s", am, resp.Status)
+	}
 }
 
 func alertsAtAM(t *testing.T, am string) []amAlertJSON {
@@ -103,6 +121,17 @@ func TestSilenceWhileHealing(t *testing.T) {
 	}
 	if sil.CreatedBy != notify.CreatedBy || sil.Comment == "" {
 		t.Errorf("silence %+v", sil)
+	}
+	// Alertmanager mutes both levels of the alert under the heal's silence: the critical one it
+	// acts on and the warning of the same target; not another target's.
+	postToAM(t, am, map[string]string{"alertname": "ServiceMemoryHigh", "container": "user-service", "severity": "warning", "service": "user-service", "instance": "user-service:8080", "job": "demo"})
+	postToAM(t, am, map[string]string{"alertname": "ServiceMemoryHigh", "container": "order-service", "severity": "critical", "service": "order-service", "instance": "order-service:8080", "job": "demo"})
+	waitFor(t, func() bool { return len(withAlertname(alertsAtAM(t, am), "ServiceMemoryHigh")) == 2 })
+	for _, a := range withAlertname(alertsAtAM(t, am), "ServiceMemoryHigh") {
+		silenced := slices.Contains(a.Status.SilencedBy, sil.ID)
+		if want := a.Labels["container"] == "user-service"; silenced != want {
+			t.Errorf("%s/%s silenced by the heal's silence: %v, want %v", a.Labels["container"], a.Labels["severity"], silenced, want)
+		}
 	}
 	// Bounded by the heal's longest run: two steps of 2s, two verifications of 300ms, slack.
 	if limit := hs[0].Started.Add(4*time.Second + 600*time.Millisecond + silenceSlack + time.Second); sil.EndsAt.After(limit) || sil.EndsAt.Before(time.Now()) {
