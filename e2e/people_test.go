@@ -113,7 +113,6 @@ func failedHealPages(t *testing.T, s *stack, tl *timeline) {
 	}) {
 		t.Fatalf("no heal of %s with a silence at Alertmanager; heals %v", c, s.healsSince(t, c, tl.Injected))
 	}
-	tl.Received = s.targets.firstFiring(c, tl.Injected)
 	if h.Result == "running" && sl.Status.State != "active" {
 		t.Errorf("silence %s of the running heal %s is %s, want active", sl.ID, h.ID, sl.Status.State)
 	}
@@ -132,6 +131,7 @@ func failedHealPages(t *testing.T, s *stack, tl *timeline) {
 		t.Fatalf("heal %s of %s still running after %s", h.ID, c, healTimeout)
 	}
 	tl.FirstAction, tl.Verified = h.firstAction(), h.Ended
+	tl.Received = s.targets.firstFiring(c, tl.Injected)
 	if h.Result != "failed" {
 		t.Fatalf("heal %s of the unhealable %s ended %s, want failed: %s", h.ID, c, h.Result, h)
 	}
@@ -203,8 +203,6 @@ func blastRadiusDeclined(t *testing.T, s *stack, tl *timeline) {
 			tl.Injected = at
 		}
 	}
-	ep := s.alerts.waitFiring(t, "ServiceDown", map[string]string{"container": cShelves[0]}, tl.Injected, fireTimeout)
-	tl.Pending, tl.Firing = ep.Pending, ep.Firing
 
 	// The notice of the decline, at the person's receiver (and chat), with its reason.
 	var declined testutil.NotifiedAlert
@@ -222,6 +220,8 @@ func blastRadiusDeclined(t *testing.T, s *stack, tl *timeline) {
 	}
 	target := declined.Labels["target"]
 	tl.Target, tl.Verified = target, at
+	ep := s.alerts.waitFiring(t, "ServiceDown", map[string]string{"container": target}, tl.Injected, fireTimeout)
+	tl.Pending, tl.Firing = ep.Pending, ep.Firing
 	tl.Others = slices.DeleteFunc(slices.Clone(cShelves), func(c string) bool { return c == target })
 	if declined.Labels["original_alertname"] != "ServiceDown" || declined.Labels["playbook"] != "service-down" {
 		t.Errorf("RemediationDeclined for %s: labels %v, want original_alertname ServiceDown and playbook service-down", target, declined.Labels)
@@ -263,6 +263,7 @@ func blastRadiusDeclined(t *testing.T, s *stack, tl *timeline) {
 		}
 		return true
 	})
+	tl.Received = s.targets.firstFiring(target, tl.Injected)
 	healed := 0
 	for _, c := range cShelves {
 		for _, h := range s.healsSince(t, c, tl.Injected) {
