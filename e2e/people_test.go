@@ -62,26 +62,7 @@ func (sl amSilence) matches(labels map[string]string) bool {
 // pages returns the person's notifications (receiver oncall) since a time holding a firing
 // alert that matches, in arrival order.
 func (s *stack) pages(since time.Time, match map[string]string) []testutil.Notification {
-	var out []testutil.Notification
-	for _, n := range s.oncall.Notifications() {
-		if n.Receiver != "oncall" || n.At.Before(since) {
-			continue
-		}
-	alerts:
-		for _, a := range n.Alerts {
-			if a.Status != "firing" {
-				continue
-			}
-			for k, v := range match {
-				if a.Labels[k] != v {
-					continue alerts
-				}
-			}
-			out = append(out, n)
-			break
-		}
-	}
-	return out
+	return s.oncall.FiringSince(since, "oncall", match)
 }
 
 // 13. A heal that fails: the fault lives in the container's environment, so its restart cannot
@@ -90,13 +71,8 @@ func (s *stack) pages(since time.Time, match map[string]string) []testutil.Notif
 // interval, and RemediationFailed says which heal failed.
 func failedHealPages(t *testing.T, s *stack, tl *timeline) {
 	c := cStock
-	tl.Injected = time.Now()
-	s.addService(t, &service{Container: c, Service: "stock-service", Port: s.addrs.Ports[c], Heal: true,
-		Env: map[string]string{"FAULTS": "partition:86400"}, noWait: true})
+	s.startUnhealable(t, tl, c, "stock-service")
 	defer s.removeContainer(c)
-	tl.Target, tl.Alert = c, "ServiceDown"
-	ep := s.alerts.waitFiring(t, "ServiceDown", map[string]string{"container": c}, tl.Injected, fireTimeout)
-	tl.Pending, tl.Firing = ep.Pending, ep.Firing
 
 	// The first heal acts, and while it does its silence holds at Alertmanager.
 	var h heal

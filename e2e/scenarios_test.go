@@ -425,18 +425,25 @@ func (s *stack) fillMemoryNoFail(t *testing.T, c, kind string) time.Time {
 	return at
 }
 
+// startUnhealable starts container c (opted in, service name) whose every start is partitioned for a day, so
+// that no restart heals it, and waits until its ServiceDown fires; the caller removes it.
+func (s *stack) startUnhealable(t *testing.T, tl *timeline, c, name string) {
+	t.Helper()
+	tl.Injected = time.Now()
+	s.addService(t, &service{Container: c, Service: name, Port: s.addrs.Ports[c], Heal: true,
+		Env: map[string]string{"FAULTS": "partition:86400"}, noWait: true})
+	tl.Target, tl.Alert = c, "ServiceDown"
+	ep := s.alerts.waitFiring(t, "ServiceDown", map[string]string{"container": c}, tl.Injected, fireTimeout)
+	tl.Pending, tl.Firing = ep.Pending, ep.Firing
+}
+
 // 6. An unhealable service (its fault comes back with every start, from the environment): the
 // budget's attempts, then suspended; the escalation alert fires and reaches the human receiver;
 // nothing more is done until a person resets the target.
 func unhealable(t *testing.T, s *stack, tl *timeline) {
 	c := cUnhealable
-	tl.Injected = time.Now()
-	s.addService(t, &service{Container: c, Service: "inventory-service", Port: s.addrs.Ports[c], Heal: true,
-		Env: map[string]string{"FAULTS": "partition:86400"}, noWait: true})
+	s.startUnhealable(t, tl, c, "inventory-service")
 	defer s.removeContainer(c)
-	tl.Target, tl.Alert = c, "ServiceDown"
-	ep := s.alerts.waitFiring(t, "ServiceDown", map[string]string{"container": c}, tl.Injected, fireTimeout)
-	tl.Pending, tl.Firing = ep.Pending, ep.Firing
 
 	// The budget: its attempts, each failing, then suspension.
 	// Suspended, and the last attempt over (the API shows the budget spent as soon as the last

@@ -106,18 +106,38 @@ func (r *Receiver) FiringAlert(match map[string]string) (time.Time, NotifiedAler
 
 func (r *Receiver) firstFiring(match map[string]string) (Notification, NotifiedAlert, bool) {
 	for _, n := range r.Notifications() {
-	alerts:
-		for _, a := range n.Alerts {
-			if a.Status != "firing" {
-				continue
-			}
-			for k, v := range match {
-				if a.Labels[k] != v {
-					continue alerts
-				}
-			}
+		if a, ok := n.firing(match); ok {
 			return n, a, true
 		}
 	}
 	return Notification{}, NotifiedAlert{}, false
+}
+
+// FiringSince returns, oldest first, the notifications to receiver that arrived at or after
+// since and hold a firing alert whose labels include match.
+func (r *Receiver) FiringSince(since time.Time, receiver string, match map[string]string) []Notification {
+	var out []Notification
+	for _, n := range r.Notifications() {
+		if _, ok := n.firing(match); ok && n.Receiver == receiver && !n.At.Before(since) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// firing returns the notification's first firing alert whose labels include match.
+func (n Notification) firing(match map[string]string) (NotifiedAlert, bool) {
+alerts:
+	for _, a := range n.Alerts {
+		if a.Status != "firing" {
+			continue
+		}
+		for k, v := range match {
+			if a.Labels[k] != v {
+				continue alerts
+			}
+		}
+		return a, true
+	}
+	return NotifiedAlert{}, false
 }
