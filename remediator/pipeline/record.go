@@ -17,7 +17,6 @@ import (
 
 func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.now()
 	t := p.target(d.target)
 	t.Playbook = d.playbook.Name
@@ -40,9 +39,16 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 		Steps:   []store.StepRecord{},
 	}
 	p.flushWrites()
-	if err := p.store.NewHeal(h, *t, d.episode); err != nil {
+	// Queued under the lock, so that no later write of the target overtakes it, and waited for
+	// without it: the next alert's decision does not wait for this heal's disk write.
+	done := p.store.QueueNewHeal(h, *t, d.episode)
+	p.mu.Unlock()
+	if err := <-done; err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t = p.target(d.target)
 	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, now, store.HealRunning
 	p.publish(t)
 	p.logger.Info("heal started", "heal", h.ID, "target", d.target, "playbook", d.playbook.Name,
@@ -116,7 +122,6 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 
 func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.now()
 	h.Ended = now
 	t := p.target(d.target)
@@ -148,7 +153,10 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 	}
 	p.publish(t)
 	p.flushWrites()
-	if err := p.store.FinishHeal(h, *t, d.episode, d.inboxKey); err != nil {
+	// As in recordStart: queued under the lock, waited for without it.
+	done := p.store.QueueFinishHeal(h, *t, d.episode, d.inboxKey)
+	p.mu.Unlock()
+	if err := <-done; err != nil {
 		p.logger.Error("record heal end", "heal", h.ID, "err", err)
 	}
 	p.m.heals.WithLabelValues(d.playbook.Name, h.Result).Inc()
