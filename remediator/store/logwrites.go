@@ -31,7 +31,7 @@ type bucketWrite struct {
 
 // loggable are the buckets whose writes may go through the log: their records are whole
 // values that a later write replaces, never read back inside a transaction to compute another.
-var loggable = [][]byte{bucketHeals, bucketTargets, bucketEpisodes}
+var loggable = [][]byte{bucketHeals, bucketTargets, bucketEpisodes, bucketStats}
 
 func encodeWrites(ws []bucketWrite) []byte {
 	n := 1

@@ -282,8 +282,8 @@ func (s *Store) PutGlobalPause(p Pause) error {
 // StepStats reads all step statistics.
 func (s *Store) StepStats() (map[string]StepStats, error) {
 	out := map[string]StepStats{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketStats).ForEach(func(k, v []byte) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		return forEachLogged(tx, logged, bucketStats, func(k, v []byte) error {
 			var st StepStats
 			if err := json.Unmarshal(v, &st); err != nil {
 				return err
@@ -295,9 +295,20 @@ func (s *Store) StepStats() (map[string]StepStats, error) {
 	return out, err
 }
 
-// PutStepStats writes one step's statistics.
+// PutStepStats writes one step's statistics and returns once they are on disk.
 func (s *Store) PutStepStats(key string, st StepStats) error {
-	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketStats), []byte(key), st) })
+	return <-s.QueueStepStats(key, st)
+}
+
+// QueueStepStats queues one step's statistics for the intake log, which every heal's step
+// records go through too: writes queued later are stored after them, and the channel receives
+// the result once they are on disk.
+func (s *Store) QueueStepStats(key string, st StepStats) <-chan error {
+	buf, err := json.Marshal(st)
+	if err != nil {
+		return failed(err)
+	}
+	return s.logWrites([]bucketWrite{{bucket: bucketStats, key: []byte(key), value: buf}}, nil)
 }
 
 // ---- heals ----
