@@ -216,6 +216,8 @@ func (r *Report) Markdown(w io.Writer) {
 		p("row on its targets (%d per notification). Resident memory is the process' own", mm.Alerts/mm.Targets)
 		p("`process_resident_memory_bytes` after the decisions settled; the peak is the kernel's VmHWM;")
 		p("file-backed pages are mostly the memory-mapped state file. Ratio: peak resident to the goal.")
+		p("The API's answer is `GET /api/v1/targets` as it is by default: a page of targets and the")
+		p("counts of all of them, whose count of firing alerts is the column before it.")
 		p("")
 		p("| GOMEMLIMIT | active alerts | targets | posting | all decided | resident | peak resident | ratio to goal | anonymous / file-backed | Go heap in use | state file | alerts firing per API | API / metrics answer |")
 		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -64,6 +64,10 @@ type Pipeline struct {
 	limiter   *rate.Limiter
 	global    store.Pause
 	targets   targetSet
+	// sortedNames are the targets' names in order for the API's pages; namesChanged says a
+	// target went away since they were sorted (one that came changes their number).
+	sortedNames  []string
+	namesChanged bool
 	stats     map[string]store.StepStats
 	waiting   map[string]*job
 	waitOrder []string
@@ -542,6 +546,7 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 		p.logger.Error("forget idle targets", "err", err)
 		return
 	}
+	p.namesChanged = true
 	for _, name := range gone {
 		delete(p.targets, name)
 		p.release(name)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -367,5 +368,42 @@ func TestHangingActionTimesOut(t *testing.T) {
 		if s.Reason != "action timed out after 200ms" || !strings.Contains(s.Error, "deadline exceeded") {
 			t.Errorf("step %s: reason %q error %q", s.Name, s.Reason, s.Error)
 		}
+	}
+}
+
+// The API lists a large fleet a page at a time, by name, with what all targets add up to.
+func TestTargetListPages(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	if err := h.p.Pause("", 0, "paging"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"c4", "c2", "c5", "c1", "c3"} {
+		h.deliver(alert("ServiceMemoryHigh", c, "firing"))
+	}
+	h.idle()
+	var names []string
+	after, pages := "", 0
+	for {
+		l := h.p.TargetList(TargetPage{After: after, Limit: 2})
+		pages++
+		if l.Total != 5 || l.Firing != 5 || l.States[StatePaused] != 5 {
+			t.Fatalf("page %d: total %d, firing %d, states %v; want 5 targets, 5 alerts, all paused", pages, l.Total, l.Firing, l.States)
+		}
+		for _, v := range l.Targets {
+			names = append(names, v.Name)
+		}
+		if l.Next == "" {
+			break
+		}
+		after = l.Next
+	}
+	if fmt.Sprint(names) != "[c1 c2 c3 c4 c5]" || pages != 3 {
+		t.Fatalf("pages of 2 listed %v in %d pages, want c1..c5 in 3", names, pages)
+	}
+	if all := h.p.TargetList(TargetPage{}); len(all.Targets) != 5 || all.Next != "" {
+		t.Fatalf("without a limit: %d targets, next %q; want all 5", len(all.Targets), all.Next)
+	}
+	if rest := h.p.TargetList(TargetPage{After: "c25", Limit: 10}); len(rest.Targets) != 3 || rest.Targets[0].Name != "c3" {
+		t.Fatalf("after a name that is no target: %+v, want c3, c4, c5", rest.Targets)
 	}
 }
