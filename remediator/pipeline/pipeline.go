@@ -28,6 +28,8 @@ type Options struct {
 	Logger   *slog.Logger
 	// Registerer receives the pipeline's metrics (remediator_heals_*, remediator_target_*, ...).
 	Registerer prometheus.Registerer
+	// TargetSeriesLimit is how many targets at most get per-target series (0: all of them).
+	TargetSeriesLimit int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Tick is how often states, suspensions, pauses and parked decisions are re-evaluated
@@ -59,19 +61,19 @@ type Pipeline struct {
 	signal   chan struct{}
 	kick     chan struct{}
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	limiter   *rate.Limiter
-	global    store.Pause
-	targets   targetSet
+	mu      sync.Mutex
+	cfg     *config.Config
+	limiter *rate.Limiter
+	global  store.Pause
+	targets targetSet
 	// sortedNames are the targets' names in order for the API's pages; namesChanged says a
 	// target went away since they were sorted (one that came changes their number).
 	sortedNames  []string
 	namesChanged bool
-	stats     map[string]store.StepStats
-	waiting   map[string]*job
-	waitOrder []string
-	inFlight  map[string]*job
+	stats        map[string]store.StepStats
+	waiting      map[string]*job
+	waitOrder    []string
+	inFlight     map[string]*job
 	// stabilizing holds the targets whose heal is in a step's hold (see stabilize.go).
 	stabilizing map[string]bool
 	byEpisode   map[string]*job
@@ -141,7 +143,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		suspended:   map[string]bool{},
 		notifier:    o.Notifier,
 	}
-	o.Registerer.MustRegister(newTargetMetrics(p))
+	o.Registerer.MustRegister(newTargetMetrics(p, o.TargetSeriesLimit))
 	p.SetConfig(cfg)
 	for _, s := range p.stages {
 		p.m.stopped.WithLabelValues(s.name)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -405,5 +406,41 @@ func TestTargetListPages(t *testing.T) {
 	}
 	if rest := h.p.TargetList(TargetPage{After: "c25", Limit: 10}); len(rest.Targets) != 3 || rest.Targets[0].Name != "c3" {
 		t.Fatalf("after a name that is no target: %+v, want c3, c4, c5", rest.Targets)
+	}
+}
+
+// Past the series limit, the suspended targets and then the most urgent states keep their
+// per-target series, and remediator_targets still counts every target.
+func TestTargetSeriesPastTheLimit(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	h.p.mu.Lock()
+	for name, state := range map[string]string{"a": StateHealthy, "b": StateDegraded, "c": StateFailing, "d": StatePaused, "e": StateRecovering} {
+		tg := h.p.target(name)
+		tg.State, tg.Suspended = state, name == "d"
+	}
+	h.p.mu.Unlock()
+	for _, c := range []struct {
+		limit int
+		want  string
+	}{
+		{3, "[d c e]"},
+		{4, "[d c e b]"},
+		{5, "[a b c d e]"},
+		{0, "[a b c d e]"},
+	} {
+		samples, counts, omitted := h.p.targetSamples(c.limit)
+		var names []string
+		for _, s := range samples {
+			names = append(names, s.name)
+		}
+		if c.limit >= 5 || c.limit == 0 {
+			slices.Sort(names) // every target, in no particular order
+		}
+		if fmt.Sprint(names) != c.want || omitted != 5-len(names) {
+			t.Errorf("limit %d: series for %v (%d omitted), want %s", c.limit, names, omitted, c.want)
+		}
+		if counts[StateDegraded] != 1 || counts[StatePaused] != 1 || len(counts) != 5 {
+			t.Errorf("limit %d: targets per state %v, want one in each of five", c.limit, counts)
+		}
 	}
 }
