@@ -279,8 +279,8 @@ func (r *Report) Table(w io.Writer) {
 			d.Background, ms(d.P50), ms(d.P99), ms(d.Max), ms(d.PostP50), d.Unaccounted)
 	}
 	for _, mm := range r.Memory {
-		fmt.Fprintf(w, "memory (%s): %d alerts on %d targets: resident %s (peak %s, %.2f of the %s goal; anon %s, file %s), heap %s, db %s; posted in %s, decided in %s\n",
+		fmt.Fprintf(w, "memory (%s): %d alerts on %d targets: resident %s (peak %s, %.2f of the %s goal; anon %s, file %s), heap %s, db %s; posted in %s, decided in %s; %d firing per API; API %s, metrics %s\n",
 			memLimit(mm), mm.Alerts, mm.Targets, mib(mm.RSS), mib(mm.PeakRSS), mm.PeakRSS/mm.Goal, mib(mm.Goal), mib(mm.RSSAnon), mib(mm.RSSFile), mib(mm.HeapInuse), mib(float64(mm.DBBytes)),
-			mm.Ingest.Round(time.Millisecond), mm.Decide.Round(time.Millisecond))
+			mm.Ingest.Round(time.Millisecond), mm.Decide.Round(time.Millisecond), mm.Firing, ms(mm.APITime), ms(mm.MetricsTime))
 	}
 }

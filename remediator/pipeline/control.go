@@ -89,12 +89,13 @@ func (p *Pipeline) TargetList(page TargetPage) TargetList {
 }
 
 // targetNames are the known targets' names in order, sorted again only when targets came or
-// went since the last time. Lock held.
+// went since the last time. The slice is never changed afterwards: it may be read without the
+// lock. Lock held.
 func (p *Pipeline) targetNames() []string {
 	if len(p.sortedNames) == len(p.targets) && !p.namesChanged {
 		return p.sortedNames
 	}
-	names := p.sortedNames[:0]
+	names := make([]string, 0, len(p.targets))
 	for name := range p.targets {
 		names = append(names, name)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -437,16 +439,38 @@ func (p *Pipeline) tickLoop(ctx context.Context) {
 }
 
 // reevaluate is one tick's work on what the passing of time changes.
+//
+// It looks at the targets and the held-back alerts tickChunk at a time, taking the lock for each
+// chunk: with a hundred thousand targets a whole pass held decisions, the API and scrapes up for
+// a good part of every second.
 func (p *Pipeline) reevaluate(ctx context.Context) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.now()
 	p.expireGlobalPause(now)
-	p.refreshTargets(now)
-	p.retryParked(ctx, now)
+	names := p.targetNames()
+	p.mu.Unlock()
+	for chunk := range slices.Chunk(names, tickChunk) {
+		p.mu.Lock()
+		p.refreshTargets(chunk, now)
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	parked := slices.Collect(maps.Keys(p.parked))
+	blastHolds := p.blastStillHolds(now)
+	p.mu.Unlock()
+	for chunk := range slices.Chunk(parked, tickChunk) {
+		p.mu.Lock()
+		p.retryParked(ctx, chunk, now, blastHolds)
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.flushWrites()
 	p.forgetBlast(now)
 }
+
+// tickChunk is how many targets or held-back alerts a tick looks at under one hold of the lock.
+const tickChunk = 1000
 
 // expireGlobalPause ends a global pause whose time is up. Lock held.
 func (p *Pipeline) expireGlobalPause(now time.Time) {
@@ -459,8 +483,12 @@ func (p *Pipeline) expireGlobalPause(now time.Time) {
 
 // refreshTargets ends expired target pauses, resets the cooldowns of targets healthy long
 // enough, and derives each target's state again, saving the targets that changed. Lock held.
-func (p *Pipeline) refreshTargets(now time.Time) {
-	for _, t := range p.targets {
+func (p *Pipeline) refreshTargets(names []string, now time.Time) {
+	for _, name := range names {
+		t, ok := p.targets[name]
+		if !ok {
+			continue // forgotten since the names were taken
+		}
 		before := *t
 		if t.Pause.Active && !t.Pause.In(now) {
 			t.Pause = store.Pause{}
@@ -473,11 +501,15 @@ func (p *Pipeline) refreshTargets(now time.Time) {
 	}
 }
 
-// retryParked decides held-back alerts again and queues those whose block has lifted; it drops
-// those whose target has a heal waiting or whose alert no longer fires. Lock held.
-func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
-	blastHolds := p.blastStillHolds(now)
-	for target, d := range p.parked {
+// retryParked decides the held-back alerts of targets again and queues those whose block has
+// lifted; it drops those whose target has a heal waiting or whose alert no longer fires.
+// blastHolds are the playbooks whose blast radius still refuses (blastStillHolds). Lock held.
+func (p *Pipeline) retryParked(ctx context.Context, targets []string, now time.Time, blastHolds map[string]bool) {
+	for _, target := range targets {
+		d, ok := p.parked[target]
+		if !ok {
+			continue // released since the targets were taken
+		}
 		if _, busy := p.waiting[target]; busy {
 			p.release(target)
 			continue
