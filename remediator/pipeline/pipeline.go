@@ -505,6 +505,7 @@ func (p *Pipeline) refreshTargets(names []string, now time.Time) {
 // lifted; it drops those whose target has a heal waiting or whose alert no longer fires.
 // blastHolds are the playbooks whose blast radius still refuses (blastStillHolds). Lock held.
 func (p *Pipeline) retryParked(ctx context.Context, targets []string, now time.Time, blastHolds map[string]bool) {
+	var ready []*decision
 	for _, target := range targets {
 		d, ok := p.parked[target]
 		if !ok {
@@ -530,10 +531,48 @@ func (p *Pipeline) retryParked(ctx context.Context, targets []string, now time.T
 			}
 			continue
 		}
-		p.release(target)
-		d.unpack()
-		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
+		ready = append(ready, d)
+	}
+	p.unpark(ready)
+	for _, d := range ready {
+		p.release(d.target)
+		if d.stored {
+			continue // its alert is lost: unpark said why
+		}
+		p.logger.Info("deciding a held-back alert again", "target", d.target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
+	}
+}
+
+// unpark gives the decisions about to be decided again their alerts' labels, annotations and
+// generator URL back from the held-back records, read once for all of them. A decision whose
+// record cannot be read stays stored, with an error in the log: that alert is dropped, and
+// Alertmanager's next repeat brings it back. Lock held.
+func (p *Pipeline) unpark(ds []*decision) {
+	var targets []string
+	for _, d := range ds {
+		if d.stored {
+			targets = append(targets, d.target)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	held, err := p.store.HeldBackOf(targets)
+	if err != nil {
+		p.logger.Error("read held-back alerts; dropping them", "targets", len(targets), "err", err)
+		return
+	}
+	for _, d := range ds {
+		hb, ok := held[d.target]
+		switch {
+		case !d.stored:
+		case !ok || hb.EpisodeKey != d.episode:
+			p.logger.Error("held-back alert not in the state store; dropping it", "target", d.target, "episode", d.episode)
+		default:
+			d.alert.GeneratorURL, d.alert.Labels, d.alert.Annotations = hb.Alert.GeneratorURL, hb.Alert.Labels, hb.Alert.Annotations
+			d.stored = false
+		}
 	}
 }
 

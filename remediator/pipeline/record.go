@@ -198,7 +198,6 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 // park holds a decision back until its block lifts (retryParked decides it again), replacing any
 // older one for the target. Lock held.
 func (p *Pipeline) park(d *decision) {
-	d.pack()
 	p.parked[d.target] = d
 	p.heldChanged(d.target)
 }
