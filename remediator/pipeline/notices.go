@@ -80,13 +80,18 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 			"heal", h.ID, "target", d.target)
 		return
 	}
+	// The silence names the heal, which must be on disk before anything acts for it.
+	if err := p.writeHeal(d, h); err != nil {
+		p.logger.Error("cannot record heal start; not silencing", "target", d.target, "err", err)
+		return
+	}
 	ends := h.Started.Add(maxHealRun(d.playbook))
 	id := p.notifier.Silence(ctx, h.ID, d.target, d.alert.Labels, ends)
 	if id == "" {
 		return
 	}
 	h.Silences = append(h.Silences, id)
-	if err := p.store.UpdateHeal(h); err != nil {
+	if err := p.writeHeal(d, h); err != nil {
 		p.logger.Error("record the heal's silence", "heal", h.ID, "silence", id, "err", err)
 	}
 }

@@ -30,6 +30,8 @@ type decision struct {
 	// while the decision is parked: the store's held-back record of the target has them (see
 	// shed).
 	stored bool
+	// startPending is set while the heal's start is not yet written (see writeHeal).
+	startPending bool
 	// ap is the heal's approval progress (see approval.go).
 	ap approvalState
 }
