@@ -76,8 +76,11 @@ func (s *FiringSet) setID(id episodeID, a unique.Handle[firingAlert]) {
 	}
 	if len(s.few) < fewFiring {
 		if len(s.few) == cap(s.few) {
-			// Grown by half rather than doubled: most targets keep the few alerts they have.
-			s.few = slices.Grow(s.few, len(s.few)/2+1)
+			// Grown by half rather than doubled (as append would): most targets keep the few
+			// alerts they have.
+			few := make([]firingEntry, len(s.few), len(s.few)+len(s.few)/2+1)
+			copy(few, s.few)
+			s.few = few
 		}
 		s.few = append(s.few, firingEntry{id: id, alert: a})
 		return
