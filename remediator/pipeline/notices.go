@@ -76,8 +76,9 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 		return
 	}
 	if p.verifier.Querier() == nil {
+		// The heal has no ID yet: it gets one with its first write, after this.
 		p.logger.Info("not silencing the alert while healing: verification waits for its resolved notification, which a silence would hold back; set global.prometheus_url",
-			"heal", h.ID, "target", d.target)
+			"target", d.target, "playbook", d.playbook.Name)
 		return
 	}
 	// The silence names the heal, which must be on disk before anything acts for it.
