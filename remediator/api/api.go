@@ -23,7 +23,7 @@ import (
 
 // Controller is what the API reads and changes; the pipeline implements it.
 type Controller interface {
-	Targets() []pipeline.TargetView
+	TargetList(pipeline.TargetPage) pipeline.TargetList
 	Heals(store.HealFilter) ([]store.Heal, error)
 	// Heal is one heal by ID; false when there is none.
 	Heal(id string) (store.Heal, bool, error)
@@ -83,8 +83,35 @@ func (a *api) written(r *http.Request, action string, kv ...any) {
 	a.logger.Info("api write", append([]any{"action", action, "actor", actor.Name, "role", string(actor.Role)}, kv...)...)
 }
 
-func (a *api) targets(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"targets": a.c.Targets()})
+// DefaultTargetLimit is how many targets GET /api/v1/targets lists unless asked otherwise: a
+// large fleet is summed up (total, states, firing) and paged, so that the answer stays small;
+// all=true lists every target.
+const DefaultTargetLimit = 1000
+
+func (a *api) targets(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page := pipeline.TargetPage{After: q.Get("after"), Limit: DefaultTargetLimit}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			intake.WriteError(w, http.StatusBadRequest, "limit must be a number from 1 to 10000")
+			return
+		}
+		page.Limit = n
+	}
+	switch q.Get("all") {
+	case "", "false":
+	case "true":
+		if q.Get("limit") != "" {
+			intake.WriteError(w, http.StatusBadRequest, "all=true lists every target: leave out limit")
+			return
+		}
+		page.Limit = 0
+	default:
+		intake.WriteError(w, http.StatusBadRequest, "all must be true or false")
+		return
+	}
+	writeJSON(w, http.StatusOK, a.c.TargetList(page))
 }
 
 func (a *api) heals(w http.ResponseWriter, r *http.Request) {

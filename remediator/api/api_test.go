@@ -19,7 +19,7 @@ import (
 // history is a Controller holding heals; the overrides are not what these tests are about.
 type history struct{ heals map[string]store.Heal }
 
-func (h history) Targets() []pipeline.TargetView { return nil }
+func (h history) TargetList(pipeline.TargetPage) pipeline.TargetList { return pipeline.TargetList{} }
 func (h history) Heals(store.HealFilter) ([]store.Heal, error) {
 	var out []store.Heal
 	for _, hl := range h.heals {
@@ -158,5 +158,53 @@ func TestHealByIDNeedsReadAuth(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /api/v1/heals/7 with the token: %s, want 200", resp.Status)
+	}
+}
+
+// pages is a Controller that says which page of targets it was asked for.
+type pages struct {
+	history
+	asked *pipeline.TargetPage
+}
+
+func (p pages) TargetList(page pipeline.TargetPage) pipeline.TargetList {
+	*p.asked = page
+	return pipeline.TargetList{Targets: []pipeline.TargetView{}, Total: 1}
+}
+
+func TestTargetsArePagedUnlessAllAreAskedFor(t *testing.T) {
+	var asked pipeline.TargetPage
+	srv := serve(t, Options{Controller: pages{asked: &asked}})
+	for _, c := range []struct {
+		query string
+		code  int
+		want  pipeline.TargetPage
+	}{
+		{"", 200, pipeline.TargetPage{Limit: DefaultTargetLimit}},
+		{"?limit=50&after=c7", 200, pipeline.TargetPage{After: "c7", Limit: 50}},
+		{"?all=true", 200, pipeline.TargetPage{}},
+		{"?all=false&limit=3", 200, pipeline.TargetPage{Limit: 3}},
+		{"?limit=0", 400, pipeline.TargetPage{}},
+		{"?limit=10001", 400, pipeline.TargetPage{}},
+		{"?limit=ten", 400, pipeline.TargetPage{}},
+		{"?all=yes", 400, pipeline.TargetPage{}},
+		{"?all=true&limit=5", 400, pipeline.TargetPage{}},
+	} {
+		asked = pipeline.TargetPage{After: "untouched"}
+		var body map[string]any
+		code := get(t, srv.URL+"/api/v1/targets"+c.query, &body)
+		if code != c.code {
+			t.Errorf("%q: %d %v, want %d", c.query, code, body, c.code)
+			continue
+		}
+		if code != 200 {
+			if asked.After != "untouched" || body["error"] == nil {
+				t.Errorf("%q: refused with %v, yet the controller was asked %+v", c.query, body, asked)
+			}
+			continue
+		}
+		if asked != c.want || body["total"] != 1.0 {
+			t.Errorf("%q: asked for %+v (answer %v), want %+v", c.query, asked, body, c.want)
+		}
 	}
 }

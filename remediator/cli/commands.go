@@ -137,7 +137,7 @@ func (c *Commands) runTargets(ctx context.Context) error {
 	var out struct {
 		Targets []pipeline.TargetView `json:"targets"`
 	}
-	if err := cl.do(ctx, "GET", "/api/v1/targets", nil, &out); err != nil {
+	if err := cl.do(ctx, "GET", "/api/v1/targets?all=true", nil, &out); err != nil {
 		return err
 	}
 	if c.json() {
@@ -202,7 +202,7 @@ func (c *Commands) knownTarget(ctx context.Context, cl *Client, name string) err
 	var out struct {
 		Targets []pipeline.TargetView `json:"targets"`
 	}
-	if err := cl.do(ctx, "GET", "/api/v1/targets", nil, &out); err != nil {
+	if err := cl.do(ctx, "GET", "/api/v1/targets?all=true", nil, &out); err != nil {
 		return err
 	}
 	for _, t := range out.Targets {

@@ -73,7 +73,7 @@ func (s *simulateCommand) run(ctx context.Context, c *Commands) error {
 		if err != nil {
 			return fmt.Errorf("--state: %w", err)
 		}
-		if err := cl.do(ctx, "GET", "/api/v1/targets", nil, &state); err != nil {
+		if err := cl.do(ctx, "GET", "/api/v1/targets?all=true", nil, &state); err != nil {
 			return fmt.Errorf("--state: %w", err)
 		}
 	}

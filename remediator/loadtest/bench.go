@@ -388,18 +388,15 @@ func MeasureMemory(binary, dir string, alerts, targets int, goMemLimit string) (
 		out.DBBytes = st.Size()
 	}
 	t0 = time.Now()
+	// The default answer: a page of targets, and the counts of all of them.
 	resp, err = http.Get(r.URL + "/api/v1/targets")
 	if err == nil {
 		var body struct {
-			Targets []struct {
-				Firing []string `json:"firing"`
-			} `json:"targets"`
+			Firing int `json:"firing"`
 		}
 		_ = decodeJSON(resp, &body)
 		out.APITime = time.Since(t0)
-		for _, t := range body.Targets {
-			out.Firing += len(t.Firing)
-		}
+		out.Firing = body.Firing
 	}
 	return out, nil
 }

@@ -216,6 +216,8 @@ func (r *Report) Markdown(w io.Writer) {
 		p("row on its targets (%d per notification). Resident memory is the process' own", mm.Alerts/mm.Targets)
 		p("`process_resident_memory_bytes` after the decisions settled; the peak is the kernel's VmHWM;")
 		p("file-backed pages are mostly the memory-mapped state file. Ratio: peak resident to the goal.")
+		p("The API's answer is `GET /api/v1/targets` as it is by default: a page of targets and the")
+		p("counts of all of them, whose count of firing alerts is the column before it.")
 		p("")
 		p("| GOMEMLIMIT | active alerts | targets | posting | all decided | resident | peak resident | ratio to goal | anonymous / file-backed | Go heap in use | state file | alerts firing per API | API / metrics answer |")
 		p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -277,8 +279,8 @@ func (r *Report) Table(w io.Writer) {
 			d.Background, ms(d.P50), ms(d.P99), ms(d.Max), ms(d.PostP50), d.Unaccounted)
 	}
 	for _, mm := range r.Memory {
-		fmt.Fprintf(w, "memory (%s): %d alerts on %d targets: resident %s (peak %s, %.2f of the %s goal; anon %s, file %s), heap %s, db %s; posted in %s, decided in %s\n",
+		fmt.Fprintf(w, "memory (%s): %d alerts on %d targets: resident %s (peak %s, %.2f of the %s goal; anon %s, file %s), heap %s, db %s; posted in %s, decided in %s; %d firing per API; API %s, metrics %s\n",
 			memLimit(mm), mm.Alerts, mm.Targets, mib(mm.RSS), mib(mm.PeakRSS), mm.PeakRSS/mm.Goal, mib(mm.Goal), mib(mm.RSSAnon), mib(mm.RSSFile), mib(mm.HeapInuse), mib(float64(mm.DBBytes)),
-			mm.Ingest.Round(time.Millisecond), mm.Decide.Round(time.Millisecond))
+			mm.Ingest.Round(time.Millisecond), mm.Decide.Round(time.Millisecond), mm.Firing, ms(mm.APITime), ms(mm.MetricsTime))
 	}
 }

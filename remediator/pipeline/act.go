@@ -25,11 +25,7 @@ func (p *Pipeline) heal(ctx context.Context, j *job) {
 		p.mu.Unlock()
 		return
 	}
-	h, err := p.recordStart(d)
-	if err != nil {
-		p.logger.Error("cannot record heal start; not acting", "target", d.target, "err", err)
-		return
-	}
+	h := p.recordStart(d)
 	d.ap.heal = h
 	p.noticeHealStarted(d)
 	p.silenceWhileHealing(ctx, d, h)
@@ -80,9 +76,13 @@ func (p *Pipeline) runSteps(ctx context.Context, j *job, h *store.Heal, first in
 		// interrupted and never repeats it for the same episode.
 		rec.Outcome = store.StepRunning
 		h.Steps = append(h.Steps, rec)
-		if err := p.store.UpdateHeal(h); err != nil {
-			p.logger.Error("cannot record step start; not acting", "target", d.target, "err", err)
+		if err := p.writeHeal(d, h); err != nil {
 			h.Steps = h.Steps[:len(h.Steps)-1]
+			if d.startPending {
+				p.logger.Error("cannot record heal start; not acting", "target", d.target, "err", err)
+				return
+			}
+			p.logger.Error("cannot record step start; not acting", "target", d.target, "err", err)
 			h.Result, h.Reason = store.HealFailed, "state store write failed: "+err.Error()
 			break
 		}

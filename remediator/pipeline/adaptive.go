@@ -95,9 +95,7 @@ func (p *Pipeline) adaptiveSkip(d *decision, st *config.Step, i int, rec *store.
 	}
 	stats.Skipped++
 	p.stats[key] = stats
-	if err := p.store.PutStepStats(key, stats); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
+	p.saveStats(key, stats)
 	return "adaptive: " + poor, true
 }
 
@@ -116,9 +114,7 @@ func (p *Pipeline) recordOutcome(playbook, step, alertname string, o stepOutcome
 		takeBackSuccess(&st, at)
 	}
 	p.stats[key] = st
-	if err := p.store.PutStepStats(key, st); err != nil {
-		p.logger.Error("record step statistics", "err", err)
-	}
+	p.saveStats(key, st)
 	ratio, _ := weigh(st, p.now(), halfLife(p.playbookByName(playbook).Adaptive))
 	p.m.successRatio.WithLabelValues(playbook, step, alertname).Set(ratio)
 }
@@ -207,4 +203,15 @@ func outcomeOf(rec store.StepRecord) stepOutcome {
 		return stepHealed
 	}
 	return stepFailed
+}
+
+// saveStats queues a step's statistics for the store. Lock held: not waited for, since the
+// next decision must not wait for the disk; the store keeps them in the order they were queued.
+func (p *Pipeline) saveStats(key string, st store.StepStats) {
+	done := p.store.QueueStepStats(key, st)
+	go func() {
+		if err := <-done; err != nil {
+			p.logger.Error("record step statistics", "err", err)
+		}
+	}()
 }

@@ -195,13 +195,14 @@ func TestRecordOutcomeRelapse(t *testing.T) {
 	h.p.recordOutcome("memory-high", "restart", "ServiceMemoryHigh", stepHealed, t0)
 	h.p.recordOutcome("memory-high", "restart", "ServiceMemoryHigh", stepRelapsed, t0)
 	h.p.mu.Unlock()
-	stored, err := h.st.StepStats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := outcomesString(stored[statsKey("memory-high", "restart", "ServiceMemoryHigh")]); got != "ok@0 fail@0" {
-		t.Fatalf("stored after a relapse: %s", got)
-	}
+	// The store writes the statistics behind the decision, in the order they were queued.
+	waitFor(t, func() bool {
+		stored, err := h.st.StepStats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outcomesString(stored[statsKey("memory-high", "restart", "ServiceMemoryHigh")]) == "ok@0 fail@0"
+	})
 	if r := testutil.ToFloat64(h.p.m.successRatio.WithLabelValues("memory-high", "restart", "ServiceMemoryHigh")); r != 0.5 {
 		t.Fatalf("success ratio %v, want 0.5", r)
 	}

@@ -248,7 +248,7 @@ func (p *Pipeline) writeRunningStep(d *decision, rec store.StepRecord) error {
 	h := d.ap.heal
 	rec.Outcome = store.StepRunning
 	h.Steps = append(h.Steps, rec)
-	err := p.store.UpdateHeal(h)
+	err := p.writeHeal(d, h)
 	h.Steps = h.Steps[:len(h.Steps)-1]
 	return err
 }

@@ -321,7 +321,7 @@ func (h *harness) counter(name string, labels ...string) float64 {
 func (h *harness) targetGauge(name, target string) float64 {
 	h.t.Helper()
 	ch := make(chan prometheus.Metric, 1024)
-	go func() { newTargetMetrics(h.p).Collect(ch); close(ch) }()
+	go func() { newTargetMetrics(h.p, 0).Collect(ch); close(ch) }()
 	v := 0.0
 	for m := range ch {
 		var pb dto.Metric

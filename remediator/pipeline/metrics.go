@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/selfheal/selfheal/remediator/config"
+	"github.com/selfheal/selfheal/remediator/store"
 )
 
 // Suppression reasons, the values of remediator_heals_suppressed_total{reason}, and
@@ -130,18 +131,27 @@ func (m *metrics) resetPlaybooks(cfg *config.Config) {
 }
 
 // targetMetrics exports the per-target gauges (remediator_target_state, _target_suspended,
-// _budget_remaining, _cooldown_until_timestamp_seconds) from the pipeline's targets when scraped.
-// Gauge vectors would keep four series objects per target, about 1.6 KB, besides what the
-// targets map already holds; with ten thousand targets that was a quarter of the live heap.
+// _budget_remaining, _cooldown_until_timestamp_seconds) from the pipeline's targets when scraped,
+// and remediator_targets, the targets per state. Gauge vectors would keep four series objects
+// per target, about 1.6 KB, besides what the targets map already holds.
+//
+// A scrape costs microseconds per series, so with a hundred thousand targets the per-target
+// series alone took seconds to build and to send, and they are as many series for Prometheus to
+// keep. Past limit targets, only limit targets get per-target series: the suspended ones first
+// (the budget-exhausted alert reads them), then by state from the most to the least urgent, by
+// name within a state; remediator_targets still counts every target, and
+// remediator_target_series_omitted says how many have no series.
 type targetMetrics struct {
 	p                                  *Pipeline
+	limit                              int // 0: every target
 	state, suspended, budget, cooldown *prometheus.Desc
+	byState, omitted                   *prometheus.Desc
 }
 
-func newTargetMetrics(p *Pipeline) *targetMetrics {
+func newTargetMetrics(p *Pipeline, limit int) *targetMetrics {
 	target := []string{"target"}
 	return &targetMetrics{
-		p: p,
+		p: p, limit: limit,
 		state: prometheus.NewDesc("remediator_target_state",
 			"Target state: 0 healthy, 1 degraded, 2 failing, 3 recovering, 4 stabilizing, 5 suspended, 6 paused, 7 awaiting_approval.", target, nil),
 		suspended: prometheus.NewDesc("remediator_target_suspended",
@@ -150,6 +160,10 @@ func newTargetMetrics(p *Pipeline) *targetMetrics {
 			"Heal attempts left in the target's budget window.", target, nil),
 		cooldown: prometheus.NewDesc("remediator_cooldown_until_timestamp_seconds",
 			"When the target's cooldown ends (0: none).", target, nil),
+		byState: prometheus.NewDesc("remediator_targets",
+			"Known targets in each state.", []string{"state"}, nil),
+		omitted: prometheus.NewDesc("remediator_target_series_omitted",
+			"Targets left without per-target series because there are more than --metrics.target-series-limit.", nil, nil),
 	}
 }
 
@@ -158,6 +172,8 @@ func (m *targetMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.suspended
 	ch <- m.budget
 	ch <- m.cooldown
+	ch <- m.byState
+	ch <- m.omitted
 }
 
 // targetSample is one target's gauge values, read under the pipeline's lock.
@@ -171,7 +187,8 @@ type targetSample struct {
 // Collect reads the targets under the pipeline's lock and builds the series after releasing it,
 // so a scrape holds decisions up only for the copy.
 func (m *targetMetrics) Collect(ch chan<- prometheus.Metric) {
-	for _, s := range m.p.targetSamples() {
+	samples, counts, omitted := m.p.targetSamples(m.limit)
+	for _, s := range samples {
 		ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, s.state, s.name)
 		ch <- prometheus.MustNewConstMetric(m.suspended, prometheus.GaugeValue, s.suspended, s.name)
 		if s.budgetLeft >= 0 {
@@ -179,22 +196,69 @@ func (m *targetMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.cooldown, prometheus.GaugeValue, s.cooldown, s.name)
 	}
+	for state := range StateValues {
+		ch <- prometheus.MustNewConstMetric(m.byState, prometheus.GaugeValue, float64(counts[state]), state)
+	}
+	ch <- prometheus.MustNewConstMetric(m.omitted, prometheus.GaugeValue, float64(omitted))
 }
 
-// targetSamples is what the per-target gauges show: the state publish last derived, and the
-// budget and cooldown as of now.
-func (p *Pipeline) targetSamples() []targetSample {
+// seriesOrder is the order in which targets get per-target series past the limit: the most
+// urgent states first.
+var seriesOrder = []string{StateSuspended, StateAwaitingApproval, StateFailing, StateRecovering,
+	StateStabilizing, StateDegraded, StatePaused, StateHealthy}
+
+// targetSamples is what the per-target gauges show, for at most limit targets (0: all): the state
+// publish last derived, and the budget and cooldown as of now; with the targets per state and
+// how many were left out.
+func (p *Pipeline) targetSamples(limit int) ([]targetSample, map[string]int, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	out := make([]targetSample, 0, len(p.targets))
+	counts := make(map[string]int, len(StateValues))
 	for _, t := range p.targets {
+		counts[t.State]++
+	}
+	chosen := p.seriesTargets(limit)
+	out := make([]targetSample, 0, len(chosen))
+	for _, t := range chosen {
 		s := targetSample{name: t.Name, state: StateValues[t.State], suspended: b2f(t.Suspended),
 			budgetLeft: budgetLeft(t, p.playbookByName(t.Playbook).Budget, now)}
 		if now.Before(t.CooldownUntil) {
 			s.cooldown = float64(t.CooldownUntil.UnixNano()) / 1e9
 		}
 		out = append(out, s)
+	}
+	return out, counts, len(p.targets) - len(chosen)
+}
+
+// seriesTargets picks the targets that get per-target series (see targetMetrics). Lock held.
+func (p *Pipeline) seriesTargets(limit int) []*store.Target {
+	if limit <= 0 || len(p.targets) <= limit {
+		out := make([]*store.Target, 0, len(p.targets))
+		for _, t := range p.targets {
+			out = append(out, t)
+		}
+		return out
+	}
+	rank := make(map[string]int, len(seriesOrder))
+	for i, s := range seriesOrder {
+		rank[s] = i + 1
+	}
+	groups := make([][]*store.Target, len(seriesOrder)+1) // 0: suspended whatever the state
+	for _, name := range p.targetNames() {
+		t := p.targets[name]
+		g, known := rank[t.State]
+		if !known {
+			g = len(seriesOrder)
+		}
+		if t.Suspended {
+			g = 0
+		}
+		groups[g] = append(groups[g], t)
+	}
+	out := make([]*store.Target, 0, limit)
+	for _, g := range groups {
+		out = append(out, g[:min(len(g), limit-len(out))]...)
 	}
 	return out
 }

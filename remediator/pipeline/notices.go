@@ -77,8 +77,14 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 		return
 	}
 	if p.verifier.Querier() == nil {
+		// The heal has no ID yet: it gets one with its first write, after this.
 		p.logger.Info("not silencing the alert while healing: verification waits for its resolved notification, which a silence would hold back; set global.prometheus_url",
-			"heal", h.ID, "target", d.target)
+			"target", d.target, "playbook", d.playbook.Name)
+		return
+	}
+	// The silence names the heal, which must be on disk before anything acts for it.
+	if err := p.writeHeal(d, h); err != nil {
+		p.logger.Error("cannot record heal start; not silencing", "target", d.target, "err", err)
 		return
 	}
 	ends := h.Started.Add(maxHealRun(d.playbook))
@@ -87,7 +93,7 @@ func (p *Pipeline) silenceWhileHealing(ctx context.Context, d *decision, h *stor
 		return
 	}
 	h.Silences = append(h.Silences, id)
-	if err := p.store.UpdateHeal(h); err != nil {
+	if err := p.writeHeal(d, h); err != nil {
 		p.logger.Error("record the heal's silence", "heal", h.ID, "silence", id, "err", err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +30,8 @@ type Options struct {
 	Logger   *slog.Logger
 	// Registerer receives the pipeline's metrics (remediator_heals_*, remediator_target_*, ...).
 	Registerer prometheus.Registerer
+	// TargetSeriesLimit is how many targets at most get per-target series (0: all of them).
+	TargetSeriesLimit int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Tick is how often states, suspensions, pauses and parked decisions are re-evaluated
@@ -59,15 +63,19 @@ type Pipeline struct {
 	signal   chan struct{}
 	kick     chan struct{}
 
-	mu        sync.Mutex
-	cfg       *config.Config
-	limiter   *rate.Limiter
-	global    store.Pause
-	targets   targetSet
-	stats     map[string]store.StepStats
-	waiting   map[string]*job
-	waitOrder []string
-	inFlight  map[string]*job
+	mu      sync.Mutex
+	cfg     *config.Config
+	limiter *rate.Limiter
+	global  store.Pause
+	targets targetSet
+	// sortedNames are the targets' names in order for the API's pages; namesChanged says a
+	// target went away since they were sorted (one that came changes their number).
+	sortedNames  []string
+	namesChanged bool
+	stats        map[string]store.StepStats
+	waiting      map[string]*job
+	waitOrder    []string
+	inFlight     map[string]*job
 	// stabilizing holds the targets whose heal is in a step's hold (see stabilize.go).
 	stabilizing map[string]bool
 	byEpisode   map[string]*job
@@ -137,7 +145,7 @@ func New(o Options, cfg *config.Config) (*Pipeline, error) {
 		suspended:   map[string]bool{},
 		notifier:    o.Notifier,
 	}
-	o.Registerer.MustRegister(newTargetMetrics(p))
+	o.Registerer.MustRegister(newTargetMetrics(p, o.TargetSeriesLimit))
 	p.SetConfig(cfg)
 	for _, s := range p.stages {
 		p.m.stopped.WithLabelValues(s.name)
@@ -431,16 +439,38 @@ func (p *Pipeline) tickLoop(ctx context.Context) {
 }
 
 // reevaluate is one tick's work on what the passing of time changes.
+//
+// It looks at the targets and the held-back alerts tickChunk at a time, taking the lock for each
+// chunk: with a hundred thousand targets a whole pass held decisions, the API and scrapes up for
+// a good part of every second.
 func (p *Pipeline) reevaluate(ctx context.Context) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.now()
 	p.expireGlobalPause(now)
-	p.refreshTargets(now)
-	p.retryParked(ctx, now)
+	names := p.targetNames()
+	p.mu.Unlock()
+	for chunk := range slices.Chunk(names, tickChunk) {
+		p.mu.Lock()
+		p.refreshTargets(chunk, now)
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	parked := slices.Collect(maps.Keys(p.parked))
+	blastHolds := p.blastStillHolds(now)
+	p.mu.Unlock()
+	for chunk := range slices.Chunk(parked, tickChunk) {
+		p.mu.Lock()
+		p.retryParked(ctx, chunk, now, blastHolds)
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.flushWrites()
 	p.forgetBlast(now)
 }
+
+// tickChunk is how many targets or held-back alerts a tick looks at under one hold of the lock.
+const tickChunk = 1000
 
 // expireGlobalPause ends a global pause whose time is up. Lock held.
 func (p *Pipeline) expireGlobalPause(now time.Time) {
@@ -453,8 +483,12 @@ func (p *Pipeline) expireGlobalPause(now time.Time) {
 
 // refreshTargets ends expired target pauses, resets the cooldowns of targets healthy long
 // enough, and derives each target's state again, saving the targets that changed. Lock held.
-func (p *Pipeline) refreshTargets(now time.Time) {
-	for _, t := range p.targets {
+func (p *Pipeline) refreshTargets(names []string, now time.Time) {
+	for _, name := range names {
+		t, ok := p.targets[name]
+		if !ok {
+			continue // forgotten since the names were taken
+		}
 		before := *t
 		if t.Pause.Active && !t.Pause.In(now) {
 			t.Pause = store.Pause{}
@@ -467,11 +501,16 @@ func (p *Pipeline) refreshTargets(now time.Time) {
 	}
 }
 
-// retryParked decides held-back alerts again and queues those whose block has lifted; it drops
-// those whose target has a heal waiting or whose alert no longer fires. Lock held.
-func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
-	blastHolds := p.blastStillHolds(now)
-	for target, d := range p.parked {
+// retryParked decides the held-back alerts of targets again and queues those whose block has
+// lifted; it drops those whose target has a heal waiting or whose alert no longer fires.
+// blastHolds are the playbooks whose blast radius still refuses (blastStillHolds). Lock held.
+func (p *Pipeline) retryParked(ctx context.Context, targets []string, now time.Time, blastHolds map[string]bool) {
+	var ready []*decision
+	for _, target := range targets {
+		d, ok := p.parked[target]
+		if !ok {
+			continue // released since the targets were taken
+		}
 		if _, busy := p.waiting[target]; busy {
 			p.release(target)
 			continue
@@ -492,10 +531,48 @@ func (p *Pipeline) retryParked(ctx context.Context, now time.Time) {
 			}
 			continue
 		}
-		p.release(target)
-		d.unpack()
-		p.logger.Info("deciding a held-back alert again", "target", target, "alertname", d.alert.Labels["alertname"])
+		ready = append(ready, d)
+	}
+	p.unpark(ready)
+	for _, d := range ready {
+		p.release(d.target)
+		if d.stored {
+			continue // its alert is lost: unpark said why
+		}
+		p.logger.Info("deciding a held-back alert again", "target", d.target, "alertname", d.alert.Labels["alertname"])
 		p.enqueue(d)
+	}
+}
+
+// unpark gives the decisions about to be decided again their alerts' labels, annotations and
+// generator URL back from the held-back records, read once for all of them. A decision whose
+// record cannot be read stays stored, with an error in the log: that alert is dropped, and
+// Alertmanager's next repeat brings it back. Lock held.
+func (p *Pipeline) unpark(ds []*decision) {
+	var targets []string
+	for _, d := range ds {
+		if d.stored {
+			targets = append(targets, d.target)
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	held, err := p.store.HeldBackOf(targets)
+	if err != nil {
+		p.logger.Error("read held-back alerts; dropping them", "targets", len(targets), "err", err)
+		return
+	}
+	for _, d := range ds {
+		hb, ok := held[d.target]
+		switch {
+		case !d.stored:
+		case !ok || hb.EpisodeKey != d.episode:
+			p.logger.Error("held-back alert not in the state store; dropping it", "target", d.target, "episode", d.episode)
+		default:
+			d.alert.GeneratorURL, d.alert.Labels, d.alert.Annotations = hb.Alert.GeneratorURL, hb.Alert.Labels, hb.Alert.Annotations
+			d.stored = false
+		}
 	}
 }
 
@@ -542,6 +619,7 @@ func (p *Pipeline) forgetIdleTargets(now time.Time, maxAge time.Duration) {
 		p.logger.Error("forget idle targets", "err", err)
 		return
 	}
+	p.namesChanged = true
 	for _, name := range gone {
 		delete(p.targets, name)
 		p.release(name)

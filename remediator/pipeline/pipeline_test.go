@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -366,6 +368,79 @@ func TestHangingActionTimesOut(t *testing.T) {
 	for _, s := range hs[0].Steps {
 		if s.Reason != "action timed out after 200ms" || !strings.Contains(s.Error, "deadline exceeded") {
 			t.Errorf("step %s: reason %q error %q", s.Name, s.Reason, s.Error)
+		}
+	}
+}
+
+// The API lists a large fleet a page at a time, by name, with what all targets add up to.
+func TestTargetListPages(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	if err := h.p.Pause("", 0, "paging"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"c4", "c2", "c5", "c1", "c3"} {
+		h.deliver(alert("ServiceMemoryHigh", c, "firing"))
+	}
+	h.idle()
+	var names []string
+	after, pages := "", 0
+	for {
+		l := h.p.TargetList(TargetPage{After: after, Limit: 2})
+		pages++
+		if l.Total != 5 || l.Firing != 5 || l.States[StatePaused] != 5 {
+			t.Fatalf("page %d: total %d, firing %d, states %v; want 5 targets, 5 alerts, all paused", pages, l.Total, l.Firing, l.States)
+		}
+		for _, v := range l.Targets {
+			names = append(names, v.Name)
+		}
+		if l.Next == "" {
+			break
+		}
+		after = l.Next
+	}
+	if fmt.Sprint(names) != "[c1 c2 c3 c4 c5]" || pages != 3 {
+		t.Fatalf("pages of 2 listed %v in %d pages, want c1..c5 in 3", names, pages)
+	}
+	if all := h.p.TargetList(TargetPage{}); len(all.Targets) != 5 || all.Next != "" {
+		t.Fatalf("without a limit: %d targets, next %q; want all 5", len(all.Targets), all.Next)
+	}
+	if rest := h.p.TargetList(TargetPage{After: "c25", Limit: 10}); len(rest.Targets) != 3 || rest.Targets[0].Name != "c3" {
+		t.Fatalf("after a name that is no target: %+v, want c3, c4, c5", rest.Targets)
+	}
+}
+
+// Past the series limit, the suspended targets and then the most urgent states keep their
+// per-target series, and remediator_targets still counts every target.
+func TestTargetSeriesPastTheLimit(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	h.p.mu.Lock()
+	for name, state := range map[string]string{"a": StateHealthy, "b": StateDegraded, "c": StateFailing, "d": StatePaused, "e": StateRecovering} {
+		tg := h.p.target(name)
+		tg.State, tg.Suspended = state, name == "d"
+	}
+	h.p.mu.Unlock()
+	for _, c := range []struct {
+		limit int
+		want  string
+	}{
+		{3, "[d c e]"},
+		{4, "[d c e b]"},
+		{5, "[a b c d e]"},
+		{0, "[a b c d e]"},
+	} {
+		samples, counts, omitted := h.p.targetSamples(c.limit)
+		var names []string
+		for _, s := range samples {
+			names = append(names, s.name)
+		}
+		if c.limit >= 5 || c.limit == 0 {
+			slices.Sort(names) // every target, in no particular order
+		}
+		if fmt.Sprint(names) != c.want || omitted != 5-len(names) {
+			t.Errorf("limit %d: series for %v (%d omitted), want %s", c.limit, names, omitted, c.want)
+		}
+		if counts[StateDegraded] != 1 || counts[StatePaused] != 1 || len(counts) != 5 {
+			t.Errorf("limit %d: targets per state %v, want one in each of five", c.limit, counts)
 		}
 	}
 }

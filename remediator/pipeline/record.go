@@ -15,7 +15,10 @@ import (
 // before its first action (with the attempt charged to the budget), before and after each
 // action, and at its end, so a crash anywhere shows up as "interrupted" after the restart.
 
-func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
+// recordStart charges the attempt to the target's budget and builds the heal's record. It is
+// written with the heal's first write (writeHeal): usually the start of its first step, so that
+// one write of the intake log, not two, stands between the decision and the first action.
+func (p *Pipeline) recordStart(d *decision) *store.Heal {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -25,7 +28,8 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 		t.Attempts = append(t.Attempts, now)
 		budgetUse(t, d.playbook.Budget, now)
 	}
-	h := &store.Heal{
+	d.startPending = true
+	return &store.Heal{
 		Target:   d.target,
 		Playbook: d.playbook.Name,
 		Alert: store.AlertRef{
@@ -39,15 +43,33 @@ func (p *Pipeline) recordStart(d *decision) (*store.Heal, error) {
 		Result:  store.HealRunning,
 		Steps:   []store.StepRecord{},
 	}
-	p.flushWrites()
-	if err := p.store.NewHeal(h, *t, d.episode); err != nil {
-		return nil, err
+}
+
+// writeHeal writes the heal as it is now and returns once it is on disk. The first write starts
+// it in the store: the heal with its ID, the target (its attempt charged) and the episode
+// acting, in one record.
+func (p *Pipeline) writeHeal(d *decision, h *store.Heal) error {
+	if !d.startPending {
+		return p.store.UpdateHeal(h)
 	}
-	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, now, store.HealRunning
+	p.mu.Lock()
+	p.flushWrites()
+	// Queued under the lock, so that no later write of the target overtakes it, and waited for
+	// without it: the next alert's decision does not wait for this heal's disk write.
+	done := p.store.QueueNewHeal(h, *p.target(d.target), d.episode)
+	p.mu.Unlock()
+	if err := <-done; err != nil {
+		return err
+	}
+	d.startPending = false
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.target(d.target)
+	t.LastHealID, t.LastHealAt, t.LastHealResult = h.ID, h.Started, store.HealRunning
 	p.publish(t)
 	p.logger.Info("heal started", "heal", h.ID, "target", d.target, "playbook", d.playbook.Name,
 		"alertname", h.Alert.Name, "dry_run", d.dryRun)
-	return h, nil
+	return nil
 }
 
 // Bounds on the alert annotations a heal record keeps: they come from the alert, so they are
@@ -99,7 +121,7 @@ func (p *Pipeline) Heal(id string) (store.Heal, bool, error) { return p.store.He
 // really ran, so its outcome feeds the adaptive statistics.
 func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, dur time.Duration, acted bool) {
 	h.Steps = append(h.Steps, rec)
-	if err := p.store.UpdateHeal(h); err != nil {
+	if err := p.writeHeal(d, h); err != nil {
 		p.logger.Error("record step", "heal", h.ID, "err", err)
 	}
 	p.m.steps.WithLabelValues(d.playbook.Name, rec.Name, rec.Action, rec.Outcome).Inc()
@@ -115,8 +137,15 @@ func (p *Pipeline) recordStep(h *store.Heal, d *decision, rec store.StepRecord, 
 }
 
 func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
+	if d.startPending {
+		// Nothing was written yet (the alert resolved before the first step): the heal gets its
+		// ID and its attempt with this write, and its end with the next.
+		if err := p.writeHeal(d, h); err != nil {
+			p.logger.Error("cannot record heal start", "target", d.target, "err", err)
+			return
+		}
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	now := p.now()
 	h.Ended = now
 	t := p.target(d.target)
@@ -148,7 +177,10 @@ func (p *Pipeline) recordEnd(d *decision, h *store.Heal, dur time.Duration) {
 	}
 	p.publish(t)
 	p.flushWrites()
-	if err := p.store.FinishHeal(h, *t, d.episode, d.inboxKey); err != nil {
+	// As in writeHeal: queued under the lock, waited for without it.
+	done := p.store.QueueFinishHeal(h, *t, d.episode, d.inboxKey)
+	p.mu.Unlock()
+	if err := <-done; err != nil {
 		p.logger.Error("record heal end", "heal", h.ID, "err", err)
 	}
 	p.m.heals.WithLabelValues(d.playbook.Name, h.Result).Inc()
@@ -190,7 +222,6 @@ func (p *Pipeline) finishDecision(d *decision, v verdict) {
 // park holds a decision back until its block lifts (retryParked decides it again), replacing any
 // older one for the target. Lock held.
 func (p *Pipeline) park(d *decision) {
-	d.pack()
 	p.parked[d.target] = d
 	p.heldChanged(d.target)
 }

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -240,22 +239,38 @@ func TestPreconditions(t *testing.T) {
 	}
 }
 
-func TestPackedDecisionKeepsTheAlert(t *testing.T) {
-	for _, a := range []template.Alert{
-		{Status: "firing", Labels: template.KV{"alertname": "A", "container": "c1", "empty": ""},
-			Annotations:  template.KV{"summary": "s", "description": strings.Repeat("long ", 100)},
-			GeneratorURL: "http://prometheus:9090/graph?g0.expr=up", Fingerprint: "0123456789abcdef", StartsAt: t0},
-		{Status: "firing", Labels: template.KV{"alertname": "B"}},
-		{Status: "firing", Labels: template.KV{"alertname": "C"}, Annotations: template.KV{}},
-	} {
-		d := &decision{alert: a}
-		d.pack()
-		if d.alert.Labels != nil || d.alert.Annotations != nil || d.alert.GeneratorURL != "" {
-			t.Fatalf("packed decision still holds %+v", d.alert)
+// A held-back alert keeps its labels and annotations in the store, not in memory, and gets them
+// back when it is decided again: the heal it starts then records them, also after a restart.
+func TestHeldBackAlertGetsItsLabelsBack(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		dir := t.TempDir()
+		h := newHarnessIn(t, dir, playbooks(t), quietProm(), newFakeRunner())
+		if err := h.p.Pause("", 0, "holding"); err != nil {
+			t.Fatal(err)
 		}
-		d.unpack()
-		if !reflect.DeepEqual(d.alert, a) {
-			t.Errorf("unpacked %+v, want %+v", d.alert, a)
+		a := alert("ServiceMemoryHigh", "c1", "firing")
+		a.Annotations = template.KV{"summary": "memory high on c1", "runbook_url": "docs/runbooks.md"}
+		h.deliver(a)
+		h.idle()
+		h.p.mu.Lock()
+		d := h.p.parked["c1"]
+		h.p.flushWrites()
+		if d == nil || !d.stored || d.alert.Labels != nil || d.alert.Annotations != nil {
+			h.p.mu.Unlock()
+			t.Fatalf("held-back decision %+v: want it stored, without labels and annotations", d)
+		}
+		h.p.mu.Unlock()
+		if restart {
+			h.stop()
+			h = newHarnessIn(t, dir, playbooks(t), quietProm(), newFakeRunner())
+		}
+		if err := h.p.Resume(""); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return len(h.heals()) == 1 })
+		got := h.heals()[0].Alert
+		if got.Labels["instance"] != "c1:8080" || got.Annotations["summary"] != "memory high on c1" {
+			t.Errorf("restart %v: the heal of the held-back alert recorded %+v, want its labels and annotations", restart, got)
 		}
 	}
 }

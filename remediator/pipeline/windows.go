@@ -66,8 +66,12 @@ func (p *Pipeline) saveGuards() {
 	c := store.GuardsChange{Seen: p.blastSeenOf(p.dirty)}
 	for target := range p.heldDirty {
 		if d, ok := p.parked[target]; ok {
+			if d.stored {
+				continue // its record is the one stored
+			}
 			c.Hold = append(c.Hold, store.HeldBack{Target: target, InboxKey: d.inboxKey, EpisodeKey: d.episode,
-				Alert: d.fullAlert(), BlockedBy: d.blockedBy})
+				Alert: d.alert, BlockedBy: d.blockedBy})
+			d.shed() // SaveGuardsLater encodes the record before it returns
 		} else {
 			c.Release = append(c.Release, target)
 		}
@@ -192,10 +196,11 @@ func (p *Pipeline) restoreHeldBack(now time.Time) (int, error) {
 			continue
 		}
 		d.playbook, d.target = pb, target
-		d.pack()
 		p.parked[target] = d
 		if target != hb.Target {
-			p.heldChanged(target)
+			p.heldChanged(target) // written again under its new target, alert and all
+		} else {
+			d.shed()
 		}
 	}
 	return len(p.parked), nil

@@ -55,6 +55,8 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Tick of the pipeline (tests shorten it).
 	Tick time.Duration
+	// TargetSeriesLimit is how many targets at most get per-target series (0: all of them).
+	TargetSeriesLimit int
 	// ExternalURL is where people reach this remediator; the links to heals in Alertmanager
 	// silences and alerts start with it.
 	ExternalURL string
@@ -123,7 +125,7 @@ func New(o Options) (*Server, error) {
 	notifier := notify.New(notify.Options{Logger: o.Logger.With("component", "notify"), Registerer: o.Registerer, ExternalURL: o.ExternalURL})
 	s.pipeline, err = pipeline.New(pipeline.Options{
 		Store: st, Runner: o.Runner, Verifier: s.verifier, Logger: o.Logger.With("component", "pipeline"),
-		Registerer: o.Registerer, Tick: o.Tick, Notifier: notifier,
+		Registerer: o.Registerer, Tick: o.Tick, Notifier: notifier, TargetSeriesLimit: o.TargetSeriesLimit,
 	}, cfg)
 	if err != nil {
 		st.Close()

@@ -31,6 +31,11 @@ type writeReq struct {
 	keys    []string
 	barrier bool
 	queued  time.Time
+	// logMark is the last log record handed to the committer when the write was queued: fn
+	// runs after the records up to it are applied and before any later one, so that neither a
+	// heal logged after a queued target write nor one logged before it is overwritten by the
+	// older of the two.
+	logMark uint64
 	done    chan error // buffered: the committer never blocks on an answer
 }
 
@@ -123,6 +128,7 @@ func (s *Store) write(r *writeReq) error {
 }
 
 func (s *Store) enqueue(r *writeReq) error {
+	r.logMark = s.log.handed.Load()
 	s.index.unsettle(r)
 	if err := s.queue.push(r); err != nil {
 		s.index.settle(r)
@@ -179,23 +185,13 @@ func (s *Store) committer() {
 	}
 }
 
-// commitGroup runs all requests in one transaction, after moving the alerts the intake log
-// holds into the inbox bucket (so a close finds the entry it drops). If that fails, each
-// request is retried in its own transaction so that only the request at fault gets the error.
-// The inbox index follows only what was committed.
+// commitGroup runs all requests in one transaction, with the records the intake log holds
+// (so a close finds the entry it drops). If that fails, each request is retried in its own
+// transaction so that only the request at fault gets the error. The inbox index follows only
+// what was committed.
 func (s *Store) commitGroup(group []*writeReq) {
 	s.applyWait.Store(false) // this commit applies what is logged so far
-	err := s.commitWithLog(func(tx *bolt.Tx) error {
-		for _, r := range group {
-			if r.fn == nil {
-				continue
-			}
-			if err := r.fn(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}, applyOnly(group))
+	err := s.commitWithLog(group)
 	if err == nil || len(group) == 1 {
 		s.index.end(err == nil, group)
 		for _, r := range group {
@@ -204,30 +200,40 @@ func (s *Store) commitGroup(group []*writeReq) {
 		return
 	}
 	for _, r := range group {
-		fn := r.fn
-		if fn == nil {
-			fn = func(*bolt.Tx) error { return nil }
-		}
-		err := s.commitWithLog(fn, r.fn == nil)
+		err := s.commitWithLog([]*writeReq{r})
 		s.index.end(err == nil, []*writeReq{r})
 		r.done <- err
 	}
 }
 
-// commitWithLog commits fn in one transaction with the logged alerts not yet in the database,
-// then lets the log drop them.
-// With nothing to apply, a group of apply-only requests commits nothing.
-func (s *Store) commitWithLog(fn func(tx *bolt.Tx) error, applyOnly bool) error {
+// commitWithLog commits the group's writes in one transaction with the logged records not yet
+// in the database, each write after the records logged before it was queued (logMark), then
+// lets the log drop them. With nothing to apply, a group of apply-only requests commits nothing.
+func (s *Store) commitWithLog(group []*writeReq) error {
 	recs := s.log.unapplied()
-	if applyOnly && len(recs) == 0 {
+	if applyOnly(group) && len(recs) == 0 {
 		return nil
 	}
 	s.index.begin()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := applyLog(tx, recs); err != nil {
-			return err
+		next := 0
+		for _, r := range group {
+			if r.fn == nil {
+				continue
+			}
+			n := next
+			for n < len(recs) && recs[n].seq <= r.logMark {
+				n++
+			}
+			if err := applyLog(tx, recs[next:n]); err != nil {
+				return err
+			}
+			next = n
+			if err := r.fn(tx); err != nil {
+				return err
+			}
 		}
-		return fn(tx)
+		return applyLog(tx, recs[next:])
 	})
 	if err != nil {
 		return err

@@ -164,3 +164,91 @@ func reopen(t *testing.T, dir string) (*Store, []InboxEntry) {
 	}
 	return s, inbox
 }
+
+// A heal's start goes through the intake log, target writes through the committer: each must
+// be stored in the order it was asked for, whichever path it took, or a target's older record
+// overwrites its newer one.
+func TestLoggedHealAndQueuedWritesKeepTheirOrder(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Queued before the heal started, committed after it was logged.
+	before := s.ApplyLater([]Target{{Name: "before", State: "degraded"}}, nil)
+	h1 := &Heal{Target: "before", Result: HealRunning, Started: time.Now()}
+	if err := s.NewHeal(h1, Target{Name: "before", State: "recovering"}, "ep-before"); err != nil {
+		t.Fatal(err)
+	}
+	// Queued after the heal started.
+	h2 := &Heal{Target: "after", Result: HealRunning, Started: time.Now()}
+	if err := s.NewHeal(h2, Target{Name: "after", State: "recovering"}, "ep-after"); err != nil {
+		t.Fatal(err)
+	}
+	after := s.ApplyLater([]Target{{Name: "after", State: "healthy"}}, nil)
+	for _, done := range []<-chan error{before, after} {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = reopen(t, dir)
+	for name, want := range map[string]string{"before": "recovering", "after": "healthy"} {
+		if got, ok, err := s.Target(name); err != nil || !ok || got.State != want {
+			t.Errorf("target %s after reopening: %+v %v %v, want state %s", name, got, ok, err, want)
+		}
+	}
+}
+
+// Heals started and updated through the log read the same as committed ones, at once: by ID,
+// in the history newest first, among the running ones, with their episode acting.
+func TestLoggedHealsReadAtOnce(t *testing.T) {
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := func(name string) *Heal {
+		h := &Heal{Target: name, Result: HealRunning, Started: time.Now(), Steps: []StepRecord{}}
+		if err := s.NewHeal(h, Target{Name: name, State: "recovering"}, "ep-"+name); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a := start("a")
+	a.Result, a.Ended = HealHealed, time.Now()
+	if err := s.FinishHeal(a, Target{Name: "a"}, "ep-a", ""); err != nil { // committed
+		t.Fatal(err)
+	}
+	b, c := start("b"), start("c")
+	b.Steps = append(b.Steps, StepRecord{Name: "flush", Outcome: StepRunning})
+	if err := s.UpdateHeal(b); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := s.Heals(HealFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, h := range hs {
+		ids = append(ids, h.ID)
+	}
+	if want := []string{c.ID, b.ID, a.ID}; fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("history %v, want %v newest first", ids, want)
+	}
+	if got, ok, err := s.Heal(b.ID); err != nil || !ok || len(got.Steps) != 1 {
+		t.Errorf("heal %s: %+v %v %v, want its step", b.ID, got, ok, err)
+	}
+	running, err := s.RunningHeals()
+	if err != nil || len(running) != 2 {
+		t.Errorf("running heals %+v %v, want b and c", running, err)
+	}
+	if ep, ok, err := s.Episode("ep-c"); err != nil || !ok || ep.State != EpisodeActing || ep.HealID != c.ID {
+		t.Errorf("episode of c: %+v %v %v, want acting", ep, ok, err)
+	}
+	if fresh, err := s.Accept([]InboxEntry{{Key: "k", EpisodeKey: "ep-c"}}); err != nil || fresh[0] {
+		t.Errorf("delivery of an acting episode: fresh %v %v, want a repeat", fresh, err)
+	}
+}

@@ -19,7 +19,9 @@ import (
 // on stdout what the store answered; the parent kills it with SIGKILL and reopens the file.
 // Every alert the child saw accepted must be in the inbox, unless the child saw its close
 // committed, and then it must not be; one whose close was asked for but not answered may be
-// either.
+// either. The child also starts heals as the pipeline does, through the log: every heal the
+// child saw started (and so would have acted) must be there with its target and its acting
+// episode, with each step whose start the child saw recorded, and finished if it saw that.
 const (
 	crashDirEnv   = "STORE_CRASH_DIR"
 	crashPointEnv = "STORE_CRASH_POINT" // name:n, the child kills itself the nth time it passes name
@@ -72,6 +74,7 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 		closed
 	)
 	accepted := map[string]int{}
+	heals := map[string]*startedHeal{}
 	seen := 0
 	lines := bufio.NewScanner(out)
 	killed, crashed := false, false
@@ -91,6 +94,14 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 			t.Errorf("child: %s", key)
 		case "crash":
 			crashed = true
+		case "healstart":
+			id, rest, _ := strings.Cut(key, "|")
+			target, episode, _ := strings.Cut(rest, "|")
+			heals[id] = &startedHeal{target: target, episode: episode}
+		case "healstep":
+			heals[key].steps++
+		case "healdone":
+			heals[key].done = true
 		}
 		if seen >= after && !killed && len(env) == 0 {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
@@ -148,7 +159,50 @@ func crashAndCheck(t *testing.T, dir string, after int, env []string) {
 	if st, err := os.Stat(dir + "/" + LogFileName); err != nil || st.Size() != 0 {
 		t.Errorf("intake log after Open: %v %v, want it empty, all of it in the database", st, err)
 	}
-	t.Logf("%d alerts acknowledged, %d in the inbox after the crash", len(accepted), len(in))
+	checkHeals(t, s, heals)
+	t.Logf("%d alerts acknowledged, %d in the inbox after the crash, %d heals started", len(accepted), len(in), len(heals))
+}
+
+// startedHeal is what the child said of a heal it started.
+type startedHeal struct {
+	target, episode string
+	steps           int
+	done            bool
+}
+
+// checkHeals finds every heal the child saw started in the reopened store, as far as the child
+// saw it get, and a new heal's ID beyond all of them.
+func checkHeals(t *testing.T, s *Store, heals map[string]*startedHeal) {
+	t.Helper()
+	var last uint64
+	for id, want := range heals {
+		n, _ := strconv.ParseUint(id, 10, 64)
+		last = max(last, n)
+		h, ok, err := s.Heal(id)
+		if err != nil || !ok {
+			t.Errorf("heal %s started before the crash: not found after it (%v)", id, err)
+			continue
+		}
+		if h.Target != want.target || len(h.Steps) < want.steps || (want.done && h.Result != HealHealed) {
+			t.Errorf("heal %s after the crash: target %q, %d steps, result %q; the child saw target %q, %d steps, done %v",
+				id, h.Target, len(h.Steps), h.Result, want.target, want.steps, want.done)
+		}
+		if _, ok, err := s.Target(want.target); err != nil || !ok {
+			t.Errorf("target %s of heal %s lost (%v)", want.target, id, err)
+		}
+		// A finish the child did not see answered may have been committed.
+		ep, ok, err := s.Episode(want.episode)
+		if h.Result == HealRunning && (err != nil || !ok || ep.State != EpisodeActing || ep.HealID != id) {
+			t.Errorf("episode %s of heal %s after the crash: %+v %v %v, want acting", want.episode, id, ep, ok, err)
+		}
+	}
+	h := &Heal{Target: "after", Result: HealRunning, Started: time.Now()}
+	if err := s.NewHeal(h, Target{Name: "after"}, "after"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := strconv.ParseUint(h.ID, 10, 64); n <= last {
+		t.Errorf("heal started after the crash got ID %s, not beyond %d", h.ID, last)
+	}
 }
 
 // TestCrashChild is the child process of the crash tests; it runs until killed.
@@ -182,6 +236,38 @@ func TestCrashChild(t *testing.T) {
 		select {}
 	}
 	pid := strconv.Itoa(os.Getpid())
+	for g := range 2 { // heals, recorded as the pipeline does
+		go func() {
+			for i := 0; ; i++ {
+				target, episode := fmt.Sprintf("%s-heal-%d-%d", pid, g, i%7), fmt.Sprintf("%s-heal-%d-%d", pid, g, i)
+				now := time.Now()
+				h := &Heal{Target: target, Result: HealRunning, Started: now, Steps: []StepRecord{}}
+				if err := s.NewHeal(h, Target{Name: target, State: "recovering", Attempts: []time.Time{now}}, episode); err != nil {
+					say("error", "new heal: "+err.Error())
+					continue
+				}
+				say("healstart", h.ID+"|"+target+"|"+episode)
+				h.Steps = append(h.Steps, StepRecord{Name: "flush", Action: "http", Start: now, Outcome: StepRunning})
+				if err := s.UpdateHeal(h); err != nil {
+					say("error", "update heal: "+err.Error())
+					continue
+				}
+				say("healstep", h.ID)
+				h.Steps[0].Outcome, h.Result, h.Ended = StepSucceeded, HealHealed, time.Now()
+				if i%2 == 0 {
+					if err := s.UpdateHeal(h); err != nil {
+						say("error", "update heal: "+err.Error())
+					}
+					continue // the end is written below, at the finish, in the pipeline; here the heal stays running
+				}
+				if err := s.FinishHeal(h, Target{Name: target, State: "healthy"}, episode, ""); err != nil {
+					say("error", "finish heal: "+err.Error())
+					continue
+				}
+				say("healdone", h.ID)
+			}
+		}()
+	}
 	for g := range 8 {
 		go func() {
 			var pending []string

@@ -23,9 +23,15 @@ type Firing struct {
 // made of, not as 50 bytes of text, its since is the key's startsAt, and the alert name and
 // severity, few and repeated, are interned. Keys of any other form are held as they are.
 //
+// A target usually has a few alerts firing, and a map of ten entries takes twice the memory of
+// a slice of them: up to fewFiring entries are held in a slice searched in order, more in a map.
+//
 // The zero value is empty. Like a map, a copy shares the entries: change a set through its
 // target only.
 type FiringSet struct {
+	// few holds the entries in the intake's form while there are at most fewFiring of them,
+	// byEpisode once there are more; never both.
+	few       []firingEntry
 	byEpisode map[episodeID]unique.Handle[firingAlert]
 	// other holds the keys that are not in the intake's form, and any whose since is not the
 	// key's startsAt.
@@ -39,6 +45,86 @@ type episodeID struct {
 }
 
 type firingAlert struct{ alertname, severity string }
+
+type firingEntry struct {
+	id    episodeID
+	alert unique.Handle[firingAlert]
+}
+
+// fewFiring is the most entries held in a slice.
+const fewFiring = 32
+
+// find is the index of id in few, or -1.
+func (s FiringSet) find(id episodeID) int {
+	for i := range s.few {
+		if s.few[i].id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// setID records an entry in the intake's form.
+func (s *FiringSet) setID(id episodeID, a unique.Handle[firingAlert]) {
+	if s.byEpisode != nil {
+		s.byEpisode[id] = a
+		return
+	}
+	if i := s.find(id); i >= 0 {
+		s.few[i].alert = a
+		return
+	}
+	if len(s.few) < fewFiring {
+		if len(s.few) == cap(s.few) {
+			// Grown by half rather than doubled (as append would): most targets keep the few
+			// alerts they have.
+			few := make([]firingEntry, len(s.few), len(s.few)+len(s.few)/2+1)
+			copy(few, s.few)
+			s.few = few
+		}
+		s.few = append(s.few, firingEntry{id: id, alert: a})
+		return
+	}
+	s.byEpisode = make(map[episodeID]unique.Handle[firingAlert], len(s.few)+1)
+	for _, e := range s.few {
+		s.byEpisode[e.id] = e.alert
+	}
+	s.byEpisode[id] = a
+	s.few = nil
+}
+
+// deleteID removes an entry in the intake's form.
+func (s *FiringSet) deleteID(id episodeID) {
+	if s.byEpisode != nil {
+		delete(s.byEpisode, id)
+		return
+	}
+	if i := s.find(id); i >= 0 {
+		last := len(s.few) - 1
+		s.few[i] = s.few[last]
+		s.few[last] = firingEntry{}
+		s.few = s.few[:last]
+		if last == 0 {
+			s.few = nil
+		}
+	}
+}
+
+// ids yields the entries in the intake's form.
+func (s FiringSet) ids() iter.Seq2[episodeID, unique.Handle[firingAlert]] {
+	return func(yield func(episodeID, unique.Handle[firingAlert]) bool) {
+		for _, e := range s.few {
+			if !yield(e.id, e.alert) {
+				return
+			}
+		}
+		for id, a := range s.byEpisode {
+			if !yield(id, a) {
+				return
+			}
+		}
+	}
+}
 
 const fingerprintDigits = 16
 
@@ -85,7 +171,7 @@ func (id episodeID) key() string {
 }
 
 // Len is the number of alerts firing.
-func (s FiringSet) Len() int { return len(s.byEpisode) + len(s.other) }
+func (s FiringSet) Len() int { return len(s.few) + len(s.byEpisode) + len(s.other) }
 
 // IsZero reports whether nothing fires (the state file then leaves the set out).
 func (s FiringSet) IsZero() bool { return s.Len() == 0 }
@@ -93,7 +179,7 @@ func (s FiringSet) IsZero() bool { return s.Len() == 0 }
 // Has reports whether the episode fires.
 func (s FiringSet) Has(episode string) bool {
 	if id, ok := parseEpisode(episode); ok {
-		if _, ok := s.byEpisode[id]; ok {
+		if _, ok := s.byEpisode[id]; ok || s.find(id) >= 0 {
 			return true
 		}
 	}
@@ -105,15 +191,12 @@ func (s FiringSet) Has(episode string) bool {
 func (s *FiringSet) Set(episode string, f Firing) {
 	id, ok := parseEpisode(episode)
 	if ok && f.Since.Equal(id.since()) {
-		if s.byEpisode == nil {
-			s.byEpisode = map[episodeID]unique.Handle[firingAlert]{}
-		}
-		s.byEpisode[id] = unique.Make(firingAlert{alertname: f.Alertname, severity: f.Severity})
+		s.setID(id, unique.Make(firingAlert{alertname: f.Alertname, severity: f.Severity}))
 		delete(s.other, episode)
 		return
 	}
 	if ok {
-		delete(s.byEpisode, id)
+		s.deleteID(id)
 	}
 	if s.other == nil {
 		s.other = map[string]Firing{}
@@ -124,7 +207,7 @@ func (s *FiringSet) Set(episode string, f Firing) {
 // Delete records that the episode no longer fires.
 func (s *FiringSet) Delete(episode string) {
 	if id, ok := parseEpisode(episode); ok {
-		delete(s.byEpisode, id)
+		s.deleteID(id)
 	}
 	delete(s.other, episode)
 }
@@ -132,7 +215,7 @@ func (s *FiringSet) Delete(episode string) {
 // Alerts yields the firing alerts, in no particular order.
 func (s FiringSet) Alerts() iter.Seq[Firing] {
 	return func(yield func(Firing) bool) {
-		for id, h := range s.byEpisode {
+		for id, h := range s.ids() {
 			a := h.Value()
 			if !yield(Firing{Alertname: a.alertname, Severity: a.severity, Since: id.since()}) {
 				return
@@ -149,7 +232,7 @@ func (s FiringSet) Alerts() iter.Seq[Firing] {
 // All yields the firing alerts with their episode keys, in no particular order.
 func (s FiringSet) All() iter.Seq2[string, Firing] {
 	return func(yield func(string, Firing) bool) {
-		for id, h := range s.byEpisode {
+		for id, h := range s.ids() {
 			a := h.Value()
 			if !yield(id.key(), Firing{Alertname: a.alertname, Severity: a.severity, Since: id.since()}) {
 				return
@@ -180,7 +263,7 @@ func (s FiringSet) MarshalJSON() ([]byte, error) {
 		id  bool // since is the key's
 	}
 	items := make([]item, 0, s.Len())
-	for id, h := range s.byEpisode {
+	for id, h := range s.ids() {
 		a := h.Value()
 		items = append(items, item{key: id.key(), f: Firing{Alertname: a.alertname, Severity: a.severity}, id: true})
 	}

@@ -146,3 +146,50 @@ func BenchmarkFiringSetJSON(b *testing.B) {
 		}
 	}
 }
+
+// A set holds a few alerts in a slice and more in a map: whatever its size, and across the
+// change, it answers as a map of its keys would.
+func TestFiringSetAcrossItsSizes(t *testing.T) {
+	at := time.Date(2026, 11, 25, 19, 14, 9, 0, time.UTC)
+	key := func(i int) string {
+		return verify.EpisodeKey(template.Alert{Fingerprint: fmt.Sprintf("%016x", i), StartsAt: at.Add(time.Duration(i) * time.Second)})
+	}
+	for _, n := range []int{1, fewFiring - 1, fewFiring, fewFiring + 1, 3 * fewFiring} {
+		var s FiringSet
+		want := map[string]Firing{}
+		for i := range n {
+			f := Firing{Alertname: fmt.Sprint("A", i%3), Severity: "warning", Since: at.Add(time.Duration(i) * time.Second)}
+			s.Set(key(i), f)
+			want[key(i)] = f
+		}
+		// Set again (a new severity), delete every third, and delete one never set.
+		for i := 0; i < n; i += 2 {
+			f := want[key(i)]
+			f.Severity = "critical"
+			s.Set(key(i), f)
+			want[key(i)] = f
+		}
+		for i := 0; i < n; i += 3 {
+			s.Delete(key(i))
+			delete(want, key(i))
+		}
+		s.Delete(key(n + 1))
+		got := maps.Collect(s.All())
+		if s.Len() != len(want) || !maps.Equal(got, want) {
+			t.Fatalf("%d alerts: len %d, holds %v; want %v", n, s.Len(), got, want)
+		}
+		for i := range n + 2 {
+			if _, ok := want[key(i)]; s.Has(key(i)) != ok {
+				t.Errorf("%d alerts: Has(%d) = %v, want %v", n, i, !ok, ok)
+			}
+		}
+		buf, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back FiringSet
+		if err := json.Unmarshal(buf, &back); err != nil || !maps.Equal(maps.Collect(back.All()), want) {
+			t.Errorf("%d alerts: JSON round trip %s: %v", n, buf, err)
+		}
+	}
+}

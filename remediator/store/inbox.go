@@ -56,11 +56,14 @@ func (s *Store) Accept(entries []InboxEntry) ([]bool, error) {
 	return r.fresh, nil
 }
 
-// acceptReq is one delivery waiting for the log write that holds it.
+// acceptReq is one delivery waiting for the log write that holds it, or one record of writes
+// (writes set, encoded holding the record; see logWrites).
 type acceptReq struct {
 	entries []InboxEntry
 	encoded [][]byte
 	fresh   []bool
+	writes  []bucketWrite
+	synced  func()
 	done    chan error
 }
 
@@ -102,6 +105,13 @@ func (s *Store) logWriter() {
 		buf, recs = buf[:0], recs[:0]
 		s.index.mu.RLock()
 		for _, r := range group {
+			if r.writes != nil {
+				seq := s.nextSeq
+				s.nextSeq++
+				buf = appendRecord(buf, seq, r.encoded[0])
+				recs = append(recs, logRecord{seq: seq, value: r.encoded[0], writes: r.writes})
+				continue
+			}
 			for i := range r.entries {
 				e := &r.entries[i]
 				if _, dup := added[e.Key]; dup || s.index.repeatLocked(e) {
@@ -131,6 +141,11 @@ func (s *Store) logWriter() {
 			// The committer has the records before anyone can ask it to close one of them.
 			s.log.logged(recs)
 			s.index.publish(added)
+			for _, r := range group {
+				if r.synced != nil {
+					r.synced()
+				}
+			}
 			s.applySoon()
 		}
 		for _, r := range group {
@@ -155,14 +170,21 @@ func (s *Store) applySoon() {
 	}
 }
 
-// applyLog moves logged records into the inbox bucket inside the committer's transaction and
-// records the last one's sequence, so that Open replays only what follows it.
+// applyLog moves logged records into the inbox bucket (alerts) or their buckets (writes)
+// inside the committer's transaction and records the last one's sequence, so that Open replays
+// only what follows it.
 func applyLog(tx *bolt.Tx, recs []logRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	ib := tx.Bucket(bucketInbox)
 	for _, r := range recs {
+		if r.writes != nil {
+			if err := applyWrites(tx, r.writes); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := ib.Put(seqKey(r.seq), r.value); err != nil {
 			return err
 		}
@@ -188,6 +210,15 @@ func replayLog(tx *bolt.Tx, index *inboxIndex, records []logRecord, logger *slog
 	for _, r := range records {
 		if r.seq <= applied {
 			continue // already in the database: the log was not emptied before the crash
+		}
+		if len(r.value) > 0 && r.value[0] == recordWrites {
+			ws, err := decodeWrites(r.value)
+			if err != nil {
+				logger.Error("dropping an unreadable intake log record", "seq", r.seq, "err", err)
+				continue
+			}
+			replay = append(replay, logRecord{seq: r.seq, value: r.value, writes: ws})
+			continue
 		}
 		var e struct {
 			Key string `json:"key"`
@@ -317,9 +348,9 @@ func (s *Store) Inbox() ([]InboxEntry, error) {
 func (s *Store) Episode(key string) (Episode, bool, error) {
 	var ep Episode
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
 		var err error
-		ok, err = get(tx.Bucket(bucketEpisodes), []byte(key), &ep)
+		ok, err = getLogged(tx, logged, bucketEpisodes, []byte(key), &ep)
 		return err
 	})
 	return ep, ok, err

@@ -144,6 +144,13 @@ func (x *inboxIndex) lookup(key string) (uint64, bool) {
 
 func (x *inboxIndex) remove(key string) { x.removed[key] = true }
 
+// setActing publishes that a heal of the episode started, once its record is on disk.
+func (x *inboxIndex) setActing(key string) {
+	x.mu.Lock()
+	x.states[key] = episodeActing
+	x.mu.Unlock()
+}
+
 func (x *inboxIndex) setEpisode(key string, st episodeState) { x.episodes[key] = st }
 
 // repeatLocked tells whether e changes nothing, by what is on disk; mu held.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // LogFileName is the intake log inside --storage.path, next to the database file.
@@ -21,7 +22,8 @@ const LogFileName = "intake.log"
 // records beyond that sequence are moved into the file before anything else runs.
 //
 // A record is: payload length (4 bytes), CRC-32C of the sequence and the payload (4 bytes),
-// the inbox sequence number (8 bytes), then the inbox entry as JSON. Reading stops at the
+// the inbox sequence number (8 bytes), then the inbox entry as JSON, or a heal's writes (see
+// logwrites.go). Reading stops at the
 // first record that is incomplete or fails its checksum: the tail of a write the process did
 // not live to acknowledge.
 const logHeader = 16
@@ -39,11 +41,13 @@ var (
 // on disk; the crash tests set it to kill the process there. It does nothing otherwise.
 var crashPoint = func(string) {}
 
-// logRecord is one accepted alert on its way to the inbox bucket.
+// logRecord is one accepted alert on its way to the inbox bucket, or a record of writes (see
+// logwrites.go) on its way to theirs.
 type logRecord struct {
-	seq   uint64
-	key   string
-	value []byte // the inbox entry as JSON
+	seq    uint64
+	key    string
+	value  []byte        // the inbox entry as JSON, or the encoded writes
+	writes []bucketWrite // decoded, for a record of writes
 }
 
 // intakeLog is the append-only file and the records in it that the committer has not yet
@@ -57,6 +61,9 @@ type intakeLog struct {
 
 	pendingMu sync.Mutex
 	pending   []logRecord // synced, not yet in the database, in sequence order
+	// handed is the sequence of the last record handed to the committer: a write queued after
+	// it was handed is committed after the record is applied (see commitWithLog).
+	handed atomic.Uint64
 }
 
 func openIntakeLog(path string) (*intakeLog, error) {
@@ -134,7 +141,21 @@ func (l *intakeLog) full() bool {
 func (l *intakeLog) logged(recs []logRecord) {
 	l.pendingMu.Lock()
 	l.pending = append(l.pending, recs...)
+	l.handed.Store(recs[len(recs)-1].seq)
 	l.pendingMu.Unlock()
+}
+
+// loggedWrites copies the records of writes not yet in the database, for the readers.
+func (l *intakeLog) loggedWrites() []logRecord {
+	l.pendingMu.Lock()
+	defer l.pendingMu.Unlock()
+	var out []logRecord
+	for _, r := range l.pending {
+		if r.writes != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // unapplied returns the records not yet in the database.

@@ -52,6 +52,9 @@ type Store struct {
 	closeErr  error
 	// closing turns away the repeats answered from the index once Close began, like any write.
 	closing atomic.Bool
+	// healSeq is the last heal ID given: heals are started through the log, ahead of the
+	// heals bucket's own sequence (see applyWrites).
+	healSeq atomic.Uint64
 	// commits and logSyncs count the transactions committed and the log's syncs, for the
 	// tests of what needs none.
 	commits, logSyncs atomic.Uint64
@@ -104,6 +107,7 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		intake: intakeQueue{newQueue[*acceptReq]()}, logDone: make(chan struct{})}
 	err = db.View(func(tx *bolt.Tx) error {
 		s.nextSeq = tx.Bucket(bucketInbox).Sequence() + 1
+		s.healSeq.Store(tx.Bucket(bucketHeals).Sequence())
 		return nil
 	})
 	if err != nil {
@@ -227,9 +231,9 @@ func get(b *bolt.Bucket, key []byte, v any) (bool, error) {
 func (s *Store) Target(name string) (Target, bool, error) {
 	var t Target
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
 		var err error
-		ok, err = get(tx.Bucket(bucketTargets), []byte(name), &t)
+		ok, err = getLogged(tx, logged, bucketTargets, []byte(name), &t)
 		return err
 	})
 	return t, ok, err
@@ -243,8 +247,8 @@ func (s *Store) PutTarget(t Target) error {
 // Targets lists all targets by name.
 func (s *Store) Targets() ([]Target, error) {
 	var out []Target
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketTargets).ForEach(func(k, v []byte) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		return forEachLogged(tx, logged, bucketTargets, func(k, v []byte) error {
 			var t Target
 			if err := json.Unmarshal(v, &t); err != nil {
 				return fmt.Errorf("target %q: %w", k, err)
@@ -278,8 +282,8 @@ func (s *Store) PutGlobalPause(p Pause) error {
 // StepStats reads all step statistics.
 func (s *Store) StepStats() (map[string]StepStats, error) {
 	out := map[string]StepStats{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketStats).ForEach(func(k, v []byte) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		return forEachLogged(tx, logged, bucketStats, func(k, v []byte) error {
 			var st StepStats
 			if err := json.Unmarshal(v, &st); err != nil {
 				return err
@@ -291,60 +295,112 @@ func (s *Store) StepStats() (map[string]StepStats, error) {
 	return out, err
 }
 
-// PutStepStats writes one step's statistics.
+// PutStepStats writes one step's statistics and returns once they are on disk.
 func (s *Store) PutStepStats(key string, st StepStats) error {
-	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketStats), []byte(key), st) })
+	return <-s.QueueStepStats(key, st)
+}
+
+// QueueStepStats queues one step's statistics for the intake log, which every heal's step
+// records go through too: writes queued later are stored after them, and the channel receives
+// the result once they are on disk.
+func (s *Store) QueueStepStats(key string, st StepStats) <-chan error {
+	buf, err := json.Marshal(st)
+	if err != nil {
+		return failed(err)
+	}
+	return s.logWrites([]bucketWrite{{bucket: bucketStats, key: []byte(key), value: buf}}, nil)
 }
 
 // ---- heals ----
 
 // NewHeal stores a heal that is starting and assigns its ID, together with the target's updated
-// record and the episode's new state, in one transaction: after a crash either all of it is
-// visible (the attempt counts) or none of it (the alert is still in the inbox and decided again).
+// record and the episode's new state, in one record of the intake log: after a crash either all
+// of it is visible (the attempt counts) or none of it (the alert is still in the inbox and
+// decided again). It returns once that record is on disk, so the heal may act.
 func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
-	return s.write(&writeReq{keys: []string{episodeKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
-		hb := tx.Bucket(bucketHeals)
-		seq, err := hb.NextSequence()
-		if err != nil {
-			return err
-		}
-		h.ID = strconv.FormatUint(seq, 10)
-		if err := put(hb, seqKey(seq), h); err != nil {
-			return err
-		}
-		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
-			return err
-		}
-		s.index.setEpisode(episodeKey, episodeActing)
-		return put(tx.Bucket(bucketEpisodes), []byte(episodeKey), Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
-	}})
+	return <-s.QueueNewHeal(h, t, episodeKey)
 }
 
-// UpdateHeal rewrites a heal (after each step starts and ends).
-func (s *Store) UpdateHeal(h *Heal) error {
-	seq, err := strconv.ParseUint(h.ID, 10, 64)
+// QueueNewHeal is NewHeal without waiting: it assigns the ID and queues the record at once, so
+// that every write queued after it is stored after it, and the channel receives the result once
+// the record is on disk. A heal acts only after that.
+func (s *Store) QueueNewHeal(h *Heal, t Target, episodeKey string) <-chan error {
+	seq := s.healSeq.Add(1)
+	h.ID = strconv.FormatUint(seq, 10)
+	heal, err := json.Marshal(h)
 	if err != nil {
-		return fmt.Errorf("heal id %q: %w", h.ID, err)
+		return failed(err)
 	}
-	return s.update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketHeals), seqKey(seq), h) })
+	target, err := json.Marshal(&t)
+	if err != nil {
+		return failed(fmt.Errorf("encode target %q: %w", t.Name, err))
+	}
+	episode, err := json.Marshal(Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
+	if err != nil {
+		return failed(err)
+	}
+	return s.logWrites([]bucketWrite{
+		{bucket: bucketHeals, key: seqKey(seq), value: heal},
+		{bucket: bucketTargets, key: []byte(t.Name), value: target},
+		{bucket: bucketEpisodes, key: []byte(episodeKey), value: episode},
+	}, func() { s.index.setActing(episodeKey) })
+}
+
+// failed is the answer of a write that could not be queued.
+func failed(err error) <-chan error {
+	done := make(chan error, 1)
+	done <- err
+	return done
+}
+
+// UpdateHeal rewrites a heal (after each step starts and ends) through the intake log, and
+// returns once that is on disk.
+func (s *Store) UpdateHeal(h *Heal) error {
+	key, err := healKey(h.ID)
+	if err != nil {
+		return err
+	}
+	buf, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return <-s.logWrites([]bucketWrite{{bucket: bucketHeals, key: key, value: buf}}, nil)
 }
 
 // FinishHeal writes the finished heal, the target, and closes the episode (removing its inbox
-// entry) in one transaction.
+// entry) in one transaction, and returns once it is on disk.
 func (s *Store) FinishHeal(h *Heal, t Target, episodeKey, inboxKey string) error {
-	seq, err := strconv.ParseUint(h.ID, 10, 64)
+	return <-s.QueueFinishHeal(h, t, episodeKey, inboxKey)
+}
+
+// QueueFinishHeal is FinishHeal without waiting: writes queued after it are committed with it or
+// after it, and the channel receives the result once it is on disk.
+func (s *Store) QueueFinishHeal(h *Heal, t Target, episodeKey, inboxKey string) <-chan error {
+	key, err := healKey(h.ID)
 	if err != nil {
-		return fmt.Errorf("heal id %q: %w", h.ID, err)
+		return failed(err)
 	}
-	return s.write(&writeReq{keys: []string{episodeKey, inboxKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
-		if err := put(tx.Bucket(bucketHeals), seqKey(seq), h); err != nil {
+	heal, err := json.Marshal(h)
+	if err != nil {
+		return failed(err)
+	}
+	target, err := json.Marshal(&t)
+	if err != nil {
+		return failed(fmt.Errorf("encode target %q: %w", t.Name, err))
+	}
+	r := &writeReq{keys: []string{episodeKey, inboxKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketHeals).Put(key, heal); err != nil {
 			return err
 		}
-		if err := put(tx.Bucket(bucketTargets), []byte(t.Name), t); err != nil {
+		if err := tx.Bucket(bucketTargets).Put([]byte(t.Name), target); err != nil {
 			return err
 		}
 		return s.closeEpisode(tx, episodeKey, inboxKey, Episode{State: EpisodeDone, HealID: h.ID, Updated: h.Ended})
-	}})
+	}}
+	if err := s.enqueue(r); err != nil {
+		return failed(err)
+	}
+	return r.done
 }
 
 // HealFilter selects heals; empty fields match all. Limit 0 means 100.
@@ -360,9 +416,9 @@ func (s *Store) Heals(f HealFilter) ([]Heal, error) {
 		f.Limit = 100
 	}
 	out := []Heal{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketHeals).Cursor()
-		for k, v := c.Last(); k != nil && len(out) < f.Limit; k, v = c.Prev() {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		c := newestFirst(tx.Bucket(bucketHeals).Cursor(), loggedIn(logged, bucketHeals))
+		for k, v := c.first(); k != nil && len(out) < f.Limit; k, v = c.next() {
 			var h Heal
 			if err := json.Unmarshal(v, &h); err != nil {
 				return err
@@ -384,8 +440,8 @@ func (s *Store) Heal(id string) (Heal, bool, error) {
 	}
 	var h Heal
 	var ok bool
-	err = s.db.View(func(tx *bolt.Tx) error {
-		ok, err = get(tx.Bucket(bucketHeals), seqKey(seq), &h)
+	err = s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		ok, err = getLogged(tx, logged, bucketHeals, seqKey(seq), &h)
 		return err
 	})
 	return h, ok, err
@@ -394,8 +450,8 @@ func (s *Store) Heal(id string) (Heal, bool, error) {
 // RunningHeals lists heals that never finished: the process died during them.
 func (s *Store) RunningHeals() ([]Heal, error) {
 	var out []Heal
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketHeals).ForEach(func(_, v []byte) error {
+	err := s.loggedView(func(tx *bolt.Tx, logged []bucketWrite) error {
+		return forEachLogged(tx, logged, bucketHeals, func(_, v []byte) error {
 			var h Heal
 			if err := json.Unmarshal(v, &h); err != nil {
 				return err

@@ -110,6 +110,34 @@ func (s *Store) HeldBack() ([]HeldBack, error) {
 	return out, err
 }
 
+// HeldBackOf reads the held-back alerts of targets, by target, as every write queued before the
+// call leaves them.
+func (s *Store) HeldBackOf(targets []string) (map[string]HeldBack, error) {
+	if err := s.Flush(); err != nil {
+		return nil, err
+	}
+	out := make(map[string]HeldBack, len(targets))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHeldBack)
+		if b == nil {
+			return nil
+		}
+		for _, t := range targets {
+			v := b.Get([]byte(t))
+			if v == nil {
+				continue
+			}
+			var h HeldBack
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("held-back alert of %s: %w", t, err)
+			}
+			out[t] = h
+		}
+		return nil
+	})
+	return out, err
+}
+
 // SaveGuardsLater queues c to be committed with the next write that is waited for (or alone
 // shortly after) and returns at once. Queued before a heal's start record, it is on disk no
 // later than that record, so before the heal's first action.

@@ -15,8 +15,17 @@ import (
 
 // A kill -9 in the middle of a heal, then a restart on the same state: the heal shows as
 // interrupted, counts against the budget, and the same alert episode gets no second action.
+// The heal's start and its step's start are one record of the intake log: killed as the action
+// begins, the record is most likely in the log only; killed later, the committer has moved it
+// into the database and emptied the log.
 func TestKill9MidHeal(t *testing.T) {
 	bin := buildBinaries(t) + "/remediator"
+	for _, after := range []time.Duration{0, 200 * time.Millisecond} {
+		t.Run(fmt.Sprintf("killed %s into the action", after), func(t *testing.T) { kill9MidHeal(t, bin, after) })
+	}
+}
+
+func kill9MidHeal(t *testing.T, bin string, after time.Duration) {
 	var hits atomic.Int32
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -54,6 +63,7 @@ playbooks:
 		t.Fatalf("webhook: %d %s", code, body)
 	}
 	testutil.Eventually(t, 10*time.Second, "the recovery endpoint to be called", func() bool { return hits.Load() == 1 })
+	time.Sleep(after)
 	first.Kill()
 
 	second := testutil.StartServer(t, "remediator", bin, "/-/ready", args...)

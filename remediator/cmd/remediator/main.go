@@ -49,6 +49,7 @@ func run() int {
 		rTimeout    = app.Flag("web.read-timeout", "Time allowed to read a whole request.").Default("15s").Duration()
 		wTimeout    = app.Flag("web.write-timeout", "Time allowed to write a response.").Default("30s").Duration()
 		idleTimeout = app.Flag("web.idle-timeout", "Keep-alive connections idle longer are closed.").Default("2m").Duration()
+		seriesLimit = app.Flag("metrics.target-series-limit", "Most targets with per-target series (remediator_target_state and the like); past it, the most urgent ones, and remediator_targets counts all (0: no limit).").Default("1000").Int()
 		docker      = dockerFlags(app)
 		swarm       = swarmFlags(app)
 		kube        = kubernetesFlags(app)
@@ -106,7 +107,7 @@ func run() int {
 	srv, err := server.New(server.Options{
 		ConfigFile: *configFile, ConfigOptions: cfgOpts, StoragePath: *storagePath,
 		WebhookTokenFile: *tokenFile, BasicAuthUser: *basicUser, BasicAuthPassFile: *basicPass, CredentialsFile: *credsFile,
-		MaxBodyBytes: int64(*maxBody), ReadAuth: *readAuth, MaxRequests: *maxRequests,
+		MaxBodyBytes: int64(*maxBody), ReadAuth: *readAuth, MaxRequests: *maxRequests, TargetSeriesLimit: *seriesLimit,
 		ReadHeaderTimeout: *rhTimeout, ReadTimeout: *rTimeout, WriteTimeout: *wTimeout, IdleTimeout: *idleTimeout,
 		Runner: runner, Logger: logger, Registerer: reg, Gatherer: reg,
 		ExternalURL: defaultExternalURL(*externalURL, *webFlags.WebListenAddresses),
