@@ -115,8 +115,12 @@ func TestSilenceWhileHealing(t *testing.T) {
 		}
 		return false
 	})
-	hs := h.heals()
-	if len(hs) != 1 || !slices.Equal(hs[0].Silences, []string{sil.ID}) {
+	// The heal records the silence once Alertmanager answered with its id: just after.
+	var hs []store.Heal
+	if !testutil.Poll(5*time.Second, 10*time.Millisecond, func() bool {
+		hs = h.heals()
+		return len(hs) == 1 && slices.Equal(hs[0].Silences, []string{sil.ID})
+	}) {
 		t.Fatalf("heal record %+v does not list the silence %s", hs, sil.ID)
 	}
 	if sil.CreatedBy != notify.CreatedBy || sil.Comment == "" {
