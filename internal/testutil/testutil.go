@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -69,18 +70,39 @@ func FreePort(t testing.TB) int {
 	return FreePorts(t, 1)[0]
 }
 
-// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago: they are
-// held open together, so none repeats.
+// handedOut holds every port FreePorts returned in this process. A port is closed again when
+// FreePorts returns, and the kernel may offer it to the next caller (one that starts
+// PostgreSQL, say) before the first caller's server binds it: two servers of one test stack
+// would then share a port. FreePorts never returns a port twice.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago and that no
+// earlier call in this process returned: they are held open together, so none repeats.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("free port: %d of %d found; the others were handed out before", len(ports), n)
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("free port: %v", err)
 		}
 		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+		p := l.Addr().(*net.TCPAddr).Port
+		if !handedOut.ports[p] {
+			handedOut.ports[p] = true
+			ports = append(ports, p)
+		}
 	}
 	return ports
 }
