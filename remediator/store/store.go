@@ -327,13 +327,9 @@ func (s *Store) NewHeal(h *Heal, t Target, episodeKey string) error {
 func (s *Store) QueueNewHeal(h *Heal, t Target, episodeKey string) <-chan error {
 	seq := s.healSeq.Add(1)
 	h.ID = strconv.FormatUint(seq, 10)
-	heal, err := json.Marshal(h)
+	heal, target, err := encodeHeal(h, t)
 	if err != nil {
 		return failed(err)
-	}
-	target, err := json.Marshal(&t)
-	if err != nil {
-		return failed(fmt.Errorf("encode target %q: %w", t.Name, err))
 	}
 	episode, err := json.Marshal(Episode{State: EpisodeActing, HealID: h.ID, Updated: h.Started})
 	if err != nil {
@@ -344,6 +340,17 @@ func (s *Store) QueueNewHeal(h *Heal, t Target, episodeKey string) <-chan error 
 		{bucket: bucketTargets, key: []byte(t.Name), value: target},
 		{bucket: bucketEpisodes, key: []byte(episodeKey), value: episode},
 	}, func() { s.index.setActing(episodeKey) })
+}
+
+// encodeHeal encodes a heal and its target's record, which a heal's start and end store together.
+func encodeHeal(h *Heal, t Target) (heal, target []byte, err error) {
+	if heal, err = json.Marshal(h); err != nil {
+		return nil, nil, err
+	}
+	if target, err = json.Marshal(&t); err != nil {
+		return nil, nil, fmt.Errorf("encode target %q: %w", t.Name, err)
+	}
+	return heal, target, nil
 }
 
 // failed is the answer of a write that could not be queued.
@@ -380,13 +387,9 @@ func (s *Store) QueueFinishHeal(h *Heal, t Target, episodeKey, inboxKey string) 
 	if err != nil {
 		return failed(err)
 	}
-	heal, err := json.Marshal(h)
+	heal, target, err := encodeHeal(h, t)
 	if err != nil {
 		return failed(err)
-	}
-	target, err := json.Marshal(&t)
-	if err != nil {
-		return failed(fmt.Errorf("encode target %q: %w", t.Name, err))
 	}
 	r := &writeReq{keys: []string{episodeKey, inboxKey}, done: make(chan error, 1), fn: func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketHeals).Put(key, heal); err != nil {
