@@ -39,9 +39,6 @@ type LastHeal struct {
 	Started time.Time `json:"started"`
 }
 
-// Targets lists every known target by name.
-func (p *Pipeline) Targets() []TargetView { return p.TargetList(TargetPage{}).Targets }
-
 // TargetPage selects targets by name: those after After, at most Limit of them (0: all).
 type TargetPage struct {
 	After string

@@ -196,7 +196,7 @@ func TestBudgetSuspendsOnlyAfterTheLastHealFails(t *testing.T) {
 	h := newHarnessIn(t, t.TempDir(), yaml, firingProm("ServiceMemoryHigh"), runner)
 	h.deliver(alert("ServiceMemoryHigh", "c1", "firing"))
 	waitFor(t, func() bool { return len(runner.Calls()) == 1 })
-	h.p.Targets() // a read must not change the target's state
+	_ = h.p.TargetList(TargetPage{}) // a read must not change the target's state
 	if got := h.counter("suspended", "c1"); got != 0 {
 		t.Fatalf("suspended %v while the only allowed heal is still running", got)
 	}
@@ -316,7 +316,7 @@ func TestInterruptedHealIsNotRepeated(t *testing.T) {
 	if len(r2.Calls()) != 0 {
 		t.Fatalf("second action for the same episode: %v", r2.Calls())
 	}
-	tv := h2.p.Targets()
+	tv := h2.p.TargetList(TargetPage{}).Targets
 	if len(tv) != 1 || tv[0].AttemptsUsed != 1 {
 		t.Fatalf("targets = %+v, want the interrupted attempt counted", tv)
 	}
