@@ -444,3 +444,30 @@ func TestTargetSeriesPastTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// Alertmanager may never send an episode's resolve (send_resolved off, a lost notification):
+// when the same alert fires again with a later startsAt, the earlier episode is over, so the
+// target has one alert firing and only the later episode is healed.
+func TestRefiringAlertEndsItsEarlierEpisode(t *testing.T) {
+	h := newHarness(t, playbooks(t), quietProm())
+	if err := h.p.Pause("c1", 0, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	first := alert("ServiceMemoryHigh", "c1", "firing")
+	again := first
+	again.StartsAt = first.StartsAt.Add(10 * time.Minute)
+	h.deliver(first)
+	h.deliver(again)
+	h.idle()
+	if tv := h.p.TargetList(TargetPage{}).Targets; len(tv) != 1 || len(tv[0].Firing) != 1 {
+		t.Fatalf("targets = %+v, want c1 with one alert firing", tv)
+	}
+	if err := h.p.Resume("c1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(h.heals()) == 1 })
+	h.idle()
+	if hs := h.heals(); len(hs) != 1 || !hs[0].Alert.StartsAt.Equal(again.StartsAt) || len(h.runner.Calls()) != 1 {
+		t.Fatalf("heals = %+v, calls %v; want one, of the later episode", hs, h.runner.Calls())
+	}
+}

@@ -23,6 +23,11 @@ type Firing struct {
 // made of, not as 50 bytes of text, its since is the key's startsAt, and the alert name and
 // severity, few and repeated, are interned. Keys of any other form are held as they are.
 //
+// An alert (a fingerprint) has one episode at a time in Alertmanager: one that fires again
+// with a later startsAt has ended its earlier episode, whether or not its resolved
+// notification arrived (send_resolved off, a notification lost). So the set holds the latest
+// episode of each fingerprint only; an earlier one delivered late is not firing.
+//
 // A target usually has a few alerts firing, and a map of ten entries takes twice the memory of
 // a slice of them: up to fewFiring entries are held in a slice searched in order, more in a map.
 //
@@ -30,9 +35,9 @@ type Firing struct {
 // target only.
 type FiringSet struct {
 	// few holds the entries in the intake's form while there are at most fewFiring of them,
-	// byEpisode once there are more; never both.
-	few       []firingEntry
-	byEpisode map[episodeID]unique.Handle[firingAlert]
+	// byFingerprint once there are more; never both.
+	few           []firingEntry
+	byFingerprint map[uint64]firingEntry
 	// other holds the keys that are not in the intake's form, and any whose since is not the
 	// key's startsAt.
 	other map[string]Firing
@@ -54,24 +59,42 @@ type firingEntry struct {
 // fewFiring is the most entries held in a slice.
 const fewFiring = 32
 
-// find is the index of id in few, or -1.
-func (s FiringSet) find(id episodeID) int {
+// findFingerprint is the index in few of the fingerprint's episode, or -1.
+func (s FiringSet) findFingerprint(fp uint64) int {
 	for i := range s.few {
-		if s.few[i].id == id {
+		if s.few[i].id.fingerprint == fp {
 			return i
 		}
 	}
 	return -1
 }
 
-// setID records an entry in the intake's form.
+// lookup finds the episode held for id's fingerprint.
+func (s FiringSet) lookup(fp uint64) (firingEntry, bool) {
+	if s.byFingerprint != nil {
+		e, ok := s.byFingerprint[fp]
+		return e, ok
+	}
+	if i := s.findFingerprint(fp); i >= 0 {
+		return s.few[i], true
+	}
+	return firingEntry{}, false
+}
+
+// setID records an entry in the intake's form, unless a later episode of its fingerprint is
+// held; it replaces an earlier one.
 func (s *FiringSet) setID(id episodeID, a unique.Handle[firingAlert]) {
-	if s.byEpisode != nil {
-		s.byEpisode[id] = a
+	e := firingEntry{id: id, alert: a}
+	if s.byFingerprint != nil {
+		if old, ok := s.byFingerprint[id.fingerprint]; !ok || old.id.startsAt <= id.startsAt {
+			s.byFingerprint[id.fingerprint] = e
+		}
 		return
 	}
-	if i := s.find(id); i >= 0 {
-		s.few[i].alert = a
+	if i := s.findFingerprint(id.fingerprint); i >= 0 {
+		if s.few[i].id.startsAt <= id.startsAt {
+			s.few[i] = e
+		}
 		return
 	}
 	if len(s.few) < fewFiring {
@@ -82,24 +105,26 @@ func (s *FiringSet) setID(id episodeID, a unique.Handle[firingAlert]) {
 			copy(few, s.few)
 			s.few = few
 		}
-		s.few = append(s.few, firingEntry{id: id, alert: a})
+		s.few = append(s.few, e)
 		return
 	}
-	s.byEpisode = make(map[episodeID]unique.Handle[firingAlert], len(s.few)+1)
+	s.byFingerprint = make(map[uint64]firingEntry, len(s.few)+1)
 	for _, e := range s.few {
-		s.byEpisode[e.id] = e.alert
+		s.byFingerprint[e.id.fingerprint] = e
 	}
-	s.byEpisode[id] = a
+	s.byFingerprint[id.fingerprint] = e
 	s.few = nil
 }
 
-// deleteID removes an entry in the intake's form.
+// deleteID removes an entry in the intake's form, if that episode is the one held.
 func (s *FiringSet) deleteID(id episodeID) {
-	if s.byEpisode != nil {
-		delete(s.byEpisode, id)
+	if s.byFingerprint != nil {
+		if old, ok := s.byFingerprint[id.fingerprint]; ok && old.id == id {
+			delete(s.byFingerprint, id.fingerprint)
+		}
 		return
 	}
-	if i := s.find(id); i >= 0 {
+	if i := s.findFingerprint(id.fingerprint); i >= 0 && s.few[i].id == id {
 		last := len(s.few) - 1
 		s.few[i] = s.few[last]
 		s.few[last] = firingEntry{}
@@ -118,8 +143,8 @@ func (s FiringSet) ids() iter.Seq2[episodeID, unique.Handle[firingAlert]] {
 				return
 			}
 		}
-		for id, a := range s.byEpisode {
-			if !yield(id, a) {
+		for _, e := range s.byFingerprint {
+			if !yield(e.id, e.alert) {
 				return
 			}
 		}
@@ -171,7 +196,7 @@ func (id episodeID) key() string {
 }
 
 // Len is the number of alerts firing.
-func (s FiringSet) Len() int { return len(s.few) + len(s.byEpisode) + len(s.other) }
+func (s FiringSet) Len() int { return len(s.few) + len(s.byFingerprint) + len(s.other) }
 
 // IsZero reports whether nothing fires (the state file then leaves the set out).
 func (s FiringSet) IsZero() bool { return s.Len() == 0 }
@@ -179,7 +204,7 @@ func (s FiringSet) IsZero() bool { return s.Len() == 0 }
 // Has reports whether the episode fires.
 func (s FiringSet) Has(episode string) bool {
 	if id, ok := parseEpisode(episode); ok {
-		if _, ok := s.byEpisode[id]; ok || s.find(id) >= 0 {
+		if e, ok := s.lookup(id.fingerprint); ok && e.id == id {
 			return true
 		}
 	}
