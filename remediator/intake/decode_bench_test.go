@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
-	"github.com/selfheal/selfheal/remediator/loadtest"
 	. "github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/loadtest"
 )
 
 // benchBody is the intake benchmark's notification: two alerts with real labels and annotations.
