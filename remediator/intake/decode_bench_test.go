@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 
-	. "github.com/selfheal/selfheal/remediator/intake"
+	"github.com/selfheal/selfheal/remediator/intake"
 	"github.com/selfheal/selfheal/remediator/loadtest"
 )
 
@@ -22,7 +22,7 @@ func benchBody() []byte {
 func BenchmarkDecode(b *testing.B) {
 	body := benchBody()
 	for b.Loop() {
-		if _, err := Decode(body); err != nil {
+		if _, err := intake.Decode(body); err != nil {
 			b.Fatal(err)
 		}
 	}
