@@ -382,3 +382,39 @@ func TestPruneHoldsRepeatsBack(t *testing.T) {
 		t.Fatal("a failed write left its episode unsettled")
 	}
 }
+
+// A fleet's targets arrive in bursts of neighbouring names; their pages must not be left half
+// empty, as bbolt's split at half full would (every page of the file read is resident memory).
+func TestTargetRecordsArePacked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for batch := range 20 {
+		var ts []Target
+		for i := range 500 {
+			ts = append(ts, Target{Name: fmt.Sprintf("svc-%05d", batch*500+i), Playbook: "memory-high", State: "firing"})
+		}
+		if err := s.Apply(ts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, FileName), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		st := tx.Bucket(bucketTargets).Stats()
+		if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); st.KeyN != 10000 || fill < 0.8 {
+			t.Errorf("%d targets on %d leaf pages, %.0f%% of their bytes in use; want at least 80%%", st.KeyN, st.LeafPageN, 100*fill)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
