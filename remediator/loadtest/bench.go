@@ -88,49 +88,59 @@ func intakeRun(receiver string, d *Delivery, alerts int) IntakeRun {
 
 // MeasureIntake drives the bare handler, the durable bare handler and a real remediator
 // (webhook, store in dir, pipeline, http steps running heals) with the same driver, the same
-// bodies, and the same number of senders, in turns in this process (see Interleave).
-func MeasureIntake(dir string, senders, notifications int) (bare, durable, rem IntakeRun, err error) {
+// bodies, and the same number of senders, in turns in this process (see Interleave). A second
+// remediator whose playbook matches none of the alerts takes its turns too: its webhook does
+// the same work, its pipeline only records that nothing matched, so the two remediator rows
+// tell the cost of the intake path from the cost of the decisions and heals beside it.
+func MeasureIntake(dir string, senders, notifications int) (runs [4]IntakeRun, err error) {
 	rec := &Recovery{Delay: 100 * time.Millisecond}
 	endpoint := httptest.NewServer(rec)
 	defer endpoint.Close()
-	r, err := Start(Options{Dir: dir, Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
+	r, err := Start(Options{Dir: filepath.Join(dir, "matched"), Playbooks: fmt.Sprintf(benchPlaybooks, endpoint.URL), Token: "bench-token"})
 	if err != nil {
-		return bare, durable, rem, err
+		return runs, err
 	}
 	defer r.Stop()
+	unmatchedPlaybooks := strings.Replace(fmt.Sprintf(benchPlaybooks, endpoint.URL), `alertname="BenchMemoryHigh"`, `alertname="NoBenchAlert"`, 1)
+	u, err := Start(Options{Dir: filepath.Join(dir, "unmatched"), Playbooks: unmatchedPlaybooks, Token: "bench-token"})
+	if err != nil {
+		return runs, err
+	}
+	defer u.Stop()
 	bareURL, stopBare, err := ServeBare()
 	if err != nil {
-		return bare, durable, rem, err
+		return runs, err
 	}
 	defer stopBare()
 	dh, closeLog, err := DurableBareHandler(filepath.Join(dir, "durable-bare.log"))
 	if err != nil {
-		return bare, durable, rem, err
+		return runs, err
 	}
 	defer closeLog()
 	durableURL, stopDurable, err := Serve(dh)
 	if err != nil {
-		return bare, durable, rem, err
+		return runs, err
 	}
 	defer stopDurable()
 
-	// Warm both up (connections, caches, the database file's first pages).
+	posts := []func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), PostTo(durableURL, ""), r.Post, u.Post}
+	// Warm them up (connections, caches, the database file's first pages).
 	warm := benchBodies("warm-"+strconv.Itoa(senders), 500, 200)
-	Deliver(PostTo(bareURL, ""), warm, senders)
-	Deliver(PostTo(durableURL, ""), warm, senders)
-	Deliver(r.Post, warm, senders)
+	for _, post := range posts {
+		Deliver(post, warm, senders)
+	}
 
 	tag := fmt.Sprintf("s%d", senders)
 	bodies := benchBodies(tag, notifications, 500)
 	runtime.GC()
 	callsBefore := rec.Calls()
-	ds := Interleave([]func(*http.Client, []byte) (int, string, error){PostTo(bareURL, ""), PostTo(durableURL, ""), r.Post}, bodies, senders, benchRounds)
-	bare = intakeRun("bare", ds[0], 2*notifications)
-	durable = intakeRun("bare+fsync", ds[1], 2*notifications)
-	rem = intakeRun("remediator", ds[2], 2*notifications)
-	bare.Senders, durable.Senders, rem.Senders = senders, senders, senders
-	rem.HealsDuring = rec.Calls() - callsBefore
-	return bare, durable, rem, nil
+	ds := Interleave(posts, bodies, senders, benchRounds)
+	for i, name := range []string{"bare", "bare+fsync", "remediator", "remediator, nothing matches"} {
+		runs[i] = intakeRun(name, ds[i], 2*notifications)
+		runs[i].Senders = senders
+	}
+	runs[2].HealsDuring = rec.Calls() - callsBefore
+	return runs, nil
 }
 
 // MeasureRepeat drives the bare handler and a real remediator with one notification repeated,

@@ -64,6 +64,9 @@ func Start(o Options) (*Remediator, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, err
+	}
 	cfgFile := filepath.Join(o.Dir, "playbooks.yml")
 	if err := os.WriteFile(cfgFile, []byte(o.Playbooks), 0o600); err != nil {
 		return nil, err

@@ -62,11 +62,11 @@ func run(out, binary string, notifications int, senders, repeatSenders []int, sa
 	}
 	for _, s := range senders {
 		fmt.Fprintf(os.Stderr, "intake, %d senders, %d notifications ...\n", s, notifications)
-		bare, durable, rem, err := loadtest.MeasureIntake(dir(fmt.Sprint("intake-", s)), s, notifications)
+		runs, err := loadtest.MeasureIntake(dir(fmt.Sprint("intake-", s)), s, notifications)
 		if err != nil {
 			return err
 		}
-		rep.Intake = append(rep.Intake, [3]loadtest.IntakeRun{bare, durable, rem})
+		rep.Intake = append(rep.Intake, runs)
 	}
 	for _, s := range repeatSenders {
 		fmt.Fprintf(os.Stderr, "repeats, %d senders, %d notifications ...\n", s, notifications)
