@@ -2,7 +2,9 @@ package alertmanager
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/services/pager"
 )
 
 const configFile = "alertmanager.yml"
@@ -267,5 +270,47 @@ func TestAlertmanagerDeliversAsRouted(t *testing.T) {
 				t.Errorf("the remediator was sent its own alert %v", a.Labels)
 			}
 		}
+	}
+}
+
+// TestPagerHearsWhatPeopleAreTold runs the real Alertmanager with the shipped configuration and
+// the demo stack's pager behind its people's receivers (as docker-compose.yml wires them): a
+// failed heal reaches the pager as both oncall and chat, and the remediator's webhook is not
+// bothered with it.
+func TestPagerHearsWhatPeopleAreTold(t *testing.T) {
+	p, err := pager.New(pager.Config{Receivers: []string{"oncall", "chat"}, Keep: 100, MaxBodyBytes: 1 << 20}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := httptest.NewServer(p.Handler())
+	defer pg.Close()
+	remediator := testutil.StartReceiver(t)
+	tokenFile := filepath.Join(t.TempDir(), "webhook-token")
+	if err := os.WriteFile(tokenFile, []byte("test-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	am := testutil.StartAlertmanager(t, testConfig(t, remediator.URL+"/webhook", pg.URL+"/oncall", pg.URL+"/chat", tokenFile))
+	failed := map[string]string{"alertname": "RemediationFailed", "severity": "critical", "target": "user-service",
+		"playbook": "memory-leak", "original_alertname": "ServiceMemoryHigh", "job": "remediator", "instance": "remediator:9096"}
+	postAlerts(t, am, postedAlert{Labels: failed, Annotations: map[string]string{"summary": "heal of user-service failed"}, StartsAt: time.Now()})
+	heard := func(receiver string) bool {
+		var got struct {
+			Pages []pager.Page `json:"pages"`
+		}
+		testutil.GetJSON(t, pg.URL+"/api/v1/pages?receiver="+receiver, &got)
+		for _, pg := range got.Pages {
+			for _, a := range pg.Alerts {
+				if a.Status == "firing" && a.Labels["alertname"] == "RemediationFailed" && a.Labels["target"] == "user-service" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !testutil.Poll(30*time.Second, 100*time.Millisecond, func() bool { return heard("oncall") && heard("chat") }) {
+		t.Fatalf("the failed heal reached the pager as oncall %v, as chat %v; want both", heard("oncall"), heard("chat"))
+	}
+	if n := len(remediator.Notifications()); n != 0 {
+		t.Errorf("the remediator was sent %d notifications of its own alert", n)
 	}
 }

@@ -20,6 +20,8 @@ import (
 const (
 	promURL = "http://127.0.0.1:9090"
 	remURL  = "http://127.0.0.1:9096"
+	// The shipped pager, behind Alertmanager's oncall and chat receivers.
+	pagerURL = "http://127.0.0.1:9097"
 )
 
 // TestComposeStack starts the shipped stack, checks it is whole, heals README scenarios through

@@ -1,17 +1,15 @@
 package compose
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/selfheal/selfheal/internal/testutil"
+	"github.com/selfheal/selfheal/services/pager"
 )
 
 // heal is one entry of the remediator's heal history (GET /api/v1/heals).
@@ -260,18 +258,17 @@ func unhealable(t *testing.T, s *stack, tl *timeline, token string) {
 			return
 		}
 	}
-	oncall := after["oncall-webhook"]
 	ok := observe(t, tl, 14*time.Minute, func([]heal) bool {
 		if tl.Done.IsZero() && targetSuspended(t, tl.Target) {
 			tl.Done = time.Now()
 		}
-		if tl.Escalated.IsZero() && escalated(t, oncall, tl.Target) {
+		if tl.Escalated.IsZero() && escalated(t, tl.Target) {
 			tl.Escalated = time.Now()
 		}
 		return !tl.Done.IsZero() && !tl.Escalated.IsZero()
 	})
 	if !ok {
-		fail(t, tl, "within 14m: suspended %v, RemediatorBudgetExhausted at the oncall receiver %v", !tl.Done.IsZero(), !tl.Escalated.IsZero())
+		fail(t, tl, "within 14m: suspended %v, RemediatorBudgetExhausted at the pager as oncall %v", !tl.Done.IsZero(), !tl.Escalated.IsZero())
 		return
 	}
 	tl.Note = fmt.Sprintf("%d heals, all failed, before the suspension", len(healsSince(t, tl.Target, tl.Injected)))
@@ -341,30 +338,18 @@ func targetSuspended(t *testing.T, target string) bool {
 	return false
 }
 
-// escalated reports whether the on-call webhook has received RemediatorBudgetExhausted for target.
-func escalated(t *testing.T, container, target string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := testutil.DockerCLI(ctx, "logs", container)
-	if err != nil {
-		t.Logf("on-call webhook log: %v", err)
+// escalated reports whether the shipped pager has received RemediatorBudgetExhausted for target
+// through Alertmanager's oncall receiver.
+func escalated(t *testing.T, target string) bool {
+	var got struct {
+		Pages []pager.Page `json:"pages"`
+	}
+	if err := getJSON(pagerURL+"/api/v1/pages?receiver=oncall", &got); err != nil {
+		t.Logf("pager: %v", err)
 		return false
 	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var n struct {
-			Receiver string `json:"receiver"`
-			Status   string `json:"status"`
-			Alerts   []struct {
-				Status string            `json:"status"`
-				Labels map[string]string `json:"labels"`
-			} `json:"alerts"`
-		}
-		if json.Unmarshal(sc.Bytes(), &n) != nil || n.Receiver != "oncall" {
-			continue
-		}
-		for _, a := range n.Alerts {
+	for _, p := range got.Pages {
+		for _, a := range p.Alerts {
 			if a.Status == "firing" && a.Labels["alertname"] == "RemediatorBudgetExhausted" && a.Labels["target"] == target {
 				return true
 			}

@@ -11,7 +11,7 @@ import (
 )
 
 // timeline is what one scenario measured from the outside: Prometheus' alert state, the
-// remediator's heal history and target state, and the on-call webhook.
+// remediator's heal history and target state, and the pager behind the oncall receiver.
 type timeline struct {
 	Scenario  string
 	Target    string
@@ -22,7 +22,7 @@ type timeline struct {
 	Firing    time.Time // the alert first seen firing in Prometheus
 	HealStart time.Time // the first heal of the target after the injection started
 	Done      time.Time // the heal ended healed, or the target was suspended
-	Escalated time.Time // the on-call webhook received the escalation
+	Escalated time.Time // the pager received the escalation as oncall
 }
 
 // since renders t as seconds after the injection.
@@ -58,7 +58,7 @@ func writeDoc(s *stack, tls []*timeline, total time.Duration, passed bool) error
 	b.WriteString("run. It starts the shipped `docker-compose.yml` unchanged, with its intervals (5 s scrapes and\n")
 	b.WriteString("evaluations, Alertmanager's 5 s group wait), injects the README's faults with the README's commands and\n")
 	b.WriteString("times, from the outside, how the loop reacted: Prometheus' alerts, the remediator's heal history and\n")
-	b.WriteString("target states, and the webhook behind Alertmanager's `oncall` receiver.\n\n")
+	b.WriteString("target states, and the shipped pager behind Alertmanager's `oncall` receiver.\n\n")
 	fmt.Fprintf(&b, "Run: %s, result: %s, total %s (image builds and stack start included).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), map[bool]string{true: "passed", false: "FAILED"}[passed], total.Round(time.Second))
 	b.WriteString("## Machine\n\n")
@@ -66,7 +66,7 @@ func writeDoc(s *stack, tls []*timeline, total time.Duration, passed bool) error
 	b.WriteString("\n## Timeline\n\n")
 	b.WriteString("Seconds after the injection. *firing*: the alert first seen firing in Prometheus (polled every second);\n")
 	b.WriteString("*heal starts*: the first heal of the target; *healed / suspended*: the heal ended healed, or the target\n")
-	b.WriteString("was suspended with its budget spent; *escalated*: RemediatorBudgetExhausted reached the `oncall` webhook.\n\n")
+	b.WriteString("was suspended with its budget spent; *escalated*: RemediatorBudgetExhausted reached the pager as `oncall`.\n\n")
 	b.WriteString(table(tls))
 	b.WriteString("\n## How the test stack differs from the shipped one\n\n")
 	b.WriteString("- Images are built here, nothing is pulled, and all carry test-only names (`selfheal-test/...`), set by a\n")
@@ -77,7 +77,6 @@ func writeDoc(s *stack, tls []*timeline, total time.Duration, passed bool) error
 	b.WriteString("- The socket proxy is a stand-in (`e2e/compose/socketproxy`): it enforces the same per-client\n")
 	b.WriteString("  `socket-proxy.allow.*` label allowlists as wollomatic/socket-proxy, whose image cannot be built here.\n")
 	b.WriteString("- Grafana is not started (its image cannot be had here); nothing depends on it.\n")
-	b.WriteString("- A webhook in Alertmanager's network namespace answers the shipped `oncall` URL and records escalations.\n")
 	b.WriteString("- Three chains run at once: pool exhaustion then CPU exhaustion on order-service; the unflushable\n")
 	b.WriteString("  leak on payment-service; the partition of payment-service-2, then the unhealable user-service (whose\n")
 	b.WriteString("  500s would stop the traffic the partition's rerouting is checked on). With one heal at a time\n")

@@ -1,5 +1,7 @@
 // Command demo-service runs one demo service (user-service, order-service, payment-service:
-// the same program under different names) or, as `demo-service loadgen`, the load generator.
+// the same program under different names), as `demo-service loadgen` the load generator, or as
+// `demo-service pager` the stand-in for a paging integration that Alertmanager's human
+// receivers post to.
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/selfheal/selfheal/internal/probe"
 	"github.com/selfheal/selfheal/services/demo"
 	"github.com/selfheal/selfheal/services/loadgen"
+	"github.com/selfheal/selfheal/services/pager"
 )
 
 func main() {
@@ -31,6 +34,8 @@ func main() {
 		cfg      demo.Config
 		memLimit units.Base2Bytes
 		lcfg     loadgen.Config
+		pcfg     pager.Config
+		pMaxBody units.Base2Bytes
 	)
 	logCfg := &promslog.Config{}
 	promslogflag.AddFlags(app, logCfg)
@@ -39,6 +44,7 @@ func main() {
 	serve.Flag("cgroup.root", "Root under which /proc and /sys/fs/cgroup are read (for tests).").
 		Hidden().Default("/").StringVar(&cfg.CgroupRoot)
 	lg := app.Command("loadgen", "Send steady traffic to demo services.")
+	pg := app.Command("pager", "Receive Alertmanager's notifications for people and log them (it pages nobody).")
 	addFlags([]envFlag{
 		{serve, "service.name", "SERVICE_NAME", "demo-service", "Name of this service (user-service, order-service, payment-service).", &cfg.Service},
 		{serve, "web.listen-address", "LISTEN_ADDR", ":8080", "Address to listen on.", &cfg.ListenAddress},
@@ -56,6 +62,10 @@ func main() {
 		{lg, "concurrency", "LOADGEN_CONCURRENCY", "20", "Requests in flight per target at most; ticks beyond it are skipped and counted.", &lcfg.Concurrency},
 		{lg, "timeout", "LOADGEN_TIMEOUT", "5s", "Timeout of one request.", &lcfg.Timeout},
 		{lg, "web.listen-address", "LOADGEN_LISTEN_ADDR", ":8089", "Address to serve the load generator's /metrics on.", &lcfg.ListenAddress},
+		{pg, "web.listen-address", "PAGER_LISTEN_ADDR", ":9097", "Address to listen on.", &pcfg.ListenAddress},
+		{pg, "receiver", "PAGER_RECEIVERS", "oncall,chat", "Receiver names taken as POST /NAME; repeat for several (PAGER_RECEIVERS: comma list).", &pcfg.Receivers},
+		{pg, "keep", "PAGER_KEEP", "200", "Notifications GET /api/v1/pages remembers.", &pcfg.Keep},
+		{pg, "max-body-bytes", "PAGER_MAX_BODY_BYTES", "1MiB", "Largest notification accepted.", &pMaxBody},
 	})
 
 	hc := app.Command("healthcheck", "Exit 0 when a URL answers 2xx (the container healthcheck; the image has no curl).")
@@ -86,6 +96,10 @@ func main() {
 	case lg.FullCommand():
 		lcfg.Targets = loadgen.SplitTargets(lcfg.Targets)
 		err = loadgen.Run(ctx, lcfg, logger, reg, reg)
+	case pg.FullCommand():
+		pcfg.Receivers = loadgen.SplitTargets(pcfg.Receivers) // the same comma lists as LOADGEN_TARGETS
+		pcfg.MaxBodyBytes = int64(pMaxBody)
+		err = pager.Run(ctx, pcfg, logger.With("service", "pager"))
 	}
 	if err != nil {
 		logger.Error("exiting", "err", err)
