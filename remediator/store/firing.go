@@ -23,10 +23,12 @@ type Firing struct {
 // made of, not as 50 bytes of text, its since is the key's startsAt, and the alert name and
 // severity, few and repeated, are interned. Keys of any other form are held as they are.
 //
-// An alert (a fingerprint) has one episode at a time in Alertmanager: one that fires again
-// with a later startsAt has ended its earlier episode, whether or not its resolved
-// notification arrived (send_resolved off, a notification lost). So the set holds the latest
-// episode of each fingerprint only; an earlier one delivered late is not firing.
+// An alert (a fingerprint) has one episode at a time in Alertmanager, so the set holds one per
+// fingerprint: the one delivered last. One that fires again with a later startsAt has ended its
+// earlier episode, whether or not its resolved notification arrived (send_resolved off, a
+// notification lost); and when Alertmanager merges the same alert from two Prometheus servers
+// it keeps the earliest startsAt, so the alert's startsAt may also move back. Either way the
+// notification delivered last names the episode that its resolve will name.
 //
 // A target usually has a few alerts firing, and a map of ten entries takes twice the memory of
 // a slice of them: up to fewFiring entries are held in a slice searched in order, more in a map.
@@ -81,20 +83,15 @@ func (s FiringSet) lookup(fp uint64) (firingEntry, bool) {
 	return firingEntry{}, false
 }
 
-// setID records an entry in the intake's form, unless a later episode of its fingerprint is
-// held; it replaces an earlier one.
+// setID records an entry in the intake's form, in place of any other episode of its fingerprint.
 func (s *FiringSet) setID(id episodeID, a unique.Handle[firingAlert]) {
 	e := firingEntry{id: id, alert: a}
 	if s.byFingerprint != nil {
-		if old, ok := s.byFingerprint[id.fingerprint]; !ok || old.id.startsAt <= id.startsAt {
-			s.byFingerprint[id.fingerprint] = e
-		}
+		s.byFingerprint[id.fingerprint] = e
 		return
 	}
 	if i := s.findFingerprint(id.fingerprint); i >= 0 {
-		if s.few[i].id.startsAt <= id.startsAt {
-			s.few[i] = e
-		}
+		s.few[i] = e
 		return
 	}
 	if len(s.few) < fewFiring {

@@ -194,10 +194,12 @@ func TestFiringSetAcrossItsSizes(t *testing.T) {
 	}
 }
 
-// An alert fires one episode at a time: a later startsAt of its fingerprint ends the earlier
-// episode, even when its resolved notification never came, and an earlier one delivered late
-// is not firing. Both in the slice and in the map the set moves to past fewFiring.
-func TestFiringSetHoldsTheLatestEpisodeOfAnAlert(t *testing.T) {
+// An alert fires one episode at a time, and the set holds the one delivered last: a later
+// startsAt ends the earlier episode, even when its resolved notification never came, and an
+// earlier startsAt (Alertmanager merging the alert from two Prometheus servers keeps the
+// earliest) takes its place too; only the held episode's resolve removes it. Both in the slice
+// and in the map the set moves to past fewFiring.
+func TestFiringSetHoldsTheEpisodeDeliveredLast(t *testing.T) {
 	at := time.Date(2026, 11, 25, 19, 14, 9, 0, time.UTC)
 	key := func(fp int, starts time.Time) string {
 		return verify.EpisodeKey(template.Alert{Fingerprint: fmt.Sprintf("%016x", fp), StartsAt: starts})
@@ -207,24 +209,24 @@ func TestFiringSetHoldsTheLatestEpisodeOfAnAlert(t *testing.T) {
 		for i := range others {
 			s.Set(key(100+i, at), Firing{Alertname: "Other", Since: at})
 		}
-		first, later, earlier := key(1, at), key(1, at.Add(time.Hour)), key(1, at.Add(-time.Hour))
+		first, later, merged := key(1, at), key(1, at.Add(time.Hour)), key(1, at.Add(-time.Minute))
 		s.Set(first, Firing{Alertname: "A", Since: at})
 		s.Set(later, Firing{Alertname: "A", Since: at.Add(time.Hour)})
 		if s.Has(first) || !s.Has(later) || s.Len() != others+1 {
 			t.Fatalf("%d others: after a later episode: has first %v, has later %v, len %d", others, s.Has(first), s.Has(later), s.Len())
 		}
-		s.Set(earlier, Firing{Alertname: "A", Since: at.Add(-time.Hour)})
-		if s.Has(earlier) || !s.Has(later) || s.Len() != others+1 {
-			t.Fatalf("%d others: after a late earlier episode: has earlier %v, has later %v, len %d", others, s.Has(earlier), s.Has(later), s.Len())
-		}
-		// The earlier episode's resolve, arriving late, leaves the later one firing.
+		// The resolve of an episode no longer held leaves the held one firing.
 		s.Delete(first)
 		if !s.Has(later) || s.Len() != others+1 {
 			t.Fatalf("%d others: the earlier episode's resolve removed the later one", others)
 		}
-		s.Delete(later)
-		if s.Has(later) || s.Len() != others {
-			t.Fatalf("%d others: after its resolve: has %v, len %d", others, s.Has(later), s.Len())
+		s.Set(merged, Firing{Alertname: "A", Since: at.Add(-time.Minute)})
+		if s.Has(later) || !s.Has(merged) || s.Len() != others+1 {
+			t.Fatalf("%d others: after an earlier startsAt: has later %v, has merged %v, len %d", others, s.Has(later), s.Has(merged), s.Len())
+		}
+		s.Delete(merged)
+		if s.Has(merged) || s.Len() != others {
+			t.Fatalf("%d others: after its resolve: has %v, len %d", others, s.Has(merged), s.Len())
 		}
 	}
 }
