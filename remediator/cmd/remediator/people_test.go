@@ -62,8 +62,8 @@ func shippedAlertmanagerConfig(t *testing.T, remediatorURL, oncallURL, chatURL, 
 	return deriveAlertmanagerConfig(t,
 		replacement{`http://remediator:9096/webhook`, remediatorURL + "/webhook"},
 		replacement{`credentials_file: \S+`, "credentials_file: " + tokenFile},
-		replacement{`http://127.0.0.1:5001/oncall`, oncallURL},
-		replacement{`http://127.0.0.1:5002/chat`, chatURL},
+		replacement{`http://pager:9097/oncall`, oncallURL},
+		replacement{`http://pager:9097/chat`, chatURL},
 	)
 }
 
