@@ -298,8 +298,8 @@ func TestPagerHearsWhatPeopleAreTold(t *testing.T) {
 			Pages []pager.Page `json:"pages"`
 		}
 		testutil.GetJSON(t, pg.URL+"/api/v1/pages?receiver="+receiver, &got)
-		for _, pg := range got.Pages {
-			for _, a := range pg.Alerts {
+		for _, page := range got.Pages {
+			for _, a := range page.Alerts {
 				if a.Status == "firing" && a.Labels["alertname"] == "RemediationFailed" && a.Labels["target"] == "user-service" {
 					return true
 				}

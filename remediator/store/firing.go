@@ -71,7 +71,7 @@ func (s FiringSet) findFingerprint(fp uint64) int {
 	return -1
 }
 
-// lookup finds the episode held for id's fingerprint.
+// lookup finds the episode held for the fingerprint.
 func (s FiringSet) lookup(fp uint64) (firingEntry, bool) {
 	if s.byFingerprint != nil {
 		e, ok := s.byFingerprint[fp]

@@ -128,7 +128,11 @@ func (p *Pager) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes))
 	if err != nil {
-		http.Error(w, "reading the notification: "+err.Error(), http.StatusRequestEntityTooLarge)
+		status := http.StatusBadRequest
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		http.Error(w, "reading the notification: "+err.Error(), status)
 		return
 	}
 	var n struct {
